@@ -1,0 +1,42 @@
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using OpenIddict.Abstractions;
+
+namespace Identity.Server.Account.Pages;
+
+/// <summary>
+/// Shows what a client asks for and posts the user's decision, with the original authorization request, back to
+/// /connect/authorize, which validates the request again and checks the antiforgery token.
+/// </summary>
+[Authorize]
+public sealed class ConsentModel(IOpenIddictApplicationManager applications) : PageModel
+{
+    static readonly Dictionary<string, string> Descriptions = new(StringComparer.Ordinal)
+    {
+        [OpenIddictConstants.Scopes.OpenId] = "Sign you in",
+        [OpenIddictConstants.Scopes.Profile] = "See your name",
+        [OpenIddictConstants.Scopes.Email] = "See your email address",
+        [OpenIddictConstants.Scopes.Roles] = "See your roles",
+        [OpenIddictConstants.Scopes.OfflineAccess] = "Stay signed in when you are not using it",
+    };
+
+    public string ApplicationName { get; private set; } = "";
+    public IReadOnlyList<string> Requests { get; private set; } = [];
+    public IReadOnlyList<KeyValuePair<string, string?>> Parameters { get; private set; } = [];
+
+    public async Task<IActionResult> OnGetAsync()
+    {
+        var application = await applications.FindByClientIdAsync(Request.Query[OpenIddictConstants.Parameters.ClientId].ToString());
+        if (application is null)
+            return BadRequest();
+
+        ApplicationName = await applications.GetLocalizedDisplayNameAsync(application) ?? await applications.GetClientIdAsync(application) ?? "";
+        Requests = Request.Query[OpenIddictConstants.Parameters.Scope].ToString()
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(s => Descriptions.GetValueOrDefault(s, $"Use {s}"))
+            .ToList();
+        Parameters = Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string?>(p.Key, v))).ToList();
+        return Page();
+    }
+}

@@ -1,0 +1,42 @@
+namespace Identity.Server.Clients;
+
+/// <summary>What the server makes sure exists at start: bound from the "Identity" section.</summary>
+public sealed class SeedOptions
+{
+    public const string Section = "Identity";
+
+    public AdminOptions Admin { get; set; } = new();
+    public List<ScopeOptions> Scopes { get; set; } = [];
+    public List<ClientOptions> Clients { get; set; } = [];
+}
+
+public sealed class AdminOptions
+{
+    public string? Email { get; set; }
+    public string? Password { get; set; }
+}
+
+/// <summary>A downstream API scope; its resources are the audiences of the access tokens that carry it.</summary>
+public sealed class ScopeOptions
+{
+    public string Name { get; set; } = "";
+    public string? DisplayName { get; set; }
+    public List<string> Resources { get; set; } = [];
+}
+
+public sealed class ClientOptions
+{
+    public string ClientId { get; set; } = "";
+
+    /// <summary>Absent for a public client (a browser or native app), which must then use PKCE.</summary>
+    public string? ClientSecret { get; set; }
+
+    public string? DisplayName { get; set; }
+    public List<string> GrantTypes { get; set; } = [];
+    public List<string> RedirectUris { get; set; } = [];
+    public List<string> PostLogoutRedirectUris { get; set; } = [];
+    public List<string> Scopes { get; set; } = [];
+
+    /// <summary>implicit (trusted first-party app, no consent screen) or explicit (the user approves once).</summary>
+    public string ConsentType { get; set; } = "explicit";
+}

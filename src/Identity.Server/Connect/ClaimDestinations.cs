@@ -1,0 +1,35 @@
+using System.Security.Claims;
+using OpenIddict.Abstractions;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Identity.Server.Connect;
+
+/// <summary>
+/// The one switch that decides which claim goes into which token. Access tokens carry the user's identity for APIs;
+/// the identity token (and so userinfo) carries only what the granted scopes allow. Anything not listed goes nowhere,
+/// so an internal claim (security stamp, ...) can never leak into a token.
+/// </summary>
+public static class ClaimDestinations
+{
+    public const string Roles = "roles";
+    public const string IdentityProvider = "idp";
+
+    public static IEnumerable<string> For(Claim claim) => claim.Type switch
+    {
+        Claims.Subject or Claims.AuthenticationMethodReference or IdentityProvider
+            => [Destinations.AccessToken, Destinations.IdentityToken],
+        Claims.Name when Has(claim, Scopes.Profile) => [Destinations.AccessToken, Destinations.IdentityToken],
+        Claims.Email or Claims.EmailVerified when Has(claim, Scopes.Email) => [Destinations.AccessToken, Destinations.IdentityToken],
+        Roles when Has(claim, Scopes.Roles) => [Destinations.AccessToken, Destinations.IdentityToken],
+        Claims.Name or Claims.Email or Claims.EmailVerified or Roles => [Destinations.AccessToken],
+        _ => [],
+    };
+
+    static bool Has(Claim claim, string scope) => claim.Subject?.HasScope(scope) == true;
+}
+
+/// <summary>Authentication method references (RFC 8176) the server puts in the amr claim.</summary>
+public static class AuthenticationMethods
+{
+    public const string Password = "pwd";
+}

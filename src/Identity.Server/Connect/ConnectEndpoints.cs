@@ -1,0 +1,165 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Identity.Server.Account;
+using Identity.Server.Data;
+using Microsoft.AspNetCore;
+using Microsoft.AspNetCore.Antiforgery;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Identity;
+using OpenIddict.Abstractions;
+using OpenIddict.Server.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Identity.Server.Connect;
+
+/// <summary>
+/// The passthrough endpoints of the OpenIddict server. OpenIddict has validated the request (client, redirect_uri,
+/// PKCE, scopes) before these run; they decide who the user is and hand a principal back to OpenIddict.
+/// </summary>
+public static class ConnectEndpoints
+{
+    const string ConsentField = "consent";
+
+    public static IEndpointRouteBuilder MapConnect(this IEndpointRouteBuilder app)
+    {
+        app.MapMethods("/connect/authorize", ["GET", "POST"], Authorize);
+        app.MapPost("/connect/token", Token);
+        app.MapMethods("/connect/userinfo", ["GET", "POST"], UserInfo);
+        app.MapMethods("/connect/endsession", ["GET", "POST"], EndSession);
+        return app;
+    }
+
+    static async Task<IResult> Authorize(HttpContext http, UserManager<User> users, IOpenIddictApplicationManager applications,
+        IOpenIddictAuthorizationManager authorizations, PrincipalFactory factory, IAntiforgery antiforgery)
+    {
+        var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
+        var session = await http.AuthenticateAsync(IdentityConstants.ApplicationScheme);
+        var user = session.Succeeded ? await users.GetUserAsync(session.Principal) : null;
+
+        if (user is null || request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request))
+        {
+            if (request.HasPromptValue(PromptValues.None))
+                return Forbid(Errors.LoginRequired, "The user is not logged in.");
+
+            // Back to this endpoint after login, without prompt=login so the login is not asked for again.
+            var back = http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt));
+            return Results.Challenge(new AuthenticationProperties { RedirectUri = back }, [IdentityConstants.ApplicationScheme]);
+        }
+
+        var application = await applications.FindByClientIdAsync(request.ClientId!)
+            ?? throw new InvalidOperationException("The client was validated by OpenIddict but no longer exists.");
+
+        if (await applications.HasConsentTypeAsync(application, ConsentTypes.Explicit))
+        {
+            var consented = await authorizations.FindAsync(user.Id, await applications.GetIdAsync(application),
+                Statuses.Valid, AuthorizationTypes.Permanent, request.GetScopes()).AnyAsync();
+            var decision = http.Request.HasFormContentType ? http.Request.Form[ConsentField].ToString() : "";
+
+            if (decision is "accept" or "deny")
+            {
+                // The decision must come from our consent page in this user's browser, not from a forged form.
+                if (!await antiforgery.IsRequestValidAsync(http))
+                    return Forbid(Errors.AccessDenied, "The consent form has expired; try again.");
+                if (decision == "deny")
+                    return Forbid(Errors.AccessDenied, "The user denied the request.");
+
+                var consentPrincipal = await factory.ForUserAsync(user, request.GetScopes(), []);
+                await authorizations.CreateAsync(consentPrincipal, user.Id, (await applications.GetIdAsync(application))!,
+                    AuthorizationTypes.Permanent, request.GetScopes());
+            }
+            else if (!consented || request.HasPromptValue(PromptValues.Consent))
+            {
+                if (request.HasPromptValue(PromptValues.None))
+                    return Forbid(Errors.ConsentRequired, "Interactive consent is required.");
+                return Results.Redirect("/Account/Consent" + QueryString.Create(RequestParameters(http, ConsentField)));
+            }
+        }
+
+        // No authorization id is attached: OpenIddict creates an ad-hoc authorization per sign-in, which is the
+        // session its tokens belong to (and the chain revoked on refresh token reuse).
+        var principal = await factory.ForUserAsync(user, request.GetScopes(), session.Principal!.FindAll(Claims.AuthenticationMethodReference).Select(c => c.Value));
+        return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    static async Task<IResult> Token(HttpContext http, UserManager<User> users, SignInManager<User> signIn,
+        IOpenIddictApplicationManager applications, PrincipalFactory factory)
+    {
+        var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
+
+        if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType())
+        {
+            var previous = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal!;
+            var user = await users.FindByIdAsync(previous.GetClaim(Claims.Subject)!);
+            if (user is null || !await signIn.CanSignInAsync(user) || await users.IsLockedOutAsync(user))
+                return Forbid(Errors.InvalidGrant, "The token is no longer valid.");
+            return SignIn(await factory.RenewAsync(previous, user));
+        }
+
+        if (request.IsPasswordGrantType())
+        {
+            var user = await PasswordCheck.SignInAsync(users, signIn, request.Username, request.Password);
+            if (user is null)
+                return Forbid(Errors.InvalidGrant, "The username or password is invalid.");
+            return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
+        }
+
+        if (request.IsClientCredentialsGrantType())
+        {
+            var application = await applications.FindByClientIdAsync(request.ClientId!)
+                ?? throw new InvalidOperationException("The client was validated by OpenIddict but no longer exists.");
+            return SignIn(await factory.ForClientAsync(request.ClientId!, await applications.GetDisplayNameAsync(application), request.GetScopes()));
+        }
+
+        return Forbid(Errors.UnsupportedGrantType, "The grant type is not supported.");
+    }
+
+    static async Task<IResult> UserInfo(HttpContext http, UserManager<User> users, PrincipalFactory factory)
+    {
+        var token = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal!;
+        var user = await users.FindByIdAsync(token.GetClaim(Claims.Subject) ?? "");
+        if (user is null)
+            return Results.Challenge(ErrorProperties(Errors.InvalidToken, "The token does not belong to a user."),
+                [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+
+        // Userinfo answers exactly what an identity token would carry for the same scopes.
+        var principal = await factory.ForUserAsync(user, token.GetScopes(), token.GetClaims(Claims.AuthenticationMethodReference));
+        return Results.Json(principal.Claims
+            .Where(c => c.HasDestination(Destinations.IdentityToken) && c.Type != Claims.AuthenticationMethodReference)
+            .ToDictionary(c => c.Type, ClaimValue, StringComparer.Ordinal));
+    }
+
+    static async Task EndSession(HttpContext http)
+    {
+        await http.SignOutAsync(IdentityConstants.ApplicationScheme);
+        // OpenIddict redirects to post_logout_redirect_uri when it is registered for the client, else to "/".
+        await http.SignOutAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme, new AuthenticationProperties { RedirectUri = "/" });
+    }
+
+    static bool IsTooOld(AuthenticateResult session, OpenIddictRequest request) =>
+        request.MaxAge is long maxAge && session.Properties?.IssuedUtc is DateTimeOffset issued &&
+        DateTimeOffset.UtcNow - issued > TimeSpan.FromSeconds(maxAge);
+
+    static IEnumerable<KeyValuePair<string, string?>> RequestParameters(HttpContext http, string excluded) =>
+        (http.Request.HasFormContentType ? (IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>>)http.Request.Form : http.Request.Query)
+        .Where(p => p.Key != excluded && !p.Key.StartsWith("__", StringComparison.Ordinal))
+        .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string?>(p.Key, v)));
+
+    static object ClaimValue(Claim claim) => claim.ValueType switch
+    {
+        "JSON_ARRAY" or "JSON" => JsonSerializer.Deserialize<JsonElement>(claim.Value),
+        ClaimValueTypes.Boolean => bool.Parse(claim.Value),
+        _ => claim.Value,
+    };
+
+    static IResult SignIn(ClaimsPrincipal principal) =>
+        Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+
+    static IResult Forbid(string error, string description) =>
+        Results.Forbid(ErrorProperties(error, description), [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+
+    static AuthenticationProperties ErrorProperties(string error, string description) => new(new Dictionary<string, string?>
+    {
+        [OpenIddictServerAspNetCoreConstants.Properties.Error] = error,
+        [OpenIddictServerAspNetCoreConstants.Properties.ErrorDescription] = description,
+    });
+}

@@ -1,0 +1,89 @@
+using Identity.Server.Data;
+using Identity.Server.Hosting;
+using Microsoft.AspNetCore.DataProtection;
+using OpenIddict.Validation.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Identity.Server.Connect;
+
+public static class ConnectSetup
+{
+    public static WebApplicationBuilder AddConnect(this WebApplicationBuilder builder)
+    {
+        var tokens = builder.Configuration.GetSection(TokenOptions.Section).Get<TokenOptions>() ?? new();
+        var keyOptions = builder.Configuration.GetSection(KeyOptions.Section).Get<KeyOptions>() ?? new();
+        var keys = SigningKeys.LoadOrCreate(Path.GetFullPath(keyOptions.Path, builder.Environment.ContentRootPath));
+        var issuer = builder.Configuration["Identity:Issuer"];
+
+        // The key ring is shared through the database and encrypted at rest with the server's encryption certificate.
+        builder.Services.AddDataProtection()
+            .SetApplicationName("Identity")
+            .PersistKeysToDbContext<IdentityDbContext>()
+            .ProtectKeysWithCertificate(keys.Encryption)
+            .UnprotectKeysWithAnyCertificate(keys.Encryption);
+
+        builder.Services.AddScoped<PrincipalFactory>();
+        builder.Services.AddOpenIddict()
+            .AddCore(core => core.UseEntityFrameworkCore().UseDbContext<IdentityDbContext>())
+            .AddServer(server =>
+            {
+                server.SetAuthorizationEndpointUris("connect/authorize")
+                    .SetTokenEndpointUris("connect/token")
+                    .SetUserInfoEndpointUris("connect/userinfo")
+                    .SetEndSessionEndpointUris("connect/endsession")
+                    .SetIntrospectionEndpointUris("connect/introspect")
+                    .SetRevocationEndpointUris("connect/revoke");
+
+                server.AllowAuthorizationCodeFlow()
+                    .AllowRefreshTokenFlow()
+                    .AllowClientCredentialsFlow()
+                    .AllowPasswordFlow();
+
+                // RFC 9700: PKCE with S256 only; "plain" offers no protection against an intercepted code.
+                server.Configure(options => options.CodeChallengeMethods.Remove(CodeChallengeMethods.Plain));
+
+                server.RegisterScopes(Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess);
+                server.RegisterClaims(Claims.Subject, Claims.Name, Claims.Email, Claims.EmailVerified,
+                    ClaimDestinations.Roles, Claims.AuthenticationMethodReference);
+
+                server.SetAccessTokenLifetime(tokens.AccessTokenLifetime)
+                    .SetRefreshTokenLifetime(tokens.RefreshTokenLifetime)
+                    .SetAuthorizationCodeLifetime(tokens.AuthorizationCodeLifetime)
+                    .SetIdentityTokenLifetime(tokens.IdentityTokenLifetime);
+
+                // No grace period: a refresh token presented twice is treated as stolen and its whole chain revoked.
+                server.SetRefreshTokenReuseLeeway(TimeSpan.Zero);
+
+                if (!tokens.EncryptAccessTokens)
+                    server.DisableAccessTokenEncryption();
+                if (!string.IsNullOrWhiteSpace(issuer))
+                    server.SetIssuer(new Uri(issuer, UriKind.Absolute));
+
+                keys.AddTo(server, keyOptions.SigningAlgorithm);
+
+                server.UseAspNetCore()
+                    .EnableAuthorizationEndpointPassthrough()
+                    .EnableTokenEndpointPassthrough()
+                    .EnableUserInfoEndpointPassthrough()
+                    .EnableEndSessionEndpointPassthrough()
+                    // TransportSecurity enforces HTTPS itself, with the loopback and Development exceptions.
+                    .DisableTransportSecurityRequirement();
+            })
+            .AddValidation(validation =>
+            {
+                // The server's own APIs: tokens from this server, for this audience, and still valid in the store
+                // (so a revoked token or a revoked session is refused at once, not at expiry).
+                validation.UseLocalServer();
+                validation.AddAudiences(ServerApi.Audience);
+                validation.EnableTokenEntryValidation();
+                validation.EnableAuthorizationEntryValidation();
+                validation.UseAspNetCore();
+            });
+
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(ServerApi.Policy, policy => policy
+                .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
+                .RequireAuthenticatedUser());
+        return builder;
+    }
+}

@@ -1,0 +1,92 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Design;
+
+namespace Identity.Server.Data;
+
+public enum DatabaseProvider { Sqlite, PostgreSql, SqlServer }
+
+public sealed class DatabaseOptions
+{
+    public const string Section = "Identity:Database";
+    public DatabaseProvider Provider { get; set; } = DatabaseProvider.Sqlite;
+}
+
+public static class DatabaseSetup
+{
+    public const string DefaultSqliteConnection = "Data Source=data/identity.db";
+
+    public static WebApplicationBuilder AddIdentityDatabase(this WebApplicationBuilder builder)
+    {
+        var options = builder.Configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new();
+        var connection = builder.Configuration.GetConnectionString("Identity");
+
+        switch (options.Provider)
+        {
+            case DatabaseProvider.Sqlite:
+                connection = PrepareSqlite(connection ?? DefaultSqliteConnection, builder.Environment.ContentRootPath);
+                builder.Services.AddDbContext<IdentityDbContext, SqliteIdentityDbContext>(o => o.UseSqlite(connection));
+                break;
+            case DatabaseProvider.PostgreSql:
+                builder.Services.AddDbContext<IdentityDbContext, PostgreSqlIdentityDbContext>(o => o.UseNpgsql(Require(connection, options.Provider)));
+                break;
+            case DatabaseProvider.SqlServer:
+                builder.Services.AddDbContext<IdentityDbContext, SqlServerIdentityDbContext>(o => o.UseSqlServer(Require(connection, options.Provider)));
+                break;
+        }
+
+        // Registered here, first, so the schema is current before any other start-up work touches the database
+        // (Data Protection loads its key ring from it as the host starts).
+        builder.Services.AddHostedService<Migrator>();
+        builder.Services.AddHealthChecks().AddDbContextCheck<IdentityDbContext>("database", tags: ["ready"]);
+        return builder;
+    }
+
+    static string Require(string? connection, DatabaseProvider provider) =>
+        string.IsNullOrWhiteSpace(connection)
+            ? throw new InvalidOperationException($"Identity:Database:Provider is {provider}: set ConnectionStrings:Identity (ConnectionStrings__Identity).")
+            : connection;
+
+    // A relative SQLite file is placed under the content root, and its folder is created, so a fresh clone runs as is.
+    static string PrepareSqlite(string connection, string contentRoot)
+    {
+        var csb = new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(connection);
+        if (csb.DataSource is { Length: > 0 } file && file != ":memory:" && csb.Mode != Microsoft.Data.Sqlite.SqliteOpenMode.Memory)
+        {
+            csb.DataSource = Path.GetFullPath(file, contentRoot);
+            Directory.CreateDirectory(Path.GetDirectoryName(csb.DataSource)!);
+        }
+        return csb.ToString();
+    }
+}
+
+/// <summary>Applies pending migrations at start: a fresh database, or an upgraded server, needs no manual step.</summary>
+sealed class Migrator(IServiceProvider services) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = services.CreateAsyncScope();
+        await scope.ServiceProvider.GetRequiredService<IdentityDbContext>().Database.MigrateAsync(cancellationToken);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+// Design-time factories: `dotnet ef migrations add X --context <Provider>IdentityDbContext --output-dir Data/Migrations/<Provider>`.
+// The connection strings are placeholders; migrations are generated without connecting.
+public sealed class SqliteDesignFactory : IDesignTimeDbContextFactory<SqliteIdentityDbContext>
+{
+    public SqliteIdentityDbContext CreateDbContext(string[] args) =>
+        new(new DbContextOptionsBuilder<SqliteIdentityDbContext>().UseSqlite("Data Source=design.db").Options);
+}
+
+public sealed class PostgreSqlDesignFactory : IDesignTimeDbContextFactory<PostgreSqlIdentityDbContext>
+{
+    public PostgreSqlIdentityDbContext CreateDbContext(string[] args) =>
+        new(new DbContextOptionsBuilder<PostgreSqlIdentityDbContext>().UseNpgsql("Host=localhost").Options);
+}
+
+public sealed class SqlServerDesignFactory : IDesignTimeDbContextFactory<SqlServerIdentityDbContext>
+{
+    public SqlServerIdentityDbContext CreateDbContext(string[] args) =>
+        new(new DbContextOptionsBuilder<SqlServerIdentityDbContext>().UseSqlServer("Server=localhost").Options);
+}

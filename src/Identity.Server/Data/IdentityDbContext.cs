@@ -1,0 +1,32 @@
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore;
+
+namespace Identity.Server.Data;
+
+/// <summary>
+/// The one database of the server: ASP.NET Core Identity's users and roles and OpenIddict's
+/// applications, authorizations, scopes and tokens live side by side so a change to a user and
+/// the revocation of their tokens can share a transaction. Data Protection keys live here too, so every instance
+/// of the server reads the same key ring (cookies, antiforgery and protected secrets survive a restart or a scale-out).
+/// </summary>
+public class IdentityDbContext(DbContextOptions options)
+    : Microsoft.AspNetCore.Identity.EntityFrameworkCore.IdentityDbContext<User, Role, string>(options), IDataProtectionKeyContext
+{
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+
+    protected override void OnModelCreating(ModelBuilder builder)
+    {
+        base.OnModelCreating(builder);
+        builder.UseOpenIddict();
+        builder.Entity<User>().Property(u => u.Name).HasMaxLength(256);
+        builder.Entity<Role>().Property(r => r.Description).HasMaxLength(1024);
+    }
+}
+
+// One subclass per provider so each keeps its own migrations (Data/Migrations/<Provider>) in this assembly;
+// everything else injects the base IdentityDbContext.
+public sealed class SqliteIdentityDbContext(DbContextOptions<SqliteIdentityDbContext> options) : IdentityDbContext(options);
+
+public sealed class PostgreSqlIdentityDbContext(DbContextOptions<PostgreSqlIdentityDbContext> options) : IdentityDbContext(options);
+
+public sealed class SqlServerIdentityDbContext(DbContextOptions<SqlServerIdentityDbContext> options) : IdentityDbContext(options);

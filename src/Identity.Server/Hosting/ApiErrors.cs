@@ -1,0 +1,63 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Diagnostics;
+using OpenIddict.Validation.AspNetCore;
+
+namespace Identity.Server.Hosting;
+
+/// <summary>
+/// The seed's error envelope, {"error":{code,message,details,request_id}}, for every /api/v1 answer that fails,
+/// including the ones ASP.NET Core produces itself (401 from the bearer handler, 404, 405, unhandled exceptions).
+/// Other paths get a short plain answer; no path ever shows a stack trace.
+/// </summary>
+public static class ApiErrors
+{
+    public static readonly PathString ApiPrefix = "/api/v1";
+
+    public static IResult Result(HttpContext http, int status, string code, string message, object? details = null) =>
+        Results.Json(Envelope(http, code, message, details), statusCode: status);
+
+    static object Envelope(HttpContext http, string code, string message, object? details) =>
+        new { error = new { code, message, details, request_id = http.TraceIdentifier } };
+
+    public static WebApplication UseApiErrors(this WebApplication app)
+    {
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            StatusCodeSelector = exception => exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+            ExceptionHandler = async http =>
+            {
+                var status = http.Response.StatusCode;
+                var (code, message) = status < 500
+                    ? ("INVALID_REQUEST", "The request is malformed.")
+                    : ("INTERNAL_ERROR", "An unexpected error occurred.");
+                if (http.Request.Path.StartsWithSegments(ApiPrefix))
+                    await http.Response.WriteAsJsonAsync(Envelope(http, code, message, null));
+                else
+                    await http.Response.WriteAsync($"{message} (request {http.TraceIdentifier})");
+            },
+        });
+
+        app.UseStatusCodePages(async (StatusCodeContext context) =>
+        {
+            var http = context.HttpContext;
+            if (!http.Request.Path.StartsWithSegments(ApiPrefix))
+                return;
+
+            var status = http.Response.StatusCode;
+            var (code, message) = status switch
+            {
+                401 => ("UNAUTHORIZED", "Missing or invalid authentication."),
+                403 => ("FORBIDDEN", "Insufficient permissions."),
+                404 => ("NOT_FOUND", "Resource not found."),
+                429 => ("RATE_LIMITED", "Too many requests."),
+                >= 500 => ("INTERNAL_ERROR", "An unexpected error occurred."),
+                _ => ("INVALID_REQUEST", "Malformed request body or parameters."),
+            };
+            // The bearer handler says why a token was refused (expired, wrong audience, revoked): pass that on.
+            var properties = (await http.AuthenticateAsync(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)).Properties;
+            var reason = properties?.GetString(OpenIddictValidationAspNetCoreConstants.Properties.ErrorDescription);
+            await http.Response.WriteAsJsonAsync(Envelope(http, code, message, reason is null ? null : new { reason }));
+        });
+        return app;
+    }
+}

@@ -1,0 +1,85 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Identity.Server.Hosting;
+
+public sealed class KeyOptions
+{
+    public const string Section = "Identity:Keys";
+
+    /// <summary>Folder of the signing and encryption certificates, relative to the content root.</summary>
+    public string Path { get; set; } = "keys";
+
+    /// <summary>Algorithm of the key that signs tokens: RS256 (default) or ES256. Both keys are published in the JWKS.</summary>
+    public string SigningAlgorithm { get; set; } = SecurityAlgorithms.RsaSha256;
+}
+
+/// <summary>
+/// Loads the server's certificates from <see cref="KeyOptions.Path"/>, generating self-signed ones on first run.
+/// Operators replace the files with their own certificates (PKCS#12, no password) and keep the folder private.
+/// </summary>
+public sealed class SigningKeys
+{
+    public required X509Certificate2 Rsa { get; init; }
+    public required X509Certificate2 Ecdsa { get; init; }
+    public required X509Certificate2 Encryption { get; init; }
+
+    public static SigningKeys LoadOrCreate(string folder, ILogger? logger = null)
+    {
+        Directory.CreateDirectory(folder);
+        return new SigningKeys
+        {
+            Rsa = LoadOrCreate(System.IO.Path.Combine(folder, "signing-rsa.pfx"), X509KeyUsageFlags.DigitalSignature, logger),
+            Ecdsa = LoadOrCreate(System.IO.Path.Combine(folder, "signing-ecdsa.pfx"), X509KeyUsageFlags.DigitalSignature, logger, ecdsa: true),
+            Encryption = LoadOrCreate(System.IO.Path.Combine(folder, "encryption-rsa.pfx"), X509KeyUsageFlags.KeyEncipherment, logger),
+        };
+    }
+
+    static X509Certificate2 LoadOrCreate(string file, X509KeyUsageFlags usage, ILogger? logger, bool ecdsa = false)
+    {
+        if (!File.Exists(file))
+        {
+            var subject = new X500DistinguishedName("CN=Identity development " + System.IO.Path.GetFileNameWithoutExtension(file));
+            using var key = ecdsa ? (AsymmetricAlgorithm)ECDsa.Create(ECCurve.NamedCurves.nistP256) : RSA.Create(2048);
+            var request = key is ECDsa ec
+                ? new CertificateRequest(subject, ec, HashAlgorithmName.SHA256)
+                : new CertificateRequest(subject, (RSA)key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            request.CertificateExtensions.Add(new X509KeyUsageExtension(usage, critical: true));
+            using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddYears(2));
+
+            // Write to a temporary name first so a crash never leaves half a key behind.
+            var temp = file + ".tmp";
+            File.WriteAllBytes(temp, created.Export(X509ContentType.Pkcs12));
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            File.Move(temp, file, overwrite: false);
+            logger?.LogWarning("Generated a self-signed development key {File}; provide your own certificates in production.", file);
+        }
+        return X509CertificateLoader.LoadPkcs12FromFile(file, password: null, X509KeyStorageFlags.EphemeralKeySet);
+    }
+
+    /// <summary>
+    /// OpenIddict signs with the first signing credential, and it prefers certificate-backed keys:
+    /// the chosen algorithm goes in as a certificate, the other as a bare key, so both are in the JWKS
+    /// and only the chosen one signs.
+    /// </summary>
+    public void AddTo(OpenIddictServerBuilder server, string algorithm)
+    {
+        var useEcdsa = algorithm.Equals(SecurityAlgorithms.EcdsaSha256, StringComparison.OrdinalIgnoreCase);
+        if (!useEcdsa && !algorithm.Equals(SecurityAlgorithms.RsaSha256, StringComparison.OrdinalIgnoreCase))
+            throw new InvalidOperationException($"Identity:Keys:SigningAlgorithm must be RS256 or ES256, not '{algorithm}'.");
+
+        if (useEcdsa)
+        {
+            server.AddSigningCertificate(Ecdsa);
+            server.AddSigningKey(new RsaSecurityKey(Rsa.GetRSAPrivateKey()!) { KeyId = Rsa.Thumbprint });
+        }
+        else
+        {
+            server.AddSigningCertificate(Rsa);
+            server.AddSigningKey(new ECDsaSecurityKey(Ecdsa.GetECDsaPrivateKey()!) { KeyId = Ecdsa.Thumbprint });
+        }
+        server.AddEncryptionCertificate(Encryption);
+    }
+}
