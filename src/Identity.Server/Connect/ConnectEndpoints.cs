@@ -6,6 +6,7 @@ using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.IdentityModel.JsonWebTokens;
 using OpenIddict.Abstractions;
 using OpenIddict.Server.AspNetCore;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -146,7 +147,7 @@ public static class ConnectEndpoints
 
     static object ClaimValue(Claim claim) => claim.ValueType switch
     {
-        "JSON_ARRAY" or "JSON" => JsonSerializer.Deserialize<JsonElement>(claim.Value),
+        JsonClaimValueTypes.JsonArray or JsonClaimValueTypes.Json => JsonSerializer.Deserialize<JsonElement>(claim.Value),
         ClaimValueTypes.Boolean => bool.Parse(claim.Value),
         _ => claim.Value,
     };

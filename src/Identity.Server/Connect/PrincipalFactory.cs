@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Text.Json;
 using Identity.Server.Data;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Abstractions;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -48,14 +49,24 @@ public sealed class PrincipalFactory(UserManager<User> users, IOpenIddictScopeMa
     async Task<ClaimsPrincipal> WithUserClaimsAsync(ClaimsIdentity identity, User user, IEnumerable<string> amr)
     {
         var roles = await users.GetRolesAsync(user);
-        // roles and amr are always JSON arrays, even with one value, so consumers never see a string in their place.
         identity.SetClaim(Claims.Subject, user.Id)
             .SetClaim(Claims.Email, user.Email)
             .SetClaim(Claims.EmailVerified, user.EmailConfirmed)
-            .SetClaim(Claims.Name, user.Name ?? user.Email)
-            .SetClaim(ClaimDestinations.Roles, JsonSerializer.SerializeToElement(roles.Order(StringComparer.Ordinal)))
-            .SetClaim(Claims.AuthenticationMethodReference, JsonSerializer.SerializeToElement(amr.Distinct(StringComparer.Ordinal)));
+            .SetClaim(Claims.Name, user.Name ?? user.Email);
+        SetArray(identity, ClaimDestinations.Roles, roles.Order(StringComparer.Ordinal));
+        SetArray(identity, Claims.AuthenticationMethodReference, amr.Distinct(StringComparer.Ordinal).ToList());
         identity.SetDestinations(ClaimDestinations.For);
         return new ClaimsPrincipal(identity);
+    }
+
+    /// <summary>
+    /// roles and amr are always JSON arrays, even with one value, so consumers never find a string in their place.
+    /// Identity Model writes a JSON_ARRAY claim as the array itself.
+    /// </summary>
+    static void SetArray(ClaimsIdentity identity, string type, IEnumerable<string> values)
+    {
+        foreach (var claim in identity.FindAll(type).ToList())
+            identity.RemoveClaim(claim);
+        identity.AddClaim(new Claim(type, JsonSerializer.Serialize(values), JsonClaimValueTypes.JsonArray));
     }
 }

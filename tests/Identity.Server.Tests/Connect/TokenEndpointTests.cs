@@ -1,0 +1,276 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Duende.IdentityModel.Client;
+using Identity.Server.Tests.Infrastructure;
+
+namespace Identity.Server.Tests.Connect;
+
+public sealed class SqliteTokenEndpointTests(SqliteServer server) : TokenEndpointTests<SqliteServer>(server);
+public sealed class PostgreSqlTokenEndpointTests(PostgreSqlServer server) : TokenEndpointTests<PostgreSqlServer>(server);
+
+/// <summary>/connect/token, /connect/introspect and /connect/revoke through Duende.IdentityModel, as a client uses them.</summary>
+public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTests<TFactory>(factory) where TFactory : ServerFactory
+{
+    [Fact]
+    public async Task Discovery_AdvertisesFlowsEndpointsAndOnlyS256()
+    {
+        var discovery = await Http.GetDiscoveryDocumentAsync();
+
+        Assert.False(discovery.IsError, discovery.Error);
+        Assert.Equal(Issuer, discovery.Issuer);
+        Assert.Equal(["S256"], discovery.CodeChallengeMethodsSupported);
+        Assert.Equivalent(new[] { "authorization_code", "refresh_token", "client_credentials", "password" }, discovery.GrantTypesSupported);
+        Assert.EndsWith("/connect/userinfo", discovery.UserInfoEndpoint);
+        Assert.EndsWith("/connect/endsession", discovery.EndSessionEndpoint);
+        Assert.EndsWith("/connect/introspect", discovery.IntrospectionEndpoint);
+        Assert.EndsWith("/connect/revoke", discovery.RevocationEndpoint);
+        Assert.Contains(discovery.KeySet!.Keys, k => k.Alg == "RS256");
+        Assert.Contains(discovery.KeySet!.Keys, k => k.Alg == "ES256");
+    }
+
+    [Fact]
+    public async Task ClientCredentials_IssuesJwtThatThirdPartiesVerifyWithJwks()
+    {
+        var response = await Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Service, ClientSecret = ServerFactory.ServiceSecret, Scope = ServerFactory.DownstreamScope,
+        });
+
+        Assert.False(response.IsError, response.Error);
+        Assert.Equal("Bearer", response.TokenType);
+        Assert.InRange(response.ExpiresIn, 3500, 3600);
+        Assert.Null(response.RefreshToken);
+        var jwt = await ValidateJwtAsync(response.AccessToken!, ServerFactory.DownstreamAudience);
+        Assert.Equal("RS256", jwt.Alg);
+        Assert.Equal(ServerFactory.Service, jwt.Subject);
+        Assert.Equal(ServerFactory.Service, jwt.GetClaim("client_id").Value);
+        Assert.Equal(ServerFactory.DownstreamScope, jwt.GetClaim("scope").Value);
+    }
+
+    [Fact]
+    public async Task Password_IssuesUserTokenWithDocumentedClaims()
+    {
+        var response = await PasswordGrantAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword, $"openid profile email roles identity {ServerFactory.DownstreamScope}");
+
+        Assert.False(response.IsError, response.Error);
+        var jwt = await ValidateJwtAsync(response.AccessToken!, "identity");
+        Assert.Contains(ServerFactory.DownstreamAudience, jwt.Audiences);
+        Assert.Equal(ServerFactory.AdminEmail, jwt.GetClaim("email").Value);
+        Assert.Equal("Administrator", jwt.GetClaim("name").Value);
+        Assert.Equal(ServerFactory.Web, jwt.GetClaim("client_id").Value);
+        Assert.True(jwt.TryGetPayloadValue<long>("iat", out _));
+        Assert.True(jwt.TryGetPayloadValue<long>("exp", out _));
+        using var payload = JsonDocument.Parse(Base64UrlDecode(jwt.EncodedPayload));
+        // roles and amr are JSON arrays, whatever their length.
+        Assert.Equal(["admin", "user"], payload.RootElement.GetProperty("roles").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(["pwd"], payload.RootElement.GetProperty("amr").EnumerateArray().Select(e => e.GetString()));
+        Assert.False(payload.RootElement.TryGetProperty("AspNet.Identity.SecurityStamp", out _));
+    }
+
+    [Fact]
+    public async Task Token_WrongClientSecret_Returns401InvalidClient()
+    {
+        var response = await Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Service, ClientSecret = "not-the-secret", Scope = ServerFactory.DownstreamScope,
+        });
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.HttpStatusCode);
+        // IdentityModel reports a 401 as an HTTP error; the body is still the RFC 6749 error.
+        Assert.Equal("invalid_client", JsonDocument.Parse(response.Raw!).RootElement.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Token_UnsupportedGrant_Returns400()
+    {
+        var response = await Http.RequestTokenAsync(new TokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, GrantType = "urn:example:made-up",
+        });
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.HttpStatusCode);
+        Assert.Equal("unsupported_grant_type", response.Error);
+    }
+
+    [Fact]
+    public async Task Token_GrantNotAllowedForClient_IsRefused()
+    {
+        var response = await Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+        });
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.HttpStatusCode);
+        Assert.Equal("unauthorized_client", response.Error);
+    }
+
+    [Theory]
+    [InlineData("application/json", "{\"grant_type\":\"client_credentials\"}")]
+    [InlineData("application/x-www-form-urlencoded", "")]
+    [InlineData("application/x-www-form-urlencoded", "grant_type=password&username=&password=%ZZ")]
+    [InlineData("text/plain", "\u0000\u0001garbage")]
+    public async Task Token_MalformedBody_Returns400InvalidRequest(string contentType, string body)
+    {
+        var response = await Http.PostAsync("/connect/token", new StringContent(body, Encoding.UTF8, contentType));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal("invalid_request", error.RootElement.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Token_GetInsteadOfPost_Returns400()
+    {
+        var response = await Http.GetAsync("/connect/token?grant_type=client_credentials");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Password_UnknownEmailAndWrongPassword_AnswerAlike()
+    {
+        var email = await CreateUserAsync();
+
+        var wrongPassword = await PasswordGrantAsync(email, "not the password at all");
+        var unknownEmail = await PasswordGrantAsync("nobody-" + email, "not the password at all");
+
+        Assert.Equal(HttpStatusCode.BadRequest, wrongPassword.HttpStatusCode);
+        Assert.Equal("invalid_grant", wrongPassword.Error);
+        Assert.Equal(wrongPassword.HttpStatusCode, unknownEmail.HttpStatusCode);
+        Assert.Equal(wrongPassword.Error, unknownEmail.Error);
+        Assert.Equal(wrongPassword.ErrorDescription, unknownEmail.ErrorDescription);
+    }
+
+    [Fact]
+    public async Task Password_FiveFailures_LockTheAccountEvenForTheRightPassword()
+    {
+        var email = await CreateUserAsync();
+        for (var i = 0; i < 5; i++)
+            Assert.Equal("invalid_grant", (await PasswordGrantAsync(email, "wrong password " + i)).Error);
+
+        var right = await PasswordGrantAsync(email);
+
+        Assert.Equal("invalid_grant", right.Error);
+        Assert.Null(right.AccessToken);
+    }
+
+    [Fact]
+    public async Task Refresh_RotatesTheRefreshToken()
+    {
+        var first = await PasswordGrantAsync(await CreateUserAsync());
+
+        var second = await RefreshAsync(first.RefreshToken!);
+
+        Assert.False(second.IsError, second.Error);
+        Assert.NotEqual(first.RefreshToken, second.RefreshToken);
+        Assert.NotEqual(first.AccessToken, second.AccessToken);
+        Assert.Equal(HttpStatusCode.OK, (await CallApiAsync(second.AccessToken!)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Refresh_Reused_RevokesTheWholeChain()
+    {
+        var first = await PasswordGrantAsync(await CreateUserAsync());
+        var second = await RefreshAsync(first.RefreshToken!);
+        Assert.False(second.IsError, second.Error);
+
+        var replay = await RefreshAsync(first.RefreshToken!);
+
+        Assert.Equal("invalid_grant", replay.Error);
+        Assert.Equal("invalid_grant", (await RefreshAsync(second.RefreshToken!)).Error);
+        Assert.False((await IntrospectAsync(second.AccessToken!)).IsActive);
+        Assert.False((await IntrospectAsync(first.AccessToken!)).IsActive);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallApiAsync(second.AccessToken!)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Revoke_AccessToken_IsInactiveAtIntrospectionAndRefusedByApi()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+        var before = await IntrospectAsync(tokens.AccessToken!);
+        Assert.True(before.IsActive, before.Error);
+        Assert.Equal(HttpStatusCode.OK, (await CallApiAsync(tokens.AccessToken!)).StatusCode);
+
+        var revoked = await Http.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = tokens.AccessToken!,
+        });
+
+        Assert.False(revoked.IsError, revoked.Error);
+        Assert.False((await IntrospectAsync(tokens.AccessToken!)).IsActive);
+        var api = await CallApiAsync(tokens.AccessToken!);
+        Assert.Equal(HttpStatusCode.Unauthorized, api.StatusCode);
+        using var error = JsonDocument.Parse(await api.Content.ReadAsStringAsync());
+        Assert.Equal("UNAUTHORIZED", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
+    public async Task Revoke_RefreshToken_CannotBeRedeemed()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+
+        await Http.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = tokens.RefreshToken!,
+        });
+
+        Assert.Equal("invalid_grant", (await RefreshAsync(tokens.RefreshToken!)).Error);
+    }
+
+    [Fact]
+    public async Task Introspection_ActiveTokenDescribesItsUser()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+        var jwt = await ValidateJwtAsync(tokens.AccessToken!, "identity");
+
+        var introspection = await IntrospectAsync(tokens.AccessToken!);
+
+        Assert.True(introspection.IsActive);
+        Assert.Equal(jwt.Subject, introspection.Claims.First(c => c.Type == "sub").Value);
+        Assert.Equal(ServerFactory.Web, introspection.Claims.First(c => c.Type == "client_id").Value);
+        Assert.Equal("identity", introspection.Claims.First(c => c.Type == "aud").Value);
+    }
+
+    [Fact]
+    public async Task Api_RefusesTokenMintedForAnotherApi()
+    {
+        var email = await CreateUserAsync();
+        var forOrders = await PasswordGrantAsync(email, scope: ServerFactory.DownstreamScope);
+        var forUs = await PasswordGrantAsync(email, scope: "identity");
+        await ValidateJwtAsync(forOrders.AccessToken!, ServerFactory.DownstreamAudience);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallApiAsync(forOrders.AccessToken!)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await CallApiAsync(forUs.AccessToken!)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Api_RefusesMissingAndForgedTokens()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+        var parts = tokens.AccessToken!.Split('.');
+        var forged = $"{parts[0]}.{parts[1]}.{parts[2][..^4]}AAAA";
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await Http.GetAsync("/api/v1/auth/me")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallApiAsync(forged)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallApiAsync("not-a-token")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Api_Me_ReturnsTheUserOfTheToken()
+    {
+        var email = await CreateUserAsync("admin");
+        var tokens = await PasswordGrantAsync(email);
+
+        var response = await CallApiAsync(tokens.AccessToken!);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var me = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var user = me.RootElement.GetProperty("user");
+        Assert.Equal(email, user.GetProperty("email").GetString());
+        Assert.Equal(["admin", "user"], user.GetProperty("roles").EnumerateArray().Select(e => e.GetString()));
+        Assert.NotEqual(JsonValueKind.Null, user.GetProperty("last_login").ValueKind);
+    }
+
+    static byte[] Base64UrlDecode(string value) => Microsoft.IdentityModel.Tokens.Base64UrlEncoder.DecodeBytes(value);
+}

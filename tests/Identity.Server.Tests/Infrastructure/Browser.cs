@@ -1,0 +1,62 @@
+using System.Net;
+using AngleSharp.Html.Dom;
+using AngleSharp.Html.Parser;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace Identity.Server.Tests.Infrastructure;
+
+/// <summary>
+/// What a browser does with the server's pages, without a browser: keeps cookies, follows redirects inside the
+/// server, reads the HTML the user would see and submits its forms (antiforgery tokens included). It stops at
+/// the first redirect that leaves the server, which is where a client would receive its answer.
+/// </summary>
+public sealed class Browser(WebApplicationFactory<Program> factory)
+{
+    readonly HttpClient http = factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = true });
+
+    public sealed record Page(HttpStatusCode Status, Uri Url, IHtmlDocument? Document, Uri? LeftTo);
+
+    public Task<Page> OpenAsync(string url) => FollowAsync(new HttpRequestMessage(HttpMethod.Get, url));
+
+    /// <summary>Fills the page's form with <paramref name="fields"/> and submits it with the named button.</summary>
+    public Task<Page> SubmitAsync(Page page, IDictionary<string, string>? fields = null, string? button = null, string? value = null)
+    {
+        var form = page.Document?.Forms.FirstOrDefault() ?? throw new InvalidOperationException($"No form on {page.Url}: {page.Document?.Body?.TextContent}");
+        var values = form.Elements.OfType<IHtmlInputElement>()
+            .Where(i => !string.IsNullOrEmpty(i.Name))
+            .Select(i => new KeyValuePair<string, string>(i.Name!, fields?.TryGetValue(i.Name!, out var v) == true ? v : i.Value))
+            .ToList();
+        if (button is not null)
+            values.Add(new(button, value ?? ""));
+        var action = new Uri(page.Url, string.IsNullOrEmpty(form.GetAttribute("action")) ? page.Url.PathAndQuery : form.GetAttribute("action"));
+        return FollowAsync(new HttpRequestMessage(HttpMethod.Post, action) { Content = new FormUrlEncodedContent(values) });
+    }
+
+    async Task<Page> FollowAsync(HttpRequestMessage request)
+    {
+        for (var hops = 0; hops < 10; hops++)
+        {
+            var url = new Uri(http.BaseAddress!, request.RequestUri!);
+            using var response = await http.SendAsync(request);
+            if (response.StatusCode is HttpStatusCode.Found or HttpStatusCode.Redirect or HttpStatusCode.SeeOther or HttpStatusCode.RedirectKeepVerb)
+            {
+                var location = new Uri(url, response.Headers.Location!);
+                if (location.Authority != http.BaseAddress!.Authority)
+                    return new Page(response.StatusCode, url, null, location);
+                request = new HttpRequestMessage(HttpMethod.Get, location);
+                continue;
+            }
+            var html = await response.Content.ReadAsStringAsync();
+            var document = response.Content.Headers.ContentType?.MediaType == "text/html" ? new HtmlParser().ParseDocument(html) : null;
+            return new Page(response.StatusCode, url, document, null);
+        }
+        throw new InvalidOperationException("Too many redirects.");
+    }
+
+    /// <summary>Signs in on the login page the browser was sent to.</summary>
+    public Task<Page> LoginAsync(Page loginPage, string email, string password)
+    {
+        Assert.Equal("/Account/Login", loginPage.Url.AbsolutePath);
+        return SubmitAsync(loginPage, new Dictionary<string, string> { ["Email"] = email, ["Password"] = password });
+    }
+}

@@ -1,0 +1,113 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace Identity.Server.Tests.Infrastructure;
+
+/// <summary>
+/// One real server per test class: its own database, its own key folder, and the clients every suite uses.
+/// Subclasses choose the database provider.
+/// </summary>
+public abstract class ServerFactory : WebApplicationFactory<Program>
+{
+    public const string AdminEmail = "admin@example.test";
+    public const string AdminPassword = "correct horse battery staple";
+
+    public const string Spa = "spa";                        // public, code + PKCE, explicit consent
+    public const string SpaRedirect = "http://localhost:5173/callback";
+    public const string SpaLogoutRedirect = "http://localhost:5173/";
+    public const string Web = "web";                        // confidential, code + refresh + password, implicit consent
+    public const string WebSecret = "web-secret-0123456789abcdef0123456789abcdef";
+    public const string WebRedirect = "https://web.example.test/signin-oidc";
+    public const string Service = "service";                // confidential, client credentials only
+    public const string ServiceSecret = "service-secret-0123456789abcdef0123456789";
+    public const string DownstreamScope = "orders";
+    public const string DownstreamAudience = "orders-api";
+
+    public string KeyFolder { get; } = Directory.CreateTempSubdirectory("identity-keys-").FullName;
+
+    protected abstract DatabaseSettings Database { get; }
+
+    /// <summary>Extra settings a suite needs; they win over the defaults.</summary>
+    protected virtual IEnumerable<KeyValuePair<string, string?>> Overrides => [];
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        foreach (var (key, value) in Settings().Concat(Overrides))
+            builder.UseSetting(key, value);
+    }
+
+    IEnumerable<KeyValuePair<string, string?>> Settings()
+    {
+        string?[] settings =
+        [
+            "Identity:Database:Provider", Database.Provider,
+            "ConnectionStrings:Identity", Database.ConnectionString,
+            "Identity:Keys:Path", KeyFolder,
+            "Identity:Admin:Email", AdminEmail,
+            "Identity:Admin:Password", AdminPassword,
+            "Identity:Scopes:0:Name", DownstreamScope,
+            "Identity:Scopes:0:Resources:0", DownstreamAudience,
+
+            "Identity:Clients:0:ClientId", Spa,
+            "Identity:Clients:0:DisplayName", "Single-page app",
+            "Identity:Clients:0:GrantTypes:0", "authorization_code",
+            "Identity:Clients:0:GrantTypes:1", "refresh_token",
+            "Identity:Clients:0:RedirectUris:0", SpaRedirect,
+            "Identity:Clients:0:PostLogoutRedirectUris:0", SpaLogoutRedirect,
+            "Identity:Clients:0:Scopes:0", "openid",
+            "Identity:Clients:0:Scopes:1", "profile",
+            "Identity:Clients:0:Scopes:2", "email",
+            "Identity:Clients:0:Scopes:3", "roles",
+            "Identity:Clients:0:Scopes:4", "offline_access",
+            "Identity:Clients:0:Scopes:5", "identity",
+            "Identity:Clients:0:ConsentType", "explicit",
+
+            "Identity:Clients:1:ClientId", Web,
+            "Identity:Clients:1:ClientSecret", WebSecret,
+            "Identity:Clients:1:GrantTypes:0", "authorization_code",
+            "Identity:Clients:1:GrantTypes:1", "refresh_token",
+            "Identity:Clients:1:GrantTypes:2", "password",
+            "Identity:Clients:1:RedirectUris:0", WebRedirect,
+            "Identity:Clients:1:Scopes:0", "openid",
+            "Identity:Clients:1:Scopes:1", "profile",
+            "Identity:Clients:1:Scopes:2", "email",
+            "Identity:Clients:1:Scopes:3", "roles",
+            "Identity:Clients:1:Scopes:4", "offline_access",
+            "Identity:Clients:1:Scopes:5", "identity",
+            "Identity:Clients:1:Scopes:6", DownstreamScope,
+            "Identity:Clients:1:ConsentType", "implicit",
+
+            "Identity:Clients:2:ClientId", Service,
+            "Identity:Clients:2:ClientSecret", ServiceSecret,
+            "Identity:Clients:2:GrantTypes:0", "client_credentials",
+            "Identity:Clients:2:Scopes:0", DownstreamScope,
+            "Identity:Clients:2:Scopes:1", "identity",
+        ];
+        for (var i = 0; i < settings.Length; i += 2)
+            yield return new(settings[i]!, settings[i + 1]);
+    }
+
+    bool dropped;
+
+    // The factory can be disposed twice (DisposeAsync, then Dispose): drop once.
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (disposing && !dropped)
+        {
+            dropped = true;
+            Database.Drop();
+            Directory.Delete(KeyFolder, recursive: true);
+        }
+    }
+}
+
+public sealed class SqliteServer : ServerFactory
+{
+    protected override DatabaseSettings Database { get; } = DatabaseSettings.Sqlite();
+}
+
+public sealed class PostgreSqlServer : ServerFactory
+{
+    protected override DatabaseSettings Database { get; } = DatabaseSettings.PostgreSql();
+}
