@@ -14,7 +14,7 @@ public sealed class Browser(WebApplicationFactory<Program> factory)
 {
     readonly HttpClient http = factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = true });
 
-    public sealed record Page(HttpStatusCode Status, Uri Url, IHtmlDocument? Document, Uri? LeftTo);
+    public sealed record Page(HttpStatusCode Status, Uri Url, IHtmlDocument? Document, Uri? LeftTo, string Body = "");
 
     public Task<Page> OpenAsync(string url) => FollowAsync(new HttpRequestMessage(HttpMethod.Get, url));
 
@@ -48,7 +48,7 @@ public sealed class Browser(WebApplicationFactory<Program> factory)
             }
             var html = await response.Content.ReadAsStringAsync();
             var document = response.Content.Headers.ContentType?.MediaType == "text/html" ? new HtmlParser().ParseDocument(html) : null;
-            return new Page(response.StatusCode, url, document, null);
+            return new Page(response.StatusCode, url, document, null, html);
         }
         throw new InvalidOperationException("Too many redirects.");
     }

@@ -1,0 +1,262 @@
+using System.Net;
+using System.Security.Cryptography;
+using Duende.IdentityModel;
+using Duende.IdentityModel.Client;
+using Duende.IdentityModel.OidcClient;
+using Identity.Server.Tests.Infrastructure;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace Identity.Server.Tests.Connect;
+
+public sealed class SqliteAuthorizationCodeTests(SqliteServer server) : AuthorizationCodeTests<SqliteServer>(server);
+public sealed class PostgreSqlAuthorizationCodeTests(PostgreSqlServer server) : AuthorizationCodeTests<PostgreSqlServer>(server);
+
+/// <summary>
+/// The authorization code flow as a user lives it: OidcClient builds the request and checks the answer (state,
+/// PKCE, identity token signature), the login and consent pages are filled in and submitted like a browser would.
+/// </summary>
+public abstract class AuthorizationCodeTests<TFactory>(TFactory factory) : ServerTests<TFactory>(factory) where TFactory : ServerFactory
+{
+    OidcClient SpaClient(string scope = "openid profile email roles offline_access identity") => new(new OidcClientOptions
+    {
+        Authority = Issuer,
+        ClientId = ServerFactory.Spa,
+        RedirectUri = ServerFactory.SpaRedirect,
+        PostLogoutRedirectUri = ServerFactory.SpaLogoutRedirect,
+        Scope = scope,
+        HttpClientFactory = _ => Factory.CreateClient(),
+        DisablePushedAuthorization = true,
+    });
+
+    [Fact]
+    public async Task CodeFlow_ThroughLoginAndConsentPages_GivesVerifiedTokens()
+    {
+        var email = await CreateUserAsync();
+        var client = SpaClient();
+        var state = await client.PrepareLoginAsync();
+        var browser = new Browser(Factory);
+
+        var login = await browser.OpenAsync(state.StartUrl);
+        var consent = await browser.LoginAsync(login, email, Password);
+        Assert.Equal("/Account/Consent", consent.Url.AbsolutePath);
+        Assert.Contains("Single-page app", consent.Document!.Body!.TextContent);
+        var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
+        var result = await client.ProcessResponseAsync(back.LeftTo!.ToString(), state);
+
+        Assert.False(result.IsError, result.Error);
+        Assert.Equal(email, result.User.FindFirst("email")?.Value);
+        Assert.Equal("Test User", result.User.FindFirst("name")?.Value);
+        Assert.NotNull(result.RefreshToken);
+        var jwt = await ValidateJwtAsync(result.AccessToken, "identity");
+        Assert.Equal(ServerFactory.Spa, jwt.GetClaim("client_id").Value);
+        Assert.Equal("pwd", jwt.GetPayloadValue<string[]>("amr").Single());
+        Assert.Equal(HttpStatusCode.OK, (await CallApiAsync(result.AccessToken)).StatusCode);
+    }
+
+    [Fact]
+    public async Task CodeFlow_ConsentGivenOnce_IsNotAskedAgain()
+    {
+        var email = await CreateUserAsync();
+        var browser = new Browser(Factory);
+        var client = SpaClient();
+        var first = await client.PrepareLoginAsync();
+        var consent = await browser.LoginAsync(await browser.OpenAsync(first.StartUrl), email, Password);
+        await browser.SubmitAsync(consent, button: "consent", value: "accept");
+
+        var second = await client.PrepareLoginAsync();
+        var page = await browser.OpenAsync(second.StartUrl);
+
+        Assert.NotNull(page.LeftTo);
+        var result = await client.ProcessResponseAsync(page.LeftTo!.ToString(), second);
+        Assert.False(result.IsError, result.Error);
+    }
+
+    [Fact]
+    public async Task CodeFlow_ConsentDenied_ReturnsAccessDeniedToTheClient()
+    {
+        var email = await CreateUserAsync();
+        var state = await SpaClient().PrepareLoginAsync();
+        var browser = new Browser(Factory);
+        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
+
+        var back = await browser.SubmitAsync(consent, button: "consent", value: "deny");
+
+        Assert.StartsWith(ServerFactory.SpaRedirect, back.LeftTo!.ToString());
+        var answer = QueryHelpers.ParseQuery(back.LeftTo.Query);
+        Assert.Equal("access_denied", answer["error"]);
+        Assert.False(answer.ContainsKey("code"));
+    }
+
+    [Fact]
+    public async Task CodeFlow_ForgedConsentPost_IsRefused()
+    {
+        var email = await CreateUserAsync();
+        var state = await SpaClient().PrepareLoginAsync();
+        var browser = new Browser(Factory);
+        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
+
+        // A cross-site form cannot know the antiforgery token.
+        var back = await browser.SubmitAsync(consent, new Dictionary<string, string> { ["__RequestVerificationToken"] = "forged" }, "consent", "accept");
+
+        var answer = QueryHelpers.ParseQuery(back.LeftTo!.Query);
+        Assert.Equal("access_denied", answer["error"]);
+        Assert.False(answer.ContainsKey("code"));
+    }
+
+    [Fact]
+    public async Task CodeFlow_WrongPasswordOnLoginPage_StaysOnLoginPageWithoutSayingWhy()
+    {
+        var email = await CreateUserAsync();
+        var state = await SpaClient().PrepareLoginAsync();
+        var browser = new Browser(Factory);
+        var login = await browser.OpenAsync(state.StartUrl);
+
+        var wrong = await browser.LoginAsync(login, email, "not the password at all");
+        var unknown = await browser.LoginAsync(login, "nobody@example.test", "not the password at all");
+
+        Assert.Equal("/Account/Login", wrong.Url.AbsolutePath);
+        Assert.Null(wrong.LeftTo);
+        Assert.Equal(wrong.Document!.QuerySelector("[role=alert]")!.TextContent, unknown.Document!.QuerySelector("[role=alert]")!.TextContent);
+    }
+
+    [Fact]
+    public async Task CodeFlow_PublicClientWithoutPkce_IsRefused()
+    {
+        var browser = new Browser(Factory);
+
+        var page = await browser.OpenAsync(AuthorizeUrl(ServerFactory.Spa, ServerFactory.SpaRedirect));
+
+        // OpenIddict answers on its own page rather than at the client: no code leaves the server.
+        Assert.Null(page.LeftTo);
+        Assert.Equal(HttpStatusCode.BadRequest, page.Status);
+        Assert.Contains("error:invalid_request", page.Body);
+        Assert.Contains("code_challenge", page.Body);
+    }
+
+    [Fact]
+    public async Task CodeFlow_PlainPkce_IsRefused()
+    {
+        var browser = new Browser(Factory);
+        var verifier = CryptoRandom.CreateUniqueId(32);
+
+        var page = await browser.OpenAsync(AuthorizeUrl(ServerFactory.Spa, ServerFactory.SpaRedirect, ("code_challenge", verifier), ("code_challenge_method", "plain")));
+
+        Assert.Null(page.LeftTo);
+        Assert.Equal(HttpStatusCode.BadRequest, page.Status);
+        Assert.Contains("code_challenge_method", page.Body);
+    }
+
+    [Theory]
+    [InlineData("https://attacker.example/callback")]
+    [InlineData("http://localhost:5173/callback/../evil")]
+    [InlineData("http://localhost:5173/callback?x=1")]
+    [InlineData("http://localhost:5173/CALLBACK")]
+    public async Task CodeFlow_UnregisteredRedirectUri_IsNeverRedirectedTo(string redirectUri)
+    {
+        var browser = new Browser(Factory);
+
+        var page = await browser.OpenAsync(AuthorizeUrl(ServerFactory.Spa, redirectUri, ("code_challenge", Challenge(CryptoRandom.CreateUniqueId(32))), ("code_challenge_method", "S256")));
+
+        Assert.Null(page.LeftTo);
+        Assert.Equal(HttpStatusCode.BadRequest, page.Status);
+    }
+
+    [Fact]
+    public async Task CodeFlow_CodeRedeemedTwice_IsRefusedAndRevokesWhatItIssued()
+    {
+        var email = await CreateUserAsync();
+        var browser = new Browser(Factory);
+        var verifier = CryptoRandom.CreateUniqueId(32);
+        var login = await browser.OpenAsync(AuthorizeUrl(ServerFactory.Web, ServerFactory.WebRedirect,
+            ("scope", "openid identity offline_access"), ("code_challenge", Challenge(verifier)), ("code_challenge_method", "S256")));
+        var back = await browser.LoginAsync(login, email, Password);
+        var code = QueryHelpers.ParseQuery(back.LeftTo!.Query)["code"].ToString();
+
+        var first = await RedeemAsync(code, verifier);
+        var second = await RedeemAsync(code, verifier);
+
+        Assert.False(first.IsError, first.Error);
+        Assert.Equal("invalid_grant", second.Error);
+        Assert.False((await IntrospectAsync(first.AccessToken!)).IsActive);
+        Assert.Equal("invalid_grant", (await RefreshAsync(first.RefreshToken!)).Error);
+    }
+
+    [Fact]
+    public async Task CodeFlow_WrongPkceVerifier_IsRefused()
+    {
+        var email = await CreateUserAsync();
+        var browser = new Browser(Factory);
+        var login = await browser.OpenAsync(AuthorizeUrl(ServerFactory.Web, ServerFactory.WebRedirect,
+            ("code_challenge", Challenge(CryptoRandom.CreateUniqueId(32))), ("code_challenge_method", "S256")));
+        var back = await browser.LoginAsync(login, email, Password);
+
+        var response = await RedeemAsync(QueryHelpers.ParseQuery(back.LeftTo!.Query)["code"]!, CryptoRandom.CreateUniqueId(32));
+
+        Assert.Equal("invalid_grant", response.Error);
+    }
+
+    [Fact]
+    public async Task CodeFlow_PromptNoneWithoutSession_ReturnsLoginRequired()
+    {
+        var browser = new Browser(Factory);
+
+        var page = await browser.OpenAsync(AuthorizeUrl(ServerFactory.Web, ServerFactory.WebRedirect, ("prompt", "none")));
+
+        Assert.Equal("login_required", QueryHelpers.ParseQuery(page.LeftTo!.Query)["error"]);
+    }
+
+    [Fact]
+    public async Task EndSession_SignsOutAndReturnsToTheRegisteredUri()
+    {
+        var email = await CreateUserAsync();
+        var client = SpaClient();
+        var browser = new Browser(Factory);
+        var state = await client.PrepareLoginAsync();
+        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
+        var result = await client.ProcessResponseAsync((await browser.SubmitAsync(consent, button: "consent", value: "accept")).LeftTo!.ToString(), state);
+
+        var logout = await browser.OpenAsync(await client.PrepareLogoutAsync(new LogoutRequest { IdTokenHint = result.IdentityToken }));
+
+        Assert.StartsWith(ServerFactory.SpaLogoutRedirect, logout.LeftTo!.ToString());
+        var again = await browser.OpenAsync((await client.PrepareLoginAsync()).StartUrl);
+        Assert.Equal("/Account/Login", again.Url.AbsolutePath);
+    }
+
+    [Fact]
+    public async Task EndSession_UnregisteredPostLogoutUri_IsNotFollowed()
+    {
+        var browser = new Browser(Factory);
+
+        var page = await browser.OpenAsync($"/connect/endsession?client_id={ServerFactory.Spa}&post_logout_redirect_uri={Uri.EscapeDataString("https://attacker.example/")}");
+
+        Assert.Null(page.LeftTo);
+    }
+
+    Task<TokenResponse> RedeemAsync(string code, string verifier) =>
+        Http.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
+        {
+            Address = "/connect/token",
+            ClientId = ServerFactory.Web,
+            ClientSecret = ServerFactory.WebSecret,
+            Code = code,
+            RedirectUri = ServerFactory.WebRedirect,
+            CodeVerifier = verifier,
+        });
+
+    static string AuthorizeUrl(string clientId, string redirectUri, params (string Key, string Value)[] extra)
+    {
+        var parameters = new Dictionary<string, string?>
+        {
+            ["client_id"] = clientId,
+            ["redirect_uri"] = redirectUri,
+            ["response_type"] = "code",
+            ["scope"] = "openid",
+            ["state"] = CryptoRandom.CreateUniqueId(16),
+        };
+        foreach (var (key, value) in extra)
+            parameters[key] = value;
+        return QueryHelpers.AddQueryString("/connect/authorize", parameters);
+    }
+
+    static string Challenge(string verifier) => Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(verifier)));
+}
