@@ -130,7 +130,8 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
     }
 
     static Uri AbsoluteUri(ClientOptions client, string uri) =>
-        Uri.TryCreate(uri, UriKind.Absolute, out var result) && string.IsNullOrEmpty(result.Fragment)
+        // On Unix "/path" parses as an absolute file URI: require a real scheme (https, or a native app's own).
+        Uri.TryCreate(uri, UriKind.Absolute, out var result) && !result.IsFile && !result.IsUnc && string.IsNullOrEmpty(result.Fragment)
             ? result
             : throw Invalid(client, $"'{uri}' is not an absolute URI without a fragment");
 

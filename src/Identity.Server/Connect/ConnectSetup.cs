@@ -59,7 +59,7 @@ public static class ConnectSetup
                 if (!string.IsNullOrWhiteSpace(issuer))
                     server.SetIssuer(new Uri(issuer, UriKind.Absolute));
 
-                keys.AddTo(server, keyOptions.SigningAlgorithm);
+                keys.AddTo(server, builder.Services, keyOptions.SigningAlgorithm);
 
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()

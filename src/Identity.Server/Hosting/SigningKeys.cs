@@ -60,26 +60,25 @@ public sealed class SigningKeys
     }
 
     /// <summary>
-    /// OpenIddict signs with the first signing credential, and it prefers certificate-backed keys:
-    /// the chosen algorithm goes in as a certificate, the other as a bare key, so both are in the JWKS
-    /// and only the chosen one signs.
+    /// Publishes both signing keys and encrypts with the encryption certificate. OpenIddict signs with the first
+    /// signing credential after sorting them (certificates first), so the chosen algorithm is moved to the front
+    /// once OpenIddict has sorted: both keys stay in the JWKS, only the chosen one signs.
     /// </summary>
-    public void AddTo(OpenIddictServerBuilder server, string algorithm)
+    public void AddTo(OpenIddictServerBuilder server, IServiceCollection services, string algorithm)
     {
-        var useEcdsa = algorithm.Equals(SecurityAlgorithms.EcdsaSha256, StringComparison.OrdinalIgnoreCase);
-        if (!useEcdsa && !algorithm.Equals(SecurityAlgorithms.RsaSha256, StringComparison.OrdinalIgnoreCase))
+        if (!algorithm.Equals(SecurityAlgorithms.RsaSha256, StringComparison.OrdinalIgnoreCase) &&
+            !algorithm.Equals(SecurityAlgorithms.EcdsaSha256, StringComparison.OrdinalIgnoreCase))
             throw new InvalidOperationException($"Identity:Keys:SigningAlgorithm must be RS256 or ES256, not '{algorithm}'.");
 
-        if (useEcdsa)
-        {
-            server.AddSigningCertificate(Ecdsa);
-            server.AddSigningKey(new RsaSecurityKey(Rsa.GetRSAPrivateKey()!) { KeyId = Rsa.Thumbprint });
-        }
-        else
-        {
-            server.AddSigningCertificate(Rsa);
-            server.AddSigningKey(new ECDsaSecurityKey(Ecdsa.GetECDsaPrivateKey()!) { KeyId = Ecdsa.Thumbprint });
-        }
+        server.AddSigningCertificate(Rsa);
+        server.AddSigningCredentials(new SigningCredentials(new ECDsaSecurityKey(Ecdsa.GetECDsaPrivateKey()!) { KeyId = Ecdsa.Thumbprint }, SecurityAlgorithms.EcdsaSha256));
         server.AddEncryptionCertificate(Encryption);
+
+        services.PostConfigure<OpenIddict.Server.OpenIddictServerOptions>(options =>
+        {
+            var chosen = options.SigningCredentials.First(c => c.Algorithm.Equals(algorithm, StringComparison.OrdinalIgnoreCase));
+            options.SigningCredentials.Remove(chosen);
+            options.SigningCredentials.Insert(0, chosen);
+        });
     }
 }

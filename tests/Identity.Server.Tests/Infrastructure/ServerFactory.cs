@@ -5,9 +5,10 @@ namespace Identity.Server.Tests.Infrastructure;
 
 /// <summary>
 /// One real server per test class: its own database, its own key folder, and the clients every suite uses.
-/// Subclasses choose the database provider.
+/// A server made with a given database and key folder (to restart on them) leaves them to its caller.
 /// </summary>
-public abstract class ServerFactory : WebApplicationFactory<Program>
+public class ServerFactory(DatabaseSettings database, string? keyFolder = null, IEnumerable<KeyValuePair<string, string?>>? overrides = null)
+    : WebApplicationFactory<Program>
 {
     public const string AdminEmail = "admin@example.test";
     public const string AdminPassword = "correct horse battery staple";
@@ -23,16 +24,16 @@ public abstract class ServerFactory : WebApplicationFactory<Program>
     public const string DownstreamScope = "orders";
     public const string DownstreamAudience = "orders-api";
 
-    public string KeyFolder { get; } = Directory.CreateTempSubdirectory("identity-keys-").FullName;
+    readonly bool ownsResources = keyFolder is null;
 
-    protected abstract DatabaseSettings Database { get; }
+    public string KeyFolder { get; } = keyFolder ?? Directory.CreateTempSubdirectory("identity-keys-").FullName;
 
-    /// <summary>Extra settings a suite needs; they win over the defaults.</summary>
-    protected virtual IEnumerable<KeyValuePair<string, string?>> Overrides => [];
+    public DatabaseSettings Database { get; } = database;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        foreach (var (key, value) in Settings().Concat(Overrides))
+        // Overrides come last, so they win over the defaults.
+        foreach (var (key, value) in Settings().Concat(overrides ?? []))
             builder.UseSetting(key, value);
     }
 
@@ -93,7 +94,7 @@ public abstract class ServerFactory : WebApplicationFactory<Program>
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        if (disposing && !dropped)
+        if (disposing && ownsResources && !dropped)
         {
             dropped = true;
             Database.Drop();
@@ -102,12 +103,6 @@ public abstract class ServerFactory : WebApplicationFactory<Program>
     }
 }
 
-public sealed class SqliteServer : ServerFactory
-{
-    protected override DatabaseSettings Database { get; } = DatabaseSettings.Sqlite();
-}
+public sealed class SqliteServer() : ServerFactory(DatabaseSettings.Sqlite());
 
-public sealed class PostgreSqlServer : ServerFactory
-{
-    protected override DatabaseSettings Database { get; } = DatabaseSettings.PostgreSql();
-}
+public sealed class PostgreSqlServer() : ServerFactory(DatabaseSettings.PostgreSql());

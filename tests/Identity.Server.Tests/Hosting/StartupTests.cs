@@ -1,0 +1,193 @@
+using System.Net;
+using System.Text.Json;
+using Duende.IdentityModel.Client;
+using Identity.Server.Tests.Infrastructure;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
+
+namespace Identity.Server.Tests.Hosting;
+
+/// <summary>What an operator sees when starting, restarting and reconfiguring the server.</summary>
+public sealed class StartupTests : IDisposable
+{
+    readonly DatabaseSettings database = DatabaseSettings.Sqlite();
+    readonly string keys = Directory.CreateTempSubdirectory("identity-keys-").FullName;
+
+    public void Dispose()
+    {
+        database.Drop();
+        Directory.Delete(keys, recursive: true);
+    }
+
+    static KeyValuePair<string, string?> Set(string key, string value) => new(key, value);
+
+    static Task<TokenResponse> ServiceTokenAsync(HttpClient http, string secret = ServerFactory.ServiceSecret) =>
+        http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Service, ClientSecret = secret, Scope = ServerFactory.DownstreamScope,
+        });
+
+    [Fact]
+    public async Task Keys_GeneratedOnFirstRun_AreReusedAfterRestart()
+    {
+        string firstJwks, token;
+        await using (var first = new ServerFactory(database, keys))
+        {
+            var http = first.CreateClient();
+            firstJwks = await http.GetStringAsync("/.well-known/jwks");
+            token = (await ServiceTokenAsync(http)).AccessToken!;
+        }
+        Assert.True(File.Exists(Path.Combine(keys, "signing-rsa.pfx")));
+        Assert.True(File.Exists(Path.Combine(keys, "signing-ecdsa.pfx")));
+        Assert.True(File.Exists(Path.Combine(keys, "encryption-rsa.pfx")));
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(keys, "signing-rsa.pfx")));
+
+        await using var second = new ServerFactory(database, keys);
+        var again = second.CreateClient();
+
+        Assert.Equal(Kids(firstJwks), Kids(await again.GetStringAsync("/.well-known/jwks")));
+        var introspection = await again.IntrospectTokenAsync(new TokenIntrospectionRequest
+        {
+            Address = "/connect/introspect", ClientId = ServerFactory.Service, ClientSecret = ServerFactory.ServiceSecret, Token = token,
+        });
+        Assert.True(introspection.IsActive, introspection.Raw);
+    }
+
+    [Fact]
+    public async Task Es256_WhenChosen_SignsTokensAndRs256StaysPublished()
+    {
+        await using var server = new ServerFactory(database, keys, [Set("Identity:Keys:SigningAlgorithm", "ES256")]);
+        var http = server.CreateClient();
+
+        var token = await ServiceTokenAsync(http);
+
+        var header = JsonDocument.Parse(Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Decode(token.AccessToken!.Split('.')[0])).RootElement;
+        Assert.Equal("ES256", header.GetProperty("alg").GetString());
+        var jwks = await http.GetStringAsync("/.well-known/jwks");
+        Assert.Contains("\"RS256\"", jwks);
+        Assert.Contains(header.GetProperty("kid").GetString()!, Kids(jwks));
+    }
+
+    [Fact]
+    public async Task Seeding_IsIdempotentAndAppliesAChangedClient()
+    {
+        await using (var first = new ServerFactory(database, keys))
+            Assert.False((await ServiceTokenAsync(first.CreateClient())).IsError);
+
+        const string rotated = "rotated-secret-0123456789abcdef0123456789";
+        await using var second = new ServerFactory(database, keys, [
+            Set("Identity:Clients:2:ClientSecret", rotated),
+            Set("Identity:Clients:0:RedirectUris:0", "http://localhost:5173/new-callback"),
+        ]);
+        var http = second.CreateClient(new() { AllowAutoRedirect = false });
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ServiceTokenAsync(http)).HttpStatusCode);
+        Assert.False((await ServiceTokenAsync(http, rotated)).IsError);
+        var oldRedirect = await http.GetAsync($"/connect/authorize?client_id=spa&response_type=code&scope=openid&redirect_uri={Uri.EscapeDataString(ServerFactory.SpaRedirect)}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256");
+        var newRedirect = await http.GetAsync($"/connect/authorize?client_id=spa&response_type=code&scope=openid&redirect_uri={Uri.EscapeDataString("http://localhost:5173/new-callback")}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256");
+        Assert.Equal(HttpStatusCode.BadRequest, oldRedirect.StatusCode);
+        Assert.Equal(HttpStatusCode.Redirect, newRedirect.StatusCode);
+        Assert.Contains("/Account/Login", newRedirect.Headers.Location!.ToString());
+
+        // The admin from configuration exists once, with the admin role, after two starts.
+        var admin = await http.RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "roles",
+        });
+        Assert.False(admin.IsError, admin.Error);
+        var payload = JsonDocument.Parse(Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Decode(admin.AccessToken!.Split('.')[1])).RootElement;
+        Assert.Contains("admin", payload.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
+    }
+
+    [Theory]
+    [InlineData("Identity:Clients:0:GrantTypes:2", "implicit", "grant type 'implicit'")]
+    [InlineData("Identity:Clients:0:RedirectUris:0", "/relative/callback", "'/relative/callback' is not an absolute URI")]
+    [InlineData("Identity:Clients:0:ConsentType", "sometimes", "ConsentType 'sometimes'")]
+    [InlineData("Identity:Keys:SigningAlgorithm", "HS256", "RS256 or ES256")]
+    public void Misconfiguration_FailsAtStartWithAClearMessage(string key, string value, string message)
+    {
+        using var server = new ServerFactory(database, keys, [Set(key, value)]);
+
+        var error = Assert.ThrowsAny<Exception>(() => server.CreateClient());
+
+        Assert.Contains(message, error.ToString());
+    }
+
+    [Fact]
+    public async Task Health_LiveAndReadyAnswer()
+    {
+        await using var server = new ServerFactory(database, keys);
+        var http = server.CreateClient();
+
+        var live = await http.GetAsync("/health");
+        var ready = await http.GetAsync("/health/ready");
+
+        Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+        Assert.Equal("Healthy", await live.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+    }
+
+    [Fact]
+    public async Task Health_ReadyFailsWhenTheDatabaseIsGone_LiveStaysUp()
+    {
+        var postgres = DatabaseSettings.PostgreSql();
+        await using var server = new ServerFactory(postgres, keys);
+        var http = server.CreateClient();
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/ready")).StatusCode);
+
+        postgres.Drop();
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/health/ready")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Tokens_LifetimesAndEncryptionAreConfigurable()
+    {
+        await using var server = new ServerFactory(database, keys, [
+            Set("Identity:Tokens:AccessTokenLifetime", "00:10:00"),
+            Set("Identity:Tokens:EncryptAccessTokens", "true"),
+        ]);
+        var http = server.CreateClient();
+
+        var token = await http.RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "identity",
+        });
+
+        Assert.InRange(token.ExpiresIn, 599, 600);
+        Assert.Equal(5, token.AccessToken!.Split('.').Length); // JWE: readable by this server only
+        using var me = new HttpRequestMessage(HttpMethod.Get, "/api/v1/auth/me");
+        me.SetBearerToken(token.AccessToken);
+        Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(me)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Production_RefusesPlainHttpFromTheNetwork_AllowsLoopback()
+    {
+        await using var server = new ServerFactory(database, keys).WithWebHostBuilder(b => b.UseEnvironment("Production"));
+        _ = server.CreateClient();
+
+        var remote = await server.Server.SendAsync(http => Discovery(http, IPAddress.Parse("203.0.113.7")));
+        var loopback = await server.Server.SendAsync(http => Discovery(http, IPAddress.Loopback));
+        var https = await server.Server.SendAsync(http => { Discovery(http, IPAddress.Parse("203.0.113.7")); http.Request.Scheme = "https"; });
+
+        Assert.Equal(StatusCodes.Status400BadRequest, remote.Response.StatusCode);
+        Assert.Equal(StatusCodes.Status200OK, loopback.Response.StatusCode);
+        Assert.Equal(StatusCodes.Status200OK, https.Response.StatusCode);
+
+        static void Discovery(HttpContext http, IPAddress remote)
+        {
+            http.Request.Method = "GET";
+            http.Request.Path = "/.well-known/openid-configuration";
+            http.Connection.RemoteIpAddress = remote;
+        }
+    }
+
+    static string[] Kids(string jwks) =>
+        JsonDocument.Parse(jwks).RootElement.GetProperty("keys").EnumerateArray().Select(k => k.GetProperty("kid").GetString()!).Order().ToArray();
+}
