@@ -68,6 +68,13 @@ public sealed class StartupTests : IDisposable
         var jwks = await http.GetStringAsync("/.well-known/jwks");
         Assert.Contains("\"RS256\"", jwks);
         Assert.Contains(header.GetProperty("kid").GetString()!, Kids(jwks));
+        var validation = await new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler().ValidateTokenAsync(token.AccessToken, new()
+        {
+            ValidIssuer = http.BaseAddress!.ToString(),
+            ValidAudience = ServerFactory.DownstreamAudience,
+            IssuerSigningKeys = new Microsoft.IdentityModel.Tokens.JsonWebKeySet(jwks).GetSigningKeys(),
+        });
+        Assert.True(validation.IsValid, validation.Exception?.Message);
     }
 
     [Fact]
