@@ -4,6 +4,8 @@ using Identity.Server.Clients;
 using Identity.Server.Connect;
 using Identity.Server.Data;
 using Identity.Server.Hosting;
+using Identity.Server.Roles;
+using Identity.Server.Users;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -11,17 +13,26 @@ builder.AddIdentityDatabase();
 builder.AddAccounts();
 builder.AddConnect();
 builder.AddSeeding();
+builder.AddSnakeCaseJson();
+builder.AddRateLimits();
+builder.AddApiDocs();
 
 var app = builder.Build();
 
+app.UseRequestIds();
 app.UseApiErrors();
 app.UseTransportSecurity();
+app.UseAuthenticationRateLimits();
 app.UseAuthentication();
+app.UseApiRateLimits();
 app.UseAuthorization();
 
 app.MapHealth();
 app.MapConnect();
 app.MapAuthApi();
+app.MapUsersApi();
+app.MapRolesApi();
+app.MapApiDocs();
 app.MapRazorPages();
 
 app.Run();

@@ -25,6 +25,7 @@ public static class AccountSetup
                 options.ClaimsIdentity.RoleClaimType = Connect.ClaimDestinations.Roles;
                 options.ClaimsIdentity.EmailClaimType = OpenIddict.Abstractions.OpenIddictConstants.Claims.Email;
             })
+            .AddPasswordValidator<CommonPasswordValidator>()
             .AddEntityFrameworkStores<IdentityDbContext>()
             .AddDefaultTokenProviders();
 

@@ -1,38 +1,79 @@
+using System.Net.Mail;
+using System.Security.Claims;
+using Identity.Server.Account;
 using Identity.Server.Connect;
 using Identity.Server.Data;
 using Identity.Server.Hosting;
+using Identity.Server.Users;
+using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Identity;
-using System.Security.Claims;
+using OpenIddict.Abstractions;
+using OpenIddict.Server.AspNetCore;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Identity.Server.Auth;
 
 public static class AuthApi
 {
+    public sealed record LoginRequest(string Email, string Password, bool? RememberMe);
+    public sealed record RegisterRequest(string Email, string Password, string? Name);
+    public sealed record RefreshRequest(string RefreshToken);
+    public sealed record MeResponse(UserView User);
+
     public static IEndpointRouteBuilder MapAuthApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/api/v1/auth").RequireAuthorization(ServerApi.Policy);
-        group.MapGet("/me", Me);
+        // login, register and refresh are OpenIddict token endpoints (see AuthFacade): OpenIddict has read and
+        // validated the request before these run, and writes their answer. The Accepts/Produces only document them.
+        var tokens = app.MapGroup(AuthFacade.Prefix).WithTags("Auth");
+        tokens.MapPost("/login", Login).Accepts<LoginRequest>("application/json").Produces<FacadeTokenResponse>()
+            .WithSummary("Sign in with email and password");
+        tokens.MapPost("/register", Register).Accepts<RegisterRequest>("application/json").Produces<FacadeTokenResponse>()
+            .WithSummary("Create an account and sign in");
+        tokens.MapPost("/refresh", ConnectEndpoints.Exchange).Accepts<RefreshRequest>("application/json").Produces<FacadeTokenResponse>()
+            .WithSummary("Exchange a refresh token for new tokens (the old refresh token is spent)");
+
+        var account = app.MapGroup(AuthFacade.Prefix).WithTags("Auth").RequireAuthorization(ServerApi.Policy);
+        account.MapGet("/me", Me).WithSummary("The calling user");
         return app;
     }
 
-    static async Task<IResult> Me(ClaimsPrincipal principal, UserManager<User> users, HttpContext http)
+    static async Task<IResult> Login(HttpContext http, UserManager<User> users, SignInManager<User> signIn, PrincipalFactory factory)
+    {
+        var request = http.GetOpenIddictServerRequest()!;
+        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, request.Username, request.Password);
+        if (user is not null)
+            return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
+        if (lockedUntil is not null)
+            return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The account is locked after too many failed attempts.",
+                new { reason = "account_locked", locked_until = lockedUntil });
+        return ApiErrors.Result(http, StatusCodes.Status401Unauthorized, "INVALID_CREDENTIALS", "The provided credentials are invalid.");
+    }
+
+    static async Task<IResult> Register(HttpContext http, UserManager<User> users, IdentityDbContext db, PrincipalFactory factory)
+    {
+        var request = http.GetOpenIddictServerRequest()!;
+        var email = request.Username!.Trim();
+        var name = (string?)request["name"];
+        if (!MailAddress.TryCreate(email, out var address) || address.Address != email)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The email address is not valid.", new { field = "email" });
+        if (name is { Length: > 256 })
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The name is longer than 256 characters.", new { field = "name" });
+
+        var user = new User { Email = email, Name = string.IsNullOrWhiteSpace(name) ? null : name.Trim(), LastLoginAt = DateTimeOffset.UtcNow };
+        var created = await Accounts.CreateAsync(users, db, user, request.Password, []);
+        if (!created.Succeeded)
+            return Accounts.Problem(http, created);
+        return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
+    }
+
+    static async Task<IResult> Me(ClaimsPrincipal principal, UserManager<User> users, IdentityDbContext db, HttpContext http)
     {
         var user = await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "");
         if (user is null)
             return ApiErrors.Result(http, StatusCodes.Status404NotFound, "NOT_FOUND", "The token does not belong to a user.");
-
-        return Results.Ok(new
-        {
-            user = new
-            {
-                id = user.Id,
-                email = user.Email,
-                name = user.Name,
-                roles = (await users.GetRolesAsync(user)).Order(StringComparer.Ordinal),
-                last_login = user.LastLoginAt,
-                created_at = user.CreatedAt,
-            },
-        });
+        return Results.Ok(new MeResponse(await UserView.OfAsync(db, user)));
     }
+
+    static IResult SignIn(ClaimsPrincipal principal) =>
+        Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
 }

@@ -1,4 +1,10 @@
+using System.Security.Claims;
+using Identity.Server.Auth;
 using Identity.Server.Connect;
+using Identity.Server.Roles;
+using Permissions = OpenIddict.Abstractions.OpenIddictConstants.Permissions;
+using RolePermissions = Identity.Server.Roles.Permissions;
+using Identity.Server.Users;
 using Identity.Server.Data;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Options;
@@ -9,8 +15,6 @@ namespace Identity.Server.Clients;
 
 public static class Seeding
 {
-    public static readonly string[] BuiltInRoles = ["admin", "user"];
-
     public static WebApplicationBuilder AddSeeding(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<SeedOptions>().BindConfiguration(SeedOptions.Section)
@@ -41,10 +45,7 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
         await using var scope = services.CreateAsyncScope();
         var provider = scope.ServiceProvider;
 
-        var roles = provider.GetRequiredService<RoleManager<Role>>();
-        foreach (var role in Seeding.BuiltInRoles)
-            if (!await roles.RoleExistsAsync(role))
-                Check(await roles.CreateAsync(new Role(role)), $"role {role}");
+        await EnsureBuiltInRolesAsync(provider.GetRequiredService<RoleManager<Role>>());
 
         var scopes = provider.GetRequiredService<IOpenIddictScopeManager>();
         await UpsertScopeAsync(scopes, new ScopeOptions { Name = ServerApi.Scope, DisplayName = "This server's API", Resources = [ServerApi.Audience] }, cancellationToken);
@@ -52,7 +53,7 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
             await UpsertScopeAsync(scopes, scopeOptions, cancellationToken);
 
         var applications = provider.GetRequiredService<IOpenIddictApplicationManager>();
-        foreach (var client in options.Value.Clients)
+        foreach (var client in options.Value.Clients.Append(AuthApiClient))
         {
             var descriptor = Describe(client);
             var existing = await applications.FindByClientIdAsync(client.ClientId, cancellationToken);
@@ -62,7 +63,34 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
                 await applications.UpdateAsync(existing, descriptor, cancellationToken);
         }
 
-        await EnsureAdminAsync(provider.GetRequiredService<UserManager<User>>());
+        await EnsureAdminAsync(provider.GetRequiredService<UserManager<User>>(), provider.GetRequiredService<IdentityDbContext>());
+    }
+
+    /// <summary>The first-party client behind /api/v1/auth/*: public, password and refresh grants, no consent screen.</summary>
+    static readonly ClientOptions AuthApiClient = new()
+    {
+        ClientId = AuthFacade.ClientId,
+        DisplayName = "Identity auth API",
+        GrantTypes = [GrantTypes.Password, GrantTypes.RefreshToken],
+        Scopes = [.. AuthFacade.Scopes.Split(' ')],
+        ConsentType = "implicit",
+    };
+
+    /// <summary>Built-in roles exist with at least their built-in permissions; permissions an operator added stay.</summary>
+    static async Task EnsureBuiltInRolesAsync(RoleManager<Role> roles)
+    {
+        foreach (var definition in BuiltInRoles.All)
+        {
+            var role = await roles.FindByNameAsync(definition.Name);
+            if (role is null)
+            {
+                role = new Role(definition.Name) { Description = definition.Description, OrganizationScoped = definition.OrganizationScoped };
+                Check(await roles.CreateAsync(role), $"role {definition.Name}");
+            }
+            var held = (await roles.GetClaimsAsync(role)).Where(c => c.Type == RolePermissions.ClaimType).Select(c => c.Value).ToHashSet();
+            foreach (var permission in definition.Permissions.Where(p => !held.Contains(p)))
+                Check(await roles.AddClaimAsync(role, new Claim(RolePermissions.ClaimType, permission)), $"permission {permission} of {definition.Name}");
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -138,7 +166,7 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
     static InvalidOperationException Invalid(ClientOptions client, string problem) =>
         new($"Identity:Clients entry '{client.ClientId}': {problem}.");
 
-    async Task EnsureAdminAsync(UserManager<User> users)
+    async Task EnsureAdminAsync(UserManager<User> users, IdentityDbContext db)
     {
         var (email, password) = (options.Value.Admin.Email, options.Value.Admin.Password);
         if (string.IsNullOrWhiteSpace(email) || string.IsNullOrEmpty(password))
@@ -147,13 +175,12 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
         var admin = await users.FindByEmailAsync(email);
         if (admin is null)
         {
-            admin = new User { UserName = email, Email = email, EmailConfirmed = true, Name = "Administrator" };
-            Check(await users.CreateAsync(admin, password), "admin user");
+            admin = new User { Email = email, EmailConfirmed = true, Name = "Administrator" };
+            Check(await Accounts.CreateAsync(users, db, admin, password, [BuiltInRoles.Admin]), "admin user");
             logger.LogInformation("Created the admin user {Email}.", email);
         }
-        foreach (var role in Seeding.BuiltInRoles)
-            if (!await users.IsInRoleAsync(admin, role))
-                Check(await users.AddToRoleAsync(admin, role), "admin role");
+        else if (!await users.IsInRoleAsync(admin, BuiltInRoles.Admin))
+            Check(await users.AddToRoleAsync(admin, BuiltInRoles.Admin), "admin role");
     }
 
     static void Check(IdentityResult result, string what)

@@ -13,10 +13,12 @@ public static class ClaimDestinations
 {
     public const string Roles = "roles";
     public const string IdentityProvider = "idp";
+    public const string OrganizationId = "org_id";
+    public const string OrganizationDomain = "org_domain";
 
     public static IEnumerable<string> For(Claim claim) => claim.Type switch
     {
-        Claims.Subject or Claims.AuthenticationMethodReference or IdentityProvider
+        Claims.Subject or Claims.AuthenticationMethodReference or IdentityProvider or OrganizationId or OrganizationDomain
             => [Destinations.AccessToken, Destinations.IdentityToken],
         Claims.Name when Has(claim, Scopes.Profile) => [Destinations.AccessToken, Destinations.IdentityToken],
         Claims.Email or Claims.EmailVerified when Has(claim, Scopes.Email) => [Destinations.AccessToken, Destinations.IdentityToken],

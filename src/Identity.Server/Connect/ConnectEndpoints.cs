@@ -23,10 +23,12 @@ public static class ConnectEndpoints
 
     public static IEndpointRouteBuilder MapConnect(this IEndpointRouteBuilder app)
     {
-        app.MapMethods("/connect/authorize", ["GET", "POST"], Authorize);
-        app.MapPost("/connect/token", Token);
-        app.MapMethods("/connect/userinfo", ["GET", "POST"], UserInfo);
-        app.MapMethods("/connect/endsession", ["GET", "POST"], EndSession);
+        // The protocol endpoints are described by discovery, not by the OpenAPI document.
+        var connect = app.MapGroup("/connect").ExcludeFromDescription();
+        connect.MapMethods("/authorize", ["GET", "POST"], Authorize);
+        connect.MapPost("/token", Exchange);
+        connect.MapMethods("/userinfo", ["GET", "POST"], UserInfo);
+        connect.MapMethods("/endsession", ["GET", "POST"], EndSession);
         return app;
     }
 
@@ -82,7 +84,8 @@ public static class ConnectEndpoints
         return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
-    static async Task<IResult> Token(HttpContext http, UserManager<User> users, SignInManager<User> signIn,
+    /// <summary>The token endpoint; also behind the auth API's refresh address.</summary>
+    internal static async Task<IResult> Exchange(HttpContext http, UserManager<User> users, SignInManager<User> signIn,
         IOpenIddictApplicationManager applications, PrincipalFactory factory)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
@@ -98,9 +101,9 @@ public static class ConnectEndpoints
 
         if (request.IsPasswordGrantType())
         {
-            var user = await PasswordCheck.SignInAsync(users, signIn, request.Username, request.Password);
+            var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, request.Username, request.Password);
             if (user is null)
-                return Forbid(Errors.InvalidGrant, "The username or password is invalid.");
+                return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid." : "The account is locked.");
             return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
         }
 

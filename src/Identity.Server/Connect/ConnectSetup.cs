@@ -61,6 +61,9 @@ public static class ConnectSetup
 
                 keys.AddTo(server, builder.Services, keyOptions.SigningAlgorithm);
 
+                Auth.AuthFacade.AddTo(server);
+                server.AddEventHandler(RevokeChainWithRefreshToken.Descriptor);
+
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()
                     .EnableTokenEndpointPassthrough()

@@ -13,7 +13,7 @@ namespace Identity.Server.Connect;
 /// The one place that builds the principal behind every token: authorization code, refresh, password and client
 /// credentials all come through here, so every flow issues the same claims.
 /// </summary>
-public sealed class PrincipalFactory(UserManager<User> users, IOpenIddictScopeManager scopeManager)
+public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext db, IOpenIddictScopeManager scopeManager)
 {
     /// <summary>A new sign-in of <paramref name="user"/> with the given scopes and authentication methods (RFC 8176).</summary>
     public async Task<ClaimsPrincipal> ForUserAsync(User user, IEnumerable<string> scopes, IEnumerable<string> amr)
@@ -53,6 +53,9 @@ public sealed class PrincipalFactory(UserManager<User> users, IOpenIddictScopeMa
             .SetClaim(Claims.Email, user.Email)
             .SetClaim(Claims.EmailVerified, user.EmailConfirmed)
             .SetClaim(Claims.Name, user.Name ?? user.Email);
+        var organization = user.OrganizationId is null ? null : await db.Organizations.FindAsync(user.OrganizationId);
+        identity.SetClaim(ClaimDestinations.OrganizationId, organization?.Id)
+            .SetClaim(ClaimDestinations.OrganizationDomain, organization?.Domain);
         SetArray(identity, ClaimDestinations.Roles, roles.Order(StringComparer.Ordinal));
         SetArray(identity, Claims.AuthenticationMethodReference, amr.Distinct(StringComparer.Ordinal).ToList());
         identity.SetDestinations(ClaimDestinations.For);

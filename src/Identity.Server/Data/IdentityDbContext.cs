@@ -13,6 +13,7 @@ public class IdentityDbContext(DbContextOptions options)
     : Microsoft.AspNetCore.Identity.EntityFrameworkCore.IdentityDbContext<User, Role, string>(options), IDataProtectionKeyContext
 {
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+    public DbSet<Organization> Organizations => Set<Organization>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -20,6 +21,14 @@ public class IdentityDbContext(DbContextOptions options)
         builder.UseOpenIddict();
         builder.Entity<User>().Property(u => u.Name).HasMaxLength(256);
         builder.Entity<Role>().Property(r => r.Description).HasMaxLength(1024);
+        builder.Entity<Organization>(org =>
+        {
+            org.Property(o => o.Id).HasMaxLength(64);
+            org.Property(o => o.Domain).HasMaxLength(253);
+            org.Property(o => o.Name).HasMaxLength(256);
+            org.HasIndex(o => o.Domain).IsUnique();
+        });
+        builder.Entity<User>().HasOne(u => u.Organization).WithMany().HasForeignKey(u => u.OrganizationId).OnDelete(DeleteBehavior.SetNull);
     }
 }
 

@@ -7,6 +7,10 @@ public sealed class User : IdentityUser
     public string? Name { get; set; }
     public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
     public DateTimeOffset? LastLoginAt { get; set; }
+
+    /// <summary>The organization of the email's domain; null for free-mail addresses.</summary>
+    public string? OrganizationId { get; set; }
+    public Organization? Organization { get; set; }
 }
 
 public sealed class Role : IdentityRole
@@ -14,4 +18,19 @@ public sealed class Role : IdentityRole
     public Role() { }
     public Role(string name) : base(name) { }
     public string? Description { get; set; }
+
+    /// <summary>
+    /// The role's permissions apply only within the holder's own organization (org_admin): a user of another
+    /// organization is out of reach, as if it did not exist.
+    /// </summary>
+    public bool OrganizationScoped { get; set; }
+}
+
+/// <summary>A tenant: every user whose email is at <see cref="Domain"/>.</summary>
+public sealed class Organization
+{
+    public string Id { get; set; } = Guid.NewGuid().ToString();
+    public required string Domain { get; set; }
+    public required string Name { get; set; }
+    public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
 }

@@ -13,6 +13,9 @@ public static class ApiErrors
 {
     public static readonly PathString ApiPrefix = "/api/v1";
 
+    /// <summary>No resource API takes more than this; a larger body is refused before it is read.</summary>
+    public const long MaxBodyBytes = 64 * 1024;
+
     public static IResult Result(HttpContext http, int status, string code, string message, object? details = null) =>
         Results.Json(Envelope(http, code, message, details), statusCode: status);
 
@@ -57,6 +60,22 @@ public static class ApiErrors
             var properties = (await http.AuthenticateAsync(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)).Properties;
             var reason = properties?.GetString(OpenIddictValidationAspNetCoreConstants.Properties.ErrorDescription);
             await http.Response.WriteAsJsonAsync(Envelope(http, code, message, reason is null ? null : new { reason }));
+        });
+
+        app.Use(async (http, next) =>
+        {
+            if (http.Request.Path.StartsWithSegments(ApiPrefix))
+            {
+                if (http.Request.ContentLength > MaxBodyBytes)
+                {
+                    await Result(http, StatusCodes.Status413PayloadTooLarge, "INVALID_REQUEST", $"The body must be at most {MaxBodyBytes} bytes.").ExecuteAsync(http);
+                    return;
+                }
+                // A body without a length (chunked) is cut off at the same size by the server.
+                if (http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+                    limit.MaxRequestBodySize = MaxBodyBytes;
+            }
+            await next(http);
         });
         return app;
     }

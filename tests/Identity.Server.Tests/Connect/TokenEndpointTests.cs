@@ -63,7 +63,10 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         Assert.True(jwt.TryGetPayloadValue<long>("exp", out _));
         using var payload = JsonDocument.Parse(Base64UrlDecode(jwt.EncodedPayload));
         // roles and amr are JSON arrays, whatever their length.
-        Assert.Equal(["admin", "user"], payload.RootElement.GetProperty("roles").EnumerateArray().Select(e => e.GetString()));
+        // The configured admin is also the first verified member of example.test, so its org_admin.
+        Assert.Equal(["admin", "org_admin", "user"], payload.RootElement.GetProperty("roles").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal("example.test", jwt.GetClaim("org_domain").Value);
+        Assert.False(string.IsNullOrEmpty(jwt.GetClaim("org_id").Value));
         Assert.Equal(["pwd"], payload.RootElement.GetProperty("amr").EnumerateArray().Select(e => e.GetString()));
         Assert.False(payload.RootElement.TryGetProperty("AspNet.Identity.SecurityStamp", out _));
     }

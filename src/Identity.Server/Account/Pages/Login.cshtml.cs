@@ -19,11 +19,11 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
 
     public async Task<IActionResult> OnPostAsync()
     {
-        var user = await PasswordCheck.SignInAsync(users, signIn, Email, Password);
+        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, Email, Password);
         if (user is null)
         {
             // One message for every failure: it must not tell whether the email has an account.
-            Error = "Invalid email or password.";
+            Error = lockedUntil is null ? "Invalid email or password." : "This account is locked after too many failed attempts; try again later.";
             return Page();
         }
 

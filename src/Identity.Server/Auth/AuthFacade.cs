@@ -1,0 +1,246 @@
+using System.Text.Json;
+using Identity.Server.Data;
+using Identity.Server.Hosting;
+using Identity.Server.Users;
+using Microsoft.AspNetCore;
+using OpenIddict.Abstractions;
+using OpenIddict.Server;
+using OpenIddict.Server.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+using static OpenIddict.Server.OpenIddictServerEvents;
+
+namespace Identity.Server.Auth;
+
+/// <summary>
+/// The seed's /api/v1/auth/* JSON API as a thin shape over OpenIddict: login, register and refresh are extra token
+/// endpoint addresses and logout an extra revocation address. A JSON body becomes a password, refresh or revocation
+/// request of the built-in first-party client, OpenIddict validates and issues exactly what it issues at
+/// /connect/token (same keys, claims, rotation, reuse detection, revocation), and the answer is written in the
+/// seed's shape: the token response plus the user, or the seed's error envelope.
+/// </summary>
+public static class AuthFacade
+{
+    public const string ClientId = "identity-auth-api";
+    public const string Scopes = "openid profile email roles offline_access identity";
+    public static readonly PathString Prefix = "/api/v1/auth";
+    public static readonly PathString Login = "/api/v1/auth/login";
+    public static readonly PathString Register = "/api/v1/auth/register";
+    public static readonly PathString Refresh = "/api/v1/auth/refresh";
+    public static readonly PathString Logout = "/api/v1/auth/logout";
+
+    const string SubjectProperty = "identity:facade-subject";
+    const int MaxBodyBytes = 16 * 1024;
+
+    public static void AddTo(OpenIddictServerBuilder server)
+    {
+        server.Configure(options =>
+        {
+            foreach (var path in new[] { Login, Register, Refresh })
+                options.TokenEndpointUris.Add(new Uri(path.Value!.TrimStart('/'), UriKind.Relative));
+            options.RevocationEndpointUris.Add(new Uri(Logout.Value!.TrimStart('/'), UriKind.Relative));
+        });
+
+        // OpenIddict reads token and revocation requests from forms only: its extraction handler is replaced by one
+        // that reads the facade's JSON and hands every other request to the original.
+        server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor);
+        server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractRevocationRequestContext>.Descriptor);
+        server.AddEventHandler(ExtractRequest<ExtractTokenRequestContext>.Descriptor);
+        server.AddEventHandler(ExtractRequest<ExtractRevocationRequestContext>.Descriptor);
+        server.Services.AddSingleton<RequireFacadeRequest>();
+        server.AddEventHandler(RememberSubject.Descriptor);
+        server.AddEventHandler(WriteTokenResponse.Descriptor);
+        server.AddEventHandler(WriteRevocationResponse.Descriptor);
+    }
+
+    static HttpContext Http(BaseContext context) =>
+        context.Transaction.GetHttpRequest()?.HttpContext ?? throw new InvalidOperationException("Not an ASP.NET Core request.");
+
+    static bool IsFacade(BaseContext context) => context.Transaction.GetHttpRequest()?.Path.StartsWithSegments(Prefix) == true;
+
+    public sealed class RequireFacadeRequest : IOpenIddictServerHandlerFilter<BaseContext>
+    {
+        public ValueTask<bool> IsActiveAsync(BaseContext context) => new(IsFacade(context));
+    }
+
+    /// <summary>JSON for the facade's addresses, OpenIddict's own form reading for every other request.</summary>
+    public sealed class ExtractRequest<TContext> : IOpenIddictServerHandler<TContext> where TContext : BaseValidatingContext
+    {
+        readonly OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<TContext> forms = new();
+
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<TContext>()
+            .Import(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<TContext>.Descriptor)
+            .UseSingletonHandler<ExtractRequest<TContext>>()
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public async ValueTask HandleAsync(TContext context)
+        {
+            if (!IsFacade(context))
+            {
+                await forms.HandleAsync(context);
+                return;
+            }
+
+            var http = Http(context);
+            var body = await ReadJsonObjectAsync(http);
+            if (body.Error is not null)
+            {
+                context.Reject(Errors.InvalidRequest, body.Error);
+                return;
+            }
+
+            var path = http.Request.Path;
+            var request = new OpenIddictRequest { ClientId = ClientId };
+            if (path == Login || path == Register)
+            {
+                request.GrantType = GrantTypes.Password;
+                request.Scope = Scopes;
+                request.Username = body.String("email");
+                request.Password = body.String("password");
+                if (path == Register)
+                    request["name"] = body.String("name");
+                if (string.IsNullOrWhiteSpace(request.Username) || string.IsNullOrEmpty(request.Password))
+                {
+                    context.Reject(Errors.InvalidRequest, "email and password are required.");
+                    return;
+                }
+            }
+            else if (path == Refresh || path == Logout)
+            {
+                var refreshToken = body.String("refresh_token");
+                if (string.IsNullOrEmpty(refreshToken))
+                {
+                    context.Reject(Errors.InvalidRequest, "refresh_token is required.");
+                    return;
+                }
+                if (path == Refresh)
+                    (request.GrantType, request.RefreshToken) = (GrantTypes.RefreshToken, refreshToken);
+                else
+                    (request.Token, request.TokenTypeHint) = (refreshToken, TokenTypeHints.RefreshToken);
+            }
+            else
+            {
+                context.Reject(Errors.InvalidRequest, "Unknown address.");
+                return;
+            }
+            context.Transaction.Request = request;
+        }
+    }
+
+    /// <summary>Keeps the subject of a facade sign-in so the response can carry the user.</summary>
+    public sealed class RememberSubject : IOpenIddictServerHandler<ProcessSignInContext>
+    {
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ProcessSignInContext>()
+            .AddFilter<RequireFacadeRequest>()
+            .UseSingletonHandler<RememberSubject>()
+            .SetOrder(int.MinValue + 100_000)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public ValueTask HandleAsync(ProcessSignInContext context)
+        {
+            context.Transaction.Properties[SubjectProperty] = context.Principal?.GetClaim(Claims.Subject);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>The seed's token response (with the user), or the seed's error envelope.</summary>
+    public sealed class WriteTokenResponse(IdentityDbContext db) : IOpenIddictServerHandler<ApplyTokenResponseContext>
+    {
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ApplyTokenResponseContext>()
+            .AddFilter<RequireFacadeRequest>()
+            .UseScopedHandler<WriteTokenResponse>()
+            .SetOrder(OpenIddictServerAspNetCoreHandlers.ProcessJsonResponse<ApplyTokenResponseContext>.Descriptor.Order - 1)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public async ValueTask HandleAsync(ApplyTokenResponseContext context)
+        {
+            var http = Http(context);
+            var response = context.Response;
+            if (response.Error is { } error)
+            {
+                await WriteErrorAsync(http, error, response.ErrorDescription);
+                context.HandleRequest();
+                return;
+            }
+
+            var subject = context.Transaction.Properties.TryGetValue(SubjectProperty, out var value) ? value as string : null;
+            var user = subject is null ? null : await db.Users.FindAsync(subject);
+            http.Response.StatusCode = StatusCodes.Status200OK;
+            http.Response.Headers.CacheControl = "no-store";
+            await http.Response.WriteAsJsonAsync(new FacadeTokenResponse(
+                response.AccessToken!, "Bearer", response.ExpiresIn ?? 0, response.RefreshToken, response.IdToken,
+                user is null ? null : await UserView.OfAsync(db, user)));
+            context.HandleRequest();
+        }
+    }
+
+    /// <summary>Logout answers 204 on success; errors in the seed's envelope.</summary>
+    public sealed class WriteRevocationResponse : IOpenIddictServerHandler<ApplyRevocationResponseContext>
+    {
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ApplyRevocationResponseContext>()
+            .AddFilter<RequireFacadeRequest>()
+            .UseSingletonHandler<WriteRevocationResponse>()
+            .SetOrder(OpenIddictServerAspNetCoreHandlers.ProcessJsonResponse<ApplyRevocationResponseContext>.Descriptor.Order - 1)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public async ValueTask HandleAsync(ApplyRevocationResponseContext context)
+        {
+            var http = Http(context);
+            if (context.Response.Error is { } error)
+                await WriteErrorAsync(http, error, context.Response.ErrorDescription);
+            else
+                http.Response.StatusCode = StatusCodes.Status204NoContent;
+            context.HandleRequest();
+        }
+    }
+
+    static Task WriteErrorAsync(HttpContext http, string error, string? description)
+    {
+        var login = http.Request.Path == Login || http.Request.Path == Register;
+        var result = error switch
+        {
+            Errors.InvalidGrant when login => ApiErrors.Result(http, 401, "INVALID_CREDENTIALS", "The provided credentials are invalid."),
+            Errors.InvalidGrant or Errors.InvalidToken => ApiErrors.Result(http, 401, "UNAUTHORIZED", "The refresh token is invalid, expired or revoked."),
+            _ => ApiErrors.Result(http, 400, "INVALID_REQUEST", description ?? "Malformed request body or parameters.", new { reason = error }),
+        };
+        return result.ExecuteAsync(http);
+    }
+
+    sealed record JsonBody(JsonElement Root, string? Error)
+    {
+        public string? String(string name) =>
+            Root.ValueKind == JsonValueKind.Object && Root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+    }
+
+    static async Task<JsonBody> ReadJsonObjectAsync(HttpContext http)
+    {
+        if (http.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
+            return new(default, "The body must be JSON (Content-Type: application/json).");
+        if (http.Request.ContentLength > MaxBodyBytes)
+            return new(default, $"The body must be at most {MaxBodyBytes} bytes.");
+
+        using var buffer = new MemoryStream();
+        var chunk = new byte[4096];
+        int read;
+        while ((read = await http.Request.Body.ReadAsync(chunk, http.RequestAborted)) > 0)
+        {
+            if (buffer.Length + read > MaxBodyBytes)
+                return new(default, $"The body must be at most {MaxBodyBytes} bytes.");
+            buffer.Write(chunk, 0, read);
+        }
+        try
+        {
+            var root = JsonDocument.Parse(buffer.ToArray()).RootElement;
+            return root.ValueKind == JsonValueKind.Object ? new(root, null) : new(root, "The body must be a JSON object.");
+        }
+        catch (JsonException)
+        {
+            return new(default, "The body is not valid JSON.");
+        }
+    }
+}
+
+public sealed record FacadeTokenResponse(string AccessToken, string TokenType, long ExpiresIn, string? RefreshToken, string? IdToken, UserView? User);

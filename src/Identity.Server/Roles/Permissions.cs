@@ -1,0 +1,47 @@
+namespace Identity.Server.Roles;
+
+/// <summary>
+/// The permission catalogue. Roles grant permissions (stored as role claims of type <see cref="ClaimType"/>);
+/// APIs require a permission, never a role name, so an operator can compose roles freely.
+/// </summary>
+public static class Permissions
+{
+    public const string ClaimType = "permission";
+
+    public const string ReadProfile = "read:profile";
+    public const string WriteProfile = "write:profile";
+    public const string UsersRead = "users:read";
+    public const string UsersWrite = "users:write";
+    public const string RolesRead = "roles:read";
+    public const string RolesWrite = "roles:write";
+    public const string AuditRead = "audit:read";
+
+    public static readonly IReadOnlyDictionary<string, string> Catalogue = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        [ReadProfile] = "Read one's own profile",
+        [WriteProfile] = "Change one's own profile",
+        [UsersRead] = "List and read user accounts",
+        [UsersWrite] = "Create, change and delete user accounts and their roles",
+        [RolesRead] = "List roles and permissions",
+        [RolesWrite] = "Create roles",
+        [AuditRead] = "Read the audit log",
+    };
+}
+
+/// <summary>The roles every installation has, with what they grant.</summary>
+public static class BuiltInRoles
+{
+    public const string Admin = "admin";
+    public const string User = "user";
+    public const string OrgAdmin = "org_admin";
+
+    public sealed record Definition(string Name, string Description, bool OrganizationScoped, string[] Permissions);
+
+    public static readonly Definition[] All =
+    [
+        new(Admin, "Administers the whole server", false, [.. Roles.Permissions.Catalogue.Keys]),
+        new(User, "Every account", false, [Roles.Permissions.ReadProfile, Roles.Permissions.WriteProfile]),
+        new(OrgAdmin, "Administers the users of their own organization", true,
+            [Roles.Permissions.UsersRead, Roles.Permissions.UsersWrite, Roles.Permissions.RolesRead]),
+    ];
+}

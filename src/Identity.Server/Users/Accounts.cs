@@ -1,0 +1,59 @@
+using Identity.Server.Data;
+using Identity.Server.Organizations;
+using Identity.Server.Roles;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
+
+namespace Identity.Server.Users;
+
+/// <summary>The life of an account, the same from every door (registration, the admin API, seeding).</summary>
+public static class Accounts
+{
+    /// <summary>
+    /// Creates <paramref name="user"/> in the organization of its email domain, with the role user plus
+    /// <paramref name="roles"/>; the first member of an organization with a verified email becomes its org_admin.
+    /// </summary>
+    public static async Task<IdentityResult> CreateAsync(UserManager<User> users, IdentityDbContext db, User user, string? password, IEnumerable<string> roles)
+    {
+        user.UserName ??= user.Email;
+        var organization = await Membership.ForEmailAsync(db, user.Email!);
+        user.OrganizationId = organization?.Id;
+        var firstMember = organization is not null && !await db.Users.AnyAsync(u => u.OrganizationId == organization.Id);
+
+        var created = password is null ? await users.CreateAsync(user) : await users.CreateAsync(user, password);
+        if (!created.Succeeded)
+            return created;
+
+        var granted = new HashSet<string>(roles, StringComparer.Ordinal) { BuiltInRoles.User };
+        if (firstMember && user.EmailConfirmed)
+            granted.Add(BuiltInRoles.OrgAdmin);
+        return await users.AddToRolesAsync(user, granted);
+    }
+
+    /// <summary>Deletes the account and revokes every session and token it had, so nothing it held still works.</summary>
+    public static async Task DeleteAsync(UserManager<User> users, IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens, User user)
+    {
+        await foreach (var authorization in authorizations.FindBySubjectAsync(user.Id))
+            await authorizations.TryRevokeAsync(authorization);
+        await foreach (var token in tokens.FindBySubjectAsync(user.Id))
+            await tokens.TryRevokeAsync(token);
+        var result = await users.DeleteAsync(user);
+        if (!result.Succeeded)
+            throw new InvalidOperationException(string.Join(" ", result.Errors.Select(e => e.Description)));
+    }
+
+    /// <summary>The identity errors as the seed's error: 409 for a taken email, 400 naming the broken rule otherwise.</summary>
+    public static IResult Problem(HttpContext http, IdentityResult result)
+    {
+        var errors = result.Errors.ToList();
+        if (errors.Any(e => e.Code is nameof(IdentityErrorDescriber.DuplicateEmail) or nameof(IdentityErrorDescriber.DuplicateUserName)))
+            return Hosting.ApiErrors.Result(http, StatusCodes.Status409Conflict, "CONFLICT", "An account with this email already exists.", new { field = "email" });
+
+        var first = errors.FirstOrDefault();
+        var field = first?.Code.StartsWith("Password", StringComparison.Ordinal) == true ? "password"
+            : first?.Code.Contains("Email", StringComparison.Ordinal) == true || first?.Code.Contains("UserName", StringComparison.Ordinal) == true ? "email" : null;
+        return Hosting.ApiErrors.Result(http, StatusCodes.Status400BadRequest, "INVALID_REQUEST", first?.Description ?? "The account could not be saved.",
+            new { field, rule = first?.Code, reasons = errors.Select(e => e.Description) });
+    }
+}

@@ -1,0 +1,204 @@
+using System.Net.Mail;
+using Identity.Server.Connect;
+using Identity.Server.Data;
+using Identity.Server.Hosting;
+using Identity.Server.Organizations;
+using Identity.Server.Roles;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
+
+namespace Identity.Server.Users;
+
+/// <summary>
+/// /api/v1/users: accounts and their roles. Every rule is a permission; organization admins reach only their own
+/// organization's users, and anyone else's answers 404 exactly as a missing user does.
+/// </summary>
+public static class UsersApi
+{
+    public sealed record CreateUserRequest(string? Email, string? Password, string? Name, List<string>? Roles, bool? EmailVerified);
+    public sealed record UpdateUserRequest(string? Email, string? Name, bool? EmailVerified);
+    public sealed record AssignRoleRequest(string? RoleId);
+    public sealed record UserResponse(UserView User);
+    public sealed record UserPage(IReadOnlyList<UserView> Users, int Total, int Page, int Limit);
+
+    public static IEndpointRouteBuilder MapUsersApi(this IEndpointRouteBuilder app)
+    {
+        var users = app.MapGroup("/api/v1/users").WithTags("Users").RequireAuthorization(ServerApi.Policy);
+        users.MapGet("/", List).RequirePermission(Permissions.UsersRead).WithSummary("List users (page, limit, search, role)");
+        users.MapGet("/{id}", Get).RequirePermission(Permissions.UsersRead).WithSummary("A user");
+        users.MapPost("/", Create).RequirePermission(Permissions.UsersWrite).WithSummary("Create a user");
+        users.MapPut("/{id}", Update).RequirePermission(Permissions.UsersWrite).WithSummary("Change a user");
+        users.MapDelete("/{id}", Delete).RequirePermission(Permissions.UsersWrite).WithSummary("Delete a user and revoke their tokens");
+        users.MapPost("/{id}/roles", AssignRole).RequirePermission(Permissions.UsersWrite).WithSummary("Give a user a role");
+        users.MapDelete("/{id}/roles/{roleId}", RemoveRole).RequirePermission(Permissions.UsersWrite).WithSummary("Take a role from a user");
+        return app;
+    }
+
+    static async Task<IResult> List(HttpContext http, Caller caller, IdentityDbContext db, string? page, string? limit, string? search, string? role)
+    {
+        if (!TryPositive(page, 1, int.MaxValue, out var pageNumber))
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "page must be a whole number from 1.", new { field = "page" });
+        if (!TryPositive(limit, 20, 100, out var pageSize))
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "limit must be a whole number from 1 to 100.", new { field = "limit" });
+
+        var query = db.Users.AsNoTracking();
+        if (!caller.Global.Contains(Permissions.UsersRead))
+            query = query.Where(u => u.OrganizationId != null && u.OrganizationId == caller.OrganizationId);
+        if (!string.IsNullOrWhiteSpace(search))
+        {
+            var term = search.Trim().ToLower();
+            query = query.Where(u => u.Email!.ToLower().Contains(term) || (u.Name != null && u.Name.ToLower().Contains(term)));
+        }
+        if (!string.IsNullOrWhiteSpace(role))
+            query = query.Where(u => db.UserRoles.Any(ur => ur.UserId == u.Id && db.Roles.Any(r => r.Id == ur.RoleId && (r.Name == role || r.Id == role))));
+
+        var total = await query.CountAsync();
+        var items = await query.OrderBy(u => u.CreatedAt).ThenBy(u => u.Id).Skip((pageNumber - 1) * pageSize).Take(pageSize).ToListAsync();
+        return Results.Ok(new UserPage(await UserView.OfAsync(db, items), total, pageNumber, pageSize));
+    }
+
+    static async Task<IResult> Get(HttpContext http, string id, Caller caller, IdentityDbContext db)
+    {
+        var user = await FindReachableAsync(db, caller, Permissions.UsersRead, id);
+        return user is null ? NotFound(http) : Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
+    }
+
+    static async Task<IResult> Create(HttpContext http, CreateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users)
+    {
+        var email = body.Email?.Trim();
+        if (email is null || !MailAddress.TryCreate(email, out var address) || address.Address != email)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "A valid email is required.", new { field = "email" });
+        if (string.IsNullOrEmpty(body.Password))
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "A password is required.", new { field = "password" });
+        if (body.Name is { Length: > 256 })
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The name is longer than 256 characters.", new { field = "name" });
+
+        // An organization admin creates accounts in their own organization only.
+        var organizationDomain = Membership.OrganizationDomain(email);
+        if (!caller.Global.Contains(Permissions.UsersWrite) &&
+            (organizationDomain is null || !await db.Organizations.AnyAsync(o => o.Id == caller.OrganizationId && o.Domain == organizationDomain)))
+            return ApiErrors.Result(http, 403, "FORBIDDEN", "You can create accounts in your own organization only.", new { field = "email" });
+
+        var roles = new List<Role>();
+        foreach (var requested in body.Roles ?? [])
+        {
+            var role = await FindRoleAsync(db, requested);
+            if (role is null)
+                return ApiErrors.Result(http, 400, "INVALID_REQUEST", $"There is no role '{requested}'.", new { field = "roles" });
+            if (!await CanGrantAsync(db, caller, role))
+                return CannotGrant(http, role);
+            roles.Add(role);
+        }
+
+        var user = new User { Email = email, Name = body.Name?.Trim(), EmailConfirmed = body.EmailVerified ?? false };
+        var created = await Accounts.CreateAsync(users, db, user, body.Password, roles.Select(r => r.Name!));
+        if (!created.Succeeded)
+            return Accounts.Problem(http, created);
+        return Results.Created($"/api/v1/users/{user.Id}", new UserResponse(await UserView.OfAsync(db, user)));
+    }
+
+    static async Task<IResult> Update(HttpContext http, string id, UpdateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users)
+    {
+        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        if (user is null)
+            return NotFound(http);
+        if (body.Name is { Length: > 256 })
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The name is longer than 256 characters.", new { field = "name" });
+
+        if (body.Email is { } newEmail && !string.Equals(newEmail.Trim(), user.Email, StringComparison.OrdinalIgnoreCase))
+        {
+            newEmail = newEmail.Trim();
+            if (!MailAddress.TryCreate(newEmail, out var address) || address.Address != newEmail)
+                return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The email address is not valid.", new { field = "email" });
+            var organization = await Membership.ForEmailAsync(db, newEmail);
+            if (!caller.Reaches(Permissions.UsersWrite, organization?.Id))
+                return ApiErrors.Result(http, 403, "FORBIDDEN", "You cannot move an account out of your organization.", new { field = "email" });
+            user.Email = user.UserName = newEmail;
+            user.OrganizationId = organization?.Id;
+            user.EmailConfirmed = false;
+        }
+        if (body.Name is not null)
+            user.Name = body.Name.Trim();
+        if (body.EmailVerified is { } verified)
+            user.EmailConfirmed = verified;
+
+        var updated = await users.UpdateAsync(user);
+        return updated.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, updated);
+    }
+
+    static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, UserManager<User> users,
+        IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens)
+    {
+        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        if (user is null)
+            return NotFound(http);
+        await Accounts.DeleteAsync(users, authorizations, tokens, user);
+        return Results.NoContent();
+    }
+
+    static async Task<IResult> AssignRole(HttpContext http, string id, AssignRoleRequest body, Caller caller, IdentityDbContext db, UserManager<User> users)
+    {
+        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        if (user is null)
+            return NotFound(http);
+        var role = string.IsNullOrWhiteSpace(body.RoleId) ? null : await FindRoleAsync(db, body.RoleId);
+        if (role is null)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "role_id must name an existing role.", new { field = "role_id" });
+        if (!await CanGrantAsync(db, caller, role))
+            return CannotGrant(http, role);
+
+        if (!await users.IsInRoleAsync(user, role.Name!))
+        {
+            var added = await users.AddToRoleAsync(user, role.Name!);
+            if (!added.Succeeded)
+                return Accounts.Problem(http, added);
+        }
+        return Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
+    }
+
+    static async Task<IResult> RemoveRole(HttpContext http, string id, string roleId, Caller caller, IdentityDbContext db, UserManager<User> users)
+    {
+        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        if (user is null)
+            return NotFound(http);
+        var role = await FindRoleAsync(db, roleId);
+        if (role is null || !await users.IsInRoleAsync(user, role.Name!))
+            return NotFound(http);
+        if (!await CanGrantAsync(db, caller, role))
+            return CannotGrant(http, role);
+
+        var removed = await users.RemoveFromRoleAsync(user, role.Name!);
+        return removed.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, removed);
+    }
+
+    /// <summary>The user, if it exists and the caller's permission reaches its organization; else null (a 404).</summary>
+    static async Task<User?> FindReachableAsync(IdentityDbContext db, Caller caller, string permission, string id)
+    {
+        var user = await db.Users.FindAsync(id);
+        return user is not null && caller.Reaches(permission, user.OrganizationId) ? user : null;
+    }
+
+    /// <summary>A role by id or by name.</summary>
+    internal static Task<Role?> FindRoleAsync(IdentityDbContext db, string idOrName) =>
+        db.Roles.FirstOrDefaultAsync(r => r.Id == idOrName || r.Name == idOrName);
+
+    static async Task<bool> CanGrantAsync(IdentityDbContext db, Caller caller, Role role)
+    {
+        var permissions = await db.RoleClaims.Where(c => c.RoleId == role.Id && c.ClaimType == Permissions.ClaimType).Select(c => c.ClaimValue!).ToListAsync();
+        return caller.CanGrant(permissions, role.OrganizationScoped);
+    }
+
+    static IResult CannotGrant(HttpContext http, Role role) =>
+        ApiErrors.Result(http, 403, "FORBIDDEN", $"You cannot grant or remove the role '{role.Name}': it has permissions you do not hold.", new { role = role.Name });
+
+    static IResult NotFound(HttpContext http) => ApiErrors.Result(http, 404, "NOT_FOUND", "Resource not found.");
+
+    static bool TryPositive(string? text, int fallback, int max, out int value)
+    {
+        value = fallback;
+        if (string.IsNullOrEmpty(text))
+            return true;
+        return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out value) && value >= 1 && value <= max;
+    }
+}
