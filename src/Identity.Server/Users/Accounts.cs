@@ -51,7 +51,7 @@ public static class Accounts
             return Hosting.ApiErrors.Result(http, StatusCodes.Status409Conflict, "CONFLICT", "An account with this email already exists.", new { field = "email" });
 
         var first = errors.FirstOrDefault();
-        var field = first?.Code.StartsWith("Password", StringComparison.Ordinal) == true ? "password"
+        var field = first?.Code.Contains("Password", StringComparison.Ordinal) == true ? "password"
             : first?.Code.Contains("Email", StringComparison.Ordinal) == true || first?.Code.Contains("UserName", StringComparison.Ordinal) == true ? "email" : null;
         return Hosting.ApiErrors.Result(http, StatusCodes.Status400BadRequest, "INVALID_REQUEST", first?.Description ?? "The account could not be saved.",
             new { field, rule = first?.Code, reasons = errors.Select(e => e.Description) });

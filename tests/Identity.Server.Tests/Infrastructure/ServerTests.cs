@@ -1,4 +1,8 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Duende.IdentityModel.Client;
+using Identity.Server.Users;
 using Identity.Server.Data;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection;
@@ -16,15 +20,49 @@ public abstract class ServerTests<TFactory>(TFactory factory) : IClassFixture<TF
     protected HttpClient Http { get; } = factory.CreateClient();
     protected string Issuer => Http.BaseAddress!.ToString();
 
-    protected async Task<string> CreateUserAsync(params string[] roles)
+    protected Task<string> CreateUserAsync(params string[] roles) => CreateUserInAsync("example.test", roles);
+
+    /// <summary>A verified account at <paramref name="domain"/> with the role user plus <paramref name="roles"/>.</summary>
+    protected async Task<string> CreateUserInAsync(string domain, params string[] roles)
     {
-        var email = $"user-{Guid.NewGuid():N}@example.test";
+        var email = $"user-{Guid.NewGuid():N}@{domain}";
         using var scope = Factory.Services.CreateScope();
         var users = scope.ServiceProvider.GetRequiredService<UserManager<User>>();
-        var user = new User { UserName = email, Email = email, Name = "Test User", EmailConfirmed = true };
-        Assert.True((await users.CreateAsync(user, Password)).Succeeded);
-        Assert.True((await users.AddToRolesAsync(user, ["user", .. roles])).Succeeded);
+        var db = scope.ServiceProvider.GetRequiredService<IdentityDbContext>();
+        var user = new User { Email = email, Name = "Test User", EmailConfirmed = true };
+        Assert.True((await Accounts.CreateAsync(users, db, user, Password, roles)).Succeeded);
         return email;
+    }
+
+    /// <summary>Calls a resource API as a client would: JSON in, status and parsed JSON out.</summary>
+    protected async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> ApiAsync(
+        HttpMethod method, string path, string? token = null, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (token is not null)
+            request.SetBearerToken(token);
+        if (body is not null)
+            request.Content = body as HttpContent ?? JsonContent.Create(body);
+        var response = await Http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone(), response);
+    }
+
+    /// <summary>POST /api/v1/auth/login; the access token, or null with the failure.</summary>
+    protected async Task<string> LoginAsync(string email, string password = Password)
+    {
+        var (status, body, _) = await ApiAsync(HttpMethod.Post, "/api/v1/auth/login", body: new { email, password });
+        Assert.True(status == HttpStatusCode.OK, $"login failed: {status} {body}");
+        return body.GetProperty("access_token").GetString()!;
+    }
+
+    /// <summary>The error code of the seed's envelope, after checking the envelope's shape and its request id header.</summary>
+    protected static string ErrorCode((HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response) answer)
+    {
+        var error = answer.Body.GetProperty("error");
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
+        Assert.Equal(answer.Response.Headers.GetValues("X-Request-Id").Single(), error.GetProperty("request_id").GetString());
+        return error.GetProperty("code").GetString()!;
     }
 
     protected Task<TokenResponse> PasswordGrantAsync(string email, string password = Password, string scope = "openid profile email roles offline_access identity") =>
