@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
 namespace Identity.Server.Data;
 
@@ -34,7 +35,13 @@ public class IdentityDbContext(DbContextOptions options)
 
 // One subclass per provider so each keeps its own migrations (Data/Migrations/<Provider>) in this assembly;
 // everything else injects the base IdentityDbContext.
-public sealed class SqliteIdentityDbContext(DbContextOptions<SqliteIdentityDbContext> options) : IdentityDbContext(options);
+public sealed class SqliteIdentityDbContext(DbContextOptions<SqliteIdentityDbContext> options) : IdentityDbContext(options)
+{
+    // SQLite has no date type: stored as text, DateTimeOffset cannot be ordered or compared in queries. As a
+    // number (UTC ticks with the offset packed in), it can.
+    protected override void ConfigureConventions(ModelConfigurationBuilder configuration) =>
+        configuration.Properties<DateTimeOffset>().HaveConversion<DateTimeOffsetToBinaryConverter>();
+}
 
 public sealed class PostgreSqlIdentityDbContext(DbContextOptions<PostgreSqlIdentityDbContext> options) : IdentityDbContext(options);
 

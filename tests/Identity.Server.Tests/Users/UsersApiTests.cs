@@ -1,0 +1,263 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Identity.Server.Tests.Infrastructure;
+
+namespace Identity.Server.Tests.Users;
+
+public sealed class SqliteUsersApiTests(SqliteServer server) : UsersApiTests<SqliteServer>(server);
+public sealed class PostgreSqlUsersApiTests(PostgreSqlServer server) : UsersApiTests<PostgreSqlServer>(server);
+
+/// <summary>/api/v1/users, /api/v1/roles and /api/v1/permissions: what each permission allows, and organization isolation.</summary>
+public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TFactory>(factory) where TFactory : ServerFactory
+{
+    Task<string> AdminAsync() => LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+
+    static IEnumerable<string?> Strings(JsonElement array) => array.EnumerateArray().Select(e => e.GetString());
+
+    async Task<string> IdOfAsync(string admin, string email)
+    {
+        var page = await ApiAsync(HttpMethod.Get, $"/api/v1/users?search={Uri.EscapeDataString(email)}", admin);
+        Assert.True(page.Status == HttpStatusCode.OK, page.Body.ToString());
+        return page.Body.GetProperty("users")[0].GetProperty("id").GetString()!;
+    }
+
+    [Fact]
+    public async Task Users_CreateReadUpdateDelete()
+    {
+        var admin = await AdminAsync();
+        var email = $"crud-{Guid.NewGuid():N}@example.test";
+
+        var created = await ApiAsync(HttpMethod.Post, "/api/v1/users", admin, new { email, password = Password, name = "Jane Doe", roles = new[] { "user" } });
+        var id = created.Body.GetProperty("user").GetProperty("id").GetString();
+        var read = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}", admin);
+        var updated = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new { name = "Jane Smith" });
+        var userToken = await LoginAsync(email);
+        var deleted = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}", admin);
+
+        Assert.Equal(HttpStatusCode.Created, created.Status);
+        Assert.Equal($"/api/v1/users/{id}", created.Response.Headers.Location!.ToString());
+        Assert.Equal("Jane Doe", read.Body.GetProperty("user").GetProperty("name").GetString());
+        Assert.Equal("Jane Smith", updated.Body.GetProperty("user").GetProperty("name").GetString());
+        Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
+        Assert.Equal("NOT_FOUND", ErrorCode(await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}", admin)));
+        // Deleted: the tokens it had are refused and it cannot sign in again.
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", userToken)).Status);
+        var login = await ApiAsync(HttpMethod.Post, "/api/v1/auth/login", body: new { email, password = Password });
+        Assert.Equal("INVALID_CREDENTIALS", ErrorCode(login));
+    }
+
+    [Fact]
+    public async Task Users_ListPaginatesSearchesAndFiltersByRole()
+    {
+        var admin = await AdminAsync();
+        var tag = Guid.NewGuid().ToString("N")[..10];
+        foreach (var i in Enumerable.Range(0, 3))
+            await ApiAsync(HttpMethod.Post, "/api/v1/users", admin, new { email = $"list{i}-{tag}@example.test", password = Password, name = $"Lister {i}" });
+        var roleName = $"auditor-{tag}";
+        await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name = roleName, permissions = new[] { "audit:read" } });
+        await ApiAsync(HttpMethod.Post, $"/api/v1/users/{await IdOfAsync(admin, $"list1-{tag}")}/roles", admin, new { role_id = roleName });
+
+        var all = await ApiAsync(HttpMethod.Get, $"/api/v1/users?search={tag}", admin);
+        var firstPage = await ApiAsync(HttpMethod.Get, $"/api/v1/users?search={tag}&limit=2&page=1", admin);
+        var secondPage = await ApiAsync(HttpMethod.Get, $"/api/v1/users?search={tag}&limit=2&page=2", admin);
+        var byRole = await ApiAsync(HttpMethod.Get, $"/api/v1/users?search={tag}&role={roleName}", admin);
+
+        Assert.Equal(3, all.Body.GetProperty("total").GetInt32());
+        Assert.Equal(20, all.Body.GetProperty("limit").GetInt32());
+        Assert.Equal(2, firstPage.Body.GetProperty("users").GetArrayLength());
+        Assert.Equal(1, secondPage.Body.GetProperty("users").GetArrayLength());
+        Assert.Equal(3, secondPage.Body.GetProperty("total").GetInt32());
+        Assert.Equal($"list1-{tag}@example.test", byRole.Body.GetProperty("users").EnumerateArray().Single().GetProperty("email").GetString());
+    }
+
+    [Theory]
+    [InlineData("page=abc")]
+    [InlineData("page=0")]
+    [InlineData("limit=101")]
+    [InlineData("limit=-5")]
+    [InlineData("limit=1e3")]
+    public async Task Users_ListBadQuery_Is400(string query)
+    {
+        var answer = await ApiAsync(HttpMethod.Get, $"/api/v1/users?{query}", await AdminAsync());
+
+        Assert.Equal(HttpStatusCode.BadRequest, answer.Status);
+        Assert.Equal("INVALID_REQUEST", ErrorCode(answer));
+    }
+
+    [Fact]
+    public async Task Users_NeedThePermission_NotJustAToken()
+    {
+        var user = await LoginAsync(await CreateUserAsync());
+
+        var list = await ApiAsync(HttpMethod.Get, "/api/v1/users", user);
+        var create = await ApiAsync(HttpMethod.Post, "/api/v1/users", user, new { email = "x@example.test", password = Password });
+        var roles = await ApiAsync(HttpMethod.Get, "/api/v1/roles", user);
+        var anonymous = await ApiAsync(HttpMethod.Get, "/api/v1/users");
+
+        Assert.Equal("FORBIDDEN", ErrorCode(list));
+        Assert.Equal(HttpStatusCode.Forbidden, create.Status);
+        Assert.Equal(HttpStatusCode.Forbidden, roles.Status);
+        Assert.Equal("UNAUTHORIZED", ErrorCode(anonymous));
+    }
+
+    [Fact]
+    public async Task Users_CustomRoleGrantsItsPermission_NotTheRoleName()
+    {
+        var admin = await AdminAsync();
+        var roleName = $"support-{Guid.NewGuid():N}"[..20];
+        var email = await CreateUserAsync();
+        var id = await IdOfAsync(admin, email);
+        var role = await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name = roleName, description = "Help desk", permissions = new[] { "users:read" } });
+        await ApiAsync(HttpMethod.Post, $"/api/v1/users/{id}/roles", admin, new { role_id = role.Body.GetProperty("role").GetProperty("id").GetString() });
+
+        var token = await LoginAsync(email);
+
+        Assert.Equal(HttpStatusCode.OK, (await ApiAsync(HttpMethod.Get, "/api/v1/users", token)).Status);
+        Assert.Equal(HttpStatusCode.Forbidden, (await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}", token)).Status);
+        Assert.Contains(roleName, Strings((await ValidateJwtAsync(token, "identity")).GetPayloadValue<JsonElement>("roles")));
+    }
+
+    [Fact]
+    public async Task Roles_ChangeShowsInTheNextToken()
+    {
+        var admin = await AdminAsync();
+        var email = await CreateUserAsync();
+        var id = await IdOfAsync(admin, email);
+        var login = (await ApiAsync(HttpMethod.Post, "/api/v1/auth/login", body: new { email, password = Password })).Body;
+
+        var assigned = await ApiAsync(HttpMethod.Post, $"/api/v1/users/{id}/roles", admin, new { role_id = "admin" });
+        var refreshed = (await ApiAsync(HttpMethod.Post, "/api/v1/auth/refresh", body: new { refresh_token = login.GetProperty("refresh_token").GetString() })).Body;
+        var removed = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/roles/admin", admin);
+        var again = (await ApiAsync(HttpMethod.Post, "/api/v1/auth/refresh", body: new { refresh_token = refreshed.GetProperty("refresh_token").GetString() })).Body;
+
+        Assert.Contains("admin", Strings(assigned.Body.GetProperty("user").GetProperty("roles")));
+        Assert.Contains("admin", Strings((await ValidateJwtAsync(refreshed.GetProperty("access_token").GetString()!, "identity")).GetPayloadValue<JsonElement>("roles")));
+        Assert.DoesNotContain("admin", Strings(removed.Body.GetProperty("user").GetProperty("roles")));
+        Assert.DoesNotContain("admin", Strings((await ValidateJwtAsync(again.GetProperty("access_token").GetString()!, "identity")).GetPayloadValue<JsonElement>("roles")));
+    }
+
+    [Fact]
+    public async Task Roles_ListCreateAndPermissionCatalogue()
+    {
+        var admin = await AdminAsync();
+        var name = $"viewer-{Guid.NewGuid():N}"[..18];
+
+        var created = await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name, description = "Reads users", permissions = new[] { "users:read" } });
+        var duplicate = await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name, permissions = new[] { "users:read" } });
+        var unknown = await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name = name + "x", permissions = new[] { "users:read", "root:everything" } });
+        var badName = await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name = "Bad Name!", permissions = Array.Empty<string>() });
+        var list = await ApiAsync(HttpMethod.Get, "/api/v1/roles", admin);
+        var catalogue = await ApiAsync(HttpMethod.Get, "/api/v1/permissions", admin);
+
+        Assert.Equal(HttpStatusCode.Created, created.Status);
+        Assert.Equal(["users:read"], Strings(created.Body.GetProperty("role").GetProperty("permissions")));
+        Assert.Equal("CONFLICT", ErrorCode(duplicate));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(unknown));
+        Assert.Equal(["root:everything"], Strings(unknown.Body.GetProperty("error").GetProperty("details").GetProperty("unknown")));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(badName));
+        var roles = list.Body.GetProperty("roles").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!);
+        Assert.Contains("audit:read", Strings(roles["admin"].GetProperty("permissions")));
+        Assert.Equal(["read:profile", "write:profile"], Strings(roles["user"].GetProperty("permissions")));
+        Assert.True(roles["org_admin"].GetProperty("organization_scoped").GetBoolean());
+        Assert.True(roles.ContainsKey(name));
+        var names = catalogue.Body.GetProperty("permissions").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToList();
+        Assert.Contains("users:write", names);
+        Assert.Contains("roles:write", names);
+    }
+
+    [Fact]
+    public async Task OrgAdmin_ManagesOwnOrganizationOnly_OthersAreNotFound()
+    {
+        var acme = $"acme-{Guid.NewGuid():N}.test";
+        var other = $"other-{Guid.NewGuid():N}.test";
+        var orgAdminEmail = await CreateUserInAsync(acme);           // first verified member: org_admin
+        var colleague = await CreateUserInAsync(acme);
+        var stranger = await CreateUserInAsync(other);
+        var admin = await AdminAsync();
+        var strangerId = await IdOfAsync(admin, stranger);
+        var colleagueId = await IdOfAsync(admin, colleague);
+        var orgAdmin = await LoginAsync(orgAdminEmail);
+
+        var list = await ApiAsync(HttpMethod.Get, "/api/v1/users", orgAdmin);
+        var readStranger = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{strangerId}", orgAdmin);
+        var deleteStranger = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{strangerId}", orgAdmin);
+        var renameColleague = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{colleagueId}", orgAdmin, new { name = "Renamed" });
+        var createElsewhere = await ApiAsync(HttpMethod.Post, "/api/v1/users", orgAdmin, new { email = $"new@{other}", password = Password });
+        var createHere = await ApiAsync(HttpMethod.Post, "/api/v1/users", orgAdmin, new { email = $"new@{acme}", password = Password });
+        var escalate = await ApiAsync(HttpMethod.Post, $"/api/v1/users/{colleagueId}/roles", orgAdmin, new { role_id = "admin" });
+        var moveOut = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{colleagueId}", orgAdmin, new { email = $"moved@{other}" });
+
+        var emails = list.Body.GetProperty("users").EnumerateArray().Select(u => u.GetProperty("email").GetString()).ToList();
+        Assert.Equal(2, list.Body.GetProperty("total").GetInt32());
+        Assert.Contains(colleague, emails);
+        Assert.DoesNotContain(stranger, emails);
+        Assert.Equal("NOT_FOUND", ErrorCode(readStranger));
+        Assert.Equal(HttpStatusCode.NotFound, deleteStranger.Status);
+        Assert.Equal(HttpStatusCode.OK, renameColleague.Status);
+        Assert.Equal(HttpStatusCode.Forbidden, createElsewhere.Status);
+        Assert.Equal(HttpStatusCode.Created, createHere.Status);
+        Assert.Equal(HttpStatusCode.Forbidden, escalate.Status);
+        Assert.Equal(HttpStatusCode.Forbidden, moveOut.Status);
+        Assert.Equal(HttpStatusCode.OK, (await ApiAsync(HttpMethod.Get, $"/api/v1/users/{strangerId}", admin)).Status);
+    }
+
+    [Fact]
+    public async Task Users_BadInput_Is4xxAndChangesNothing()
+    {
+        var admin = await AdminAsync();
+        var email = await CreateUserAsync();
+        var id = await IdOfAsync(admin, email);
+
+        var junk = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new StringContent("{\"name\":", Encoding.UTF8, "application/json"));
+        var wrongType = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new StringContent("{\"name\":[1]}", Encoding.UTF8, "application/json"));
+        var badEmail = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new { email = "nope" });
+        var unknownUser = await ApiAsync(HttpMethod.Get, "/api/v1/users/does-not-exist", admin);
+        var unknownRole = await ApiAsync(HttpMethod.Post, $"/api/v1/users/{id}/roles", admin, new { role_id = "no-such-role" });
+        var weak = await ApiAsync(HttpMethod.Post, "/api/v1/users", admin, new { email = $"weak-{Guid.NewGuid():N}@example.test", password = "short" });
+        var taken = await ApiAsync(HttpMethod.Post, "/api/v1/users", admin, new { email, password = Password });
+        var wrongMethod = await ApiAsync(HttpMethod.Patch, "/api/v1/users", admin);
+
+        Assert.Equal("INVALID_REQUEST", ErrorCode(junk));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(wrongType));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(badEmail));
+        Assert.Equal("NOT_FOUND", ErrorCode(unknownUser));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(unknownRole));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(weak));
+        Assert.Equal("CONFLICT", ErrorCode(taken));
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.Status);
+        Assert.Equal("INVALID_REQUEST", ErrorCode(wrongMethod));
+        var unchanged = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}", admin);
+        Assert.Equal(email, unchanged.Body.GetProperty("user").GetProperty("email").GetString());
+        Assert.Equal("Test User", unchanged.Body.GetProperty("user").GetProperty("name").GetString());
+    }
+
+    [Fact]
+    public async Task Api_RefusesUnsignedAndWrongAudienceTokens()
+    {
+        var real = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var payload = real.Split('.')[1];
+        var unsigned = $"{Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode("{\"alg\":\"none\",\"typ\":\"at+jwt\"}")}.{payload}.";
+        var otherApi = await PasswordGrantAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword, ServerFactory.DownstreamScope);
+
+        Assert.Equal("UNAUTHORIZED", ErrorCode(await ApiAsync(HttpMethod.Get, "/api/v1/users", unsigned)));
+        Assert.Equal("UNAUTHORIZED", ErrorCode(await ApiAsync(HttpMethod.Get, "/api/v1/users", otherApi.AccessToken)));
+        Assert.Equal("UNAUTHORIZED", ErrorCode(await ApiAsync(HttpMethod.Get, "/api/v1/users", "Bearer")));
+    }
+
+    [Fact]
+    public async Task OpenApi_DescribesTheApiAndHasAReferencePage()
+    {
+        var document = await ApiAsync(HttpMethod.Get, "/openapi/v1.json");
+        var page = await Http.GetAsync("/scalar/v1");
+
+        Assert.Equal(HttpStatusCode.OK, document.Status);
+        var paths = document.Body.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToList();
+        foreach (var path in new[] { "/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh", "/api/v1/auth/me",
+                     "/api/v1/users", "/api/v1/users/{id}", "/api/v1/users/{id}/roles", "/api/v1/roles", "/api/v1/permissions" })
+            Assert.Contains(path, paths);
+        Assert.DoesNotContain(paths, p => p.StartsWith("/connect"));
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+    }
+}
