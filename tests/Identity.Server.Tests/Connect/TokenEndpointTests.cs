@@ -236,6 +236,28 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     }
 
     [Fact]
+    public async Task Introspection_ByTheAudiencesApi_SeesUserTokensUntilRevoked()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync(), scope: $"{ServerFactory.DownstreamScope} offline_access");
+        var request = new TokenIntrospectionRequest
+        {
+            Address = "/connect/introspect", ClientId = ServerFactory.DownstreamAudience, ClientSecret = ServerFactory.DownstreamSecret, Token = tokens.AccessToken!,
+        };
+
+        var active = await Http.IntrospectTokenAsync(request);
+        await Http.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = tokens.RefreshToken!,
+        });
+        var revoked = await Http.IntrospectTokenAsync(request);
+
+        Assert.True(active.IsActive, active.Raw);
+        Assert.Equal(ServerFactory.DownstreamScope, active.Claims.First(c => c.Type == "scope").Value);
+        // Revoking the refresh token ended the sign-in, and with it this access token.
+        Assert.False(revoked.IsActive);
+    }
+
+    [Fact]
     public async Task Api_RefusesTokenMintedForAnotherApi()
     {
         var email = await CreateUserAsync();

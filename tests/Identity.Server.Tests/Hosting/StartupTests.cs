@@ -5,6 +5,7 @@ using Identity.Server.Tests.Infrastructure;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Identity.Server.Tests.Hosting;
 
@@ -193,6 +194,37 @@ public sealed class StartupTests : IDisposable
             http.Request.Path = "/.well-known/openid-configuration";
             http.Connection.RemoteIpAddress = remote;
         }
+    }
+
+    [Fact]
+    public async Task Api_RefusesExpiredTokens()
+    {
+        var clock = new ShiftedClock();
+        await using var server = new ServerFactory(database, keys).WithWebHostBuilder(b =>
+            b.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(clock)));
+        var http = server.CreateClient();
+        var token = await http.RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "identity",
+        });
+        using var fresh = new HttpRequestMessage(HttpMethod.Get, "/api/v1/auth/me");
+        fresh.SetBearerToken(token.AccessToken!);
+        Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(fresh)).StatusCode);
+
+        clock.Shift = TimeSpan.FromHours(1) + TimeSpan.FromSeconds(5);
+
+        using var expired = new HttpRequestMessage(HttpMethod.Get, "/api/v1/auth/me");
+        expired.SetBearerToken(token.AccessToken!);
+        var answer = await http.SendAsync(expired);
+        Assert.Equal(HttpStatusCode.Unauthorized, answer.StatusCode);
+        Assert.Contains("UNAUTHORIZED", await answer.Content.ReadAsStringAsync());
+    }
+
+    sealed class ShiftedClock : TimeProvider
+    {
+        public TimeSpan Shift { get; set; }
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + Shift;
     }
 
     static string[] Kids(string jwks) =>

@@ -22,7 +22,8 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
     public const string Service = "service";                // confidential, client credentials only
     public const string ServiceSecret = "service-secret-0123456789abcdef0123456789";
     public const string DownstreamScope = "orders";
-    public const string DownstreamAudience = "orders-api";
+    public const string DownstreamAudience = "orders-api";     // also the client id the orders API introspects with
+    public const string DownstreamSecret = "orders-api-secret-0123456789abcdef012345";
 
     readonly bool ownsResources = keyFolder is null;
 
@@ -85,6 +86,9 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
             "Identity:Clients:2:GrantTypes:0", "client_credentials",
             "Identity:Clients:2:Scopes:0", DownstreamScope,
             "Identity:Clients:2:Scopes:1", "identity",
+
+            "Identity:Clients:3:ClientId", DownstreamAudience,
+            "Identity:Clients:3:ClientSecret", DownstreamSecret,
         ];
         for (var i = 0; i < settings.Length; i += 2)
             yield return new(settings[i]!, settings[i + 1]);
