@@ -23,8 +23,13 @@ public static class ConnectSetup
             .UnprotectKeysWithAnyCertificate(keys.Encryption);
 
         builder.Services.AddScoped<PrincipalFactory>();
+        builder.Services.AddSingleton<VerifiedSecrets>();
         builder.Services.AddOpenIddict()
-            .AddCore(core => core.UseEntityFrameworkCore().UseDbContext<IdentityDbContext>())
+            .AddCore(core =>
+            {
+                core.UseEntityFrameworkCore().UseDbContext<IdentityDbContext>();
+                core.ReplaceApplicationManager(typeof(ApplicationManager<>));
+            })
             .AddServer(server =>
             {
                 server.SetAuthorizationEndpointUris("connect/authorize")

@@ -3,6 +3,8 @@ using System.Text;
 using System.Text.Json;
 using Duende.IdentityModel.Client;
 using Identity.Server.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using OpenIddict.Abstractions;
 
 namespace Identity.Server.Tests.Connect;
 
@@ -82,6 +84,39 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         Assert.Equal(HttpStatusCode.Unauthorized, response.HttpStatusCode);
         // IdentityModel reports a 401 as an HTTP error; the body is still the RFC 6749 error.
         Assert.Equal("invalid_client", JsonDocument.Parse(response.Raw!).RootElement.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task ClientSecret_RememberedOnlyWhileItIsTheStoredOne_WrongSecretsNeverPass()
+    {
+        var clientId = $"rotating-{Guid.NewGuid():N}";
+        const string first = "first-secret-0123456789abcdef0123456789abcdef";
+        const string second = "second-secret-0123456789abcdef0123456789abcde";
+        var descriptor = new OpenIddictApplicationDescriptor
+        {
+            ClientId = clientId, ClientSecret = first, ClientType = OpenIddictConstants.ClientTypes.Confidential,
+            Permissions = { OpenIddictConstants.Permissions.Endpoints.Token, OpenIddictConstants.Permissions.GrantTypes.ClientCredentials },
+        };
+        using (var scope = Factory.Services.CreateScope())
+            await scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>().CreateAsync(descriptor);
+        Task<TokenResponse> TokenAsync(string secret) => Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = clientId, ClientSecret = secret,
+        });
+
+        Assert.False((await TokenAsync(first)).IsError);
+        Assert.False((await TokenAsync(first)).IsError);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await TokenAsync(first + "x")).HttpStatusCode);
+
+        using (var scope = Factory.Services.CreateScope())
+        {
+            var applications = scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>();
+            descriptor.ClientSecret = second;
+            await applications.UpdateAsync((await applications.FindByClientIdAsync(clientId))!, descriptor);
+        }
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await TokenAsync(first)).HttpStatusCode);
+        Assert.False((await TokenAsync(second)).IsError);
     }
 
     [Fact]
