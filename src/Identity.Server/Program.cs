@@ -16,6 +16,7 @@ builder.AddSeeding();
 builder.AddSnakeCaseJson();
 builder.AddRateLimits();
 builder.AddApiDocs();
+builder.AddMetadataCache();
 
 var app = builder.Build();
 
@@ -23,6 +24,7 @@ app.UseRequestIds();
 app.UseApiErrors();
 app.UseTransportSecurity();
 app.UseAuthenticationRateLimits();
+app.UseMetadataCache();
 app.UseAuthentication();
 app.UseApiRateLimits();
 app.UseAuthorization();

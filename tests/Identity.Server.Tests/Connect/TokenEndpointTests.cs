@@ -32,6 +32,19 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     }
 
     [Fact]
+    public async Task Metadata_IsServedFromMemoryAfterTheFirstRequest()
+    {
+        foreach (var path in new[] { "/.well-known/jwks", "/.well-known/openid-configuration" })
+        {
+            var first = await Http.GetAsync(path);
+            var second = await Http.GetAsync(path);
+
+            Assert.Equal(await first.Content.ReadAsStringAsync(), await second.Content.ReadAsStringAsync());
+            Assert.True(second.Headers.Age.HasValue, $"{path} was not served from the cache");
+        }
+    }
+
+    [Fact]
     public async Task ClientCredentials_IssuesJwtThatThirdPartiesVerifyWithJwks()
     {
         var response = await Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
