@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Identity.Policy.Evaluation;
 using Identity.Policy.Extensions;
 using Identity.Policy.Schema;
 using Identity.Policy.Values;
@@ -90,7 +91,7 @@ public static class EntityJson
                 var s = json.GetString()!;
                 if (expected is ExtensionSchemaType ext)
                 {
-                    var ctor = ExtFunctions.Constructors[ext.Name];
+                    var ctor = ExtFunctions.ConstructorFor(ext.Name);
                     return ExtFunctions.Construct(ctor, s) ?? throw new PolicyFormatException($"invalid {ext.Name} literal \"{s}\"");
                 }
                 return new StringValue(s);
@@ -126,14 +127,25 @@ public static class EntityJson
         return new RecordValue(d);
     }
 
-    /// <summary><c>{"fn": "decimal", "arg": "1.5"}</c>.</summary>
+    /// <summary>
+    /// <c>{"fn": "decimal", "arg": "1.5"}</c>, or any extension function applied to value arguments:
+    /// <c>{"fn": "offset", "args": [datetime, duration]}</c>.
+    /// </summary>
     private static Value ParseExtension(JsonElement json)
     {
         var fn = json.GetProperty("fn").GetString()!;
-        var arg = json.TryGetProperty("arg", out var a) ? a : json.GetProperty("args")[0];
-        if (!ExtFunctions.Constructors.TryGetValue(fn, out var ctor))
-            throw new PolicyFormatException($"unknown extension function `{fn}`");
-        var s = arg.GetString()!;
-        return ExtFunctions.Construct(ctor, s) ?? throw new PolicyFormatException($"invalid {fn} literal \"{s}\"");
+        if (!ExtFunctions.TryGetByName(fn, out var f)) throw new PolicyFormatException($"unknown extension function `{fn}`");
+        var args = new List<Value>();
+        if (json.TryGetProperty("arg", out var single)) args.Add(ParseValue(single));
+        else if (json.TryGetProperty("args", out var many))
+            foreach (var a in many.EnumerateArray()) args.Add(ParseValue(a));
+        try
+        {
+            return ExtFunctions.Call(f, [.. args]);
+        }
+        catch (EvaluationException ex)
+        {
+            throw new PolicyFormatException($"invalid extension value: {ex.Message}");
+        }
     }
 }

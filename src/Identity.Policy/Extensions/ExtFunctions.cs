@@ -64,8 +64,24 @@ public static class ExtFunctions
 
     public static bool IsConstructor(ExtFunction f) => f is ExtFunction.Decimal or ExtFunction.Ip or ExtFunction.Datetime or ExtFunction.Duration;
 
+    /// <summary>Looks a function up by name, whatever its call style (used by the JSON <c>__extn</c> form).</summary>
+    public static bool TryGetByName(string name, out ExtFunction f) =>
+        Constructors.TryGetValue(name, out f) || Methods.TryGetValue(name, out f);
+
+    /// <summary>The constructor for an extension type name (<c>ipaddr</c> is built by <c>ip</c>).</summary>
+    public static ExtFunction ConstructorFor(string typeName) => typeName switch
+    {
+        "ipaddr" => ExtFunction.Ip,
+        "decimal" => ExtFunction.Decimal,
+        "datetime" => ExtFunction.Datetime,
+        "duration" => ExtFunction.Duration,
+        _ => throw new PolicyFormatException($"unknown extension type `{typeName}`"),
+    };
+
     public static Value Call(ExtFunction f, Value[] args)
     {
+        if (args.Length != Arity(f))
+            throw new EvaluationException($"wrong number of arguments to `{f}`: expected {Arity(f)}, got {args.Length}");
         switch (f)
         {
             case ExtFunction.Decimal:

@@ -424,7 +424,7 @@ internal sealed class PolicyParser
             throw Error(name, ExtFunctions.Constructors.ContainsKey(name.Text)
                 ? $"`{name.Text}` is a function, not a method"
                 : $"unknown method `{name.Text}`");
-        Arity(ExtFunctions.Arity(f) - 1);
+        // A wrong argument count for an extension function is an evaluation error, not a parse error.
         args.Insert(0, receiver);
         return new ExtCallExpr(f, [.. args]);
     }
@@ -506,7 +506,6 @@ internal sealed class PolicyParser
             var args = ParseArgs(")");
             if (!ExtFunctions.Constructors.TryGetValue(path, out var f))
                 throw Error(tok, ExtFunctions.Methods.ContainsKey(path) ? $"`{path}` is a method, not a function" : $"unknown function `{path}`");
-            if (args.Count != 1) throw Error(tok, $"`{path}` expects 1 argument, found {args.Count}");
             return new ExtCallExpr(f, [.. args]);
         }
         return path switch

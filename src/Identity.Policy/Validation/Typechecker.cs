@@ -347,6 +347,7 @@ internal sealed class Typechecker(CedarSchema schema, RequestEnv env)
         var types = new CType[call.Arguments.Length];
         for (var i = 0; i < types.Length; i++) types[i] = TypeOf(call.Arguments[i], c).Type;
         var f = call.Function;
+        if (types.Length != ExtFunctions.Arity(f)) throw Error($"wrong number of arguments to {f}");
         if (ExtFunctions.IsConstructor(f))
         {
             // Strict mode requires constructor arguments to be valid string literals.
