@@ -97,7 +97,7 @@ internal static class Lexer
     private static bool IsIdentPart(char c) => c == '_' || char.IsAsciiLetterOrDigit(c);
 
     /// <summary>
-    /// Decodes Cedar string escapes (<c>\n \r \t \\ \0 \' \" \u{hex}</c>). When <paramref name="pattern"/> is set,
+    /// Decodes Cedar string escapes (<c>\n \r \t \\ \0 \' \" \xHH \u{hex}</c>). When <paramref name="pattern"/> is set,
     /// <c>\*</c> is a literal star and an unescaped <c>*</c> is a wildcard, encoded as -1 in the returned list.
     /// </summary>
     public static List<int> Unescape(Token tok, bool pattern)
@@ -128,6 +128,16 @@ internal static class Lexer
                 case '\'': result.Add('\''); break;
                 case '"': result.Add('"'); break;
                 case '*' when pattern: result.Add('*'); break;
+                case 'x':
+                {
+                    // \xHH: an ASCII character (at most 0x7F), as in Rust string literals.
+                    var hex = raw.Substring(i + 1, Math.Min(2, raw.Length - i - 1));
+                    if (hex.Length != 2 || !int.TryParse(hex, System.Globalization.NumberStyles.AllowHexSpecifier, null, out var b) || b > 0x7F)
+                        throw Error(tok, $"invalid escape \\x{hex}");
+                    result.Add(b);
+                    i += 2;
+                    break;
+                }
                 case 'u':
                 {
                     if (i + 1 >= raw.Length || raw[i + 1] != '{') throw Error(tok, "invalid \\u escape");

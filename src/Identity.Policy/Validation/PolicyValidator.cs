@@ -83,7 +83,7 @@ public static class PolicyValidator
             {
                 case LiteralExpr { Value: EntityUid uid }:
                     if (!KnownType(uid.Type)) errors.Add($"policy `{id}`: unrecognized entity type `{uid.Type}`");
-                    else if (!schema.IsKnownEntity(uid) && !(schema.ActionTypes.Contains(uid.Type) && schema.EntityTypes.ContainsKey(uid.Type)))
+                    else if (!schema.IsKnownEntity(uid))
                         errors.Add($"policy `{id}`: unrecognized entity {uid}");
                     break;
                 case IsExpr { EntityType: var t } when !KnownType(t):
