@@ -35,7 +35,13 @@ internal sealed class PolicyParser
 
     private Token Peek => _tokens[_pos];
     private Token PeekAt(int offset) => _tokens[Math.Min(_pos + offset, _tokens.Count - 1)];
-    private Token Next() => _tokens[_pos++ < _tokens.Count - 1 ? _pos - 1 : _tokens.Count - 1];
+    /// <summary>Consumes a token; the final end-of-input token is never consumed, so peeking stays in range.</summary>
+    private Token Next()
+    {
+        var tok = _tokens[_pos];
+        if (_pos < _tokens.Count - 1) _pos++;
+        return tok;
+    }
 
     private bool Accept(string punct)
     {

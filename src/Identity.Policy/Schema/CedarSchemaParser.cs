@@ -22,12 +22,18 @@ internal sealed class CedarSchemaParser
 
     private Token Peek => _tokens[_pos];
     private Token PeekAt(int offset) => _tokens[Math.Min(_pos + offset, _tokens.Count - 1)];
-    private Token Next() => _tokens[Math.Min(_pos++, _tokens.Count - 1)];
+    /// <summary>Consumes a token; the final end-of-input token is never consumed, so peeking stays in range.</summary>
+    private Token Next()
+    {
+        var tok = _tokens[_pos];
+        if (_pos < _tokens.Count - 1) _pos++;
+        return tok;
+    }
 
     private bool Accept(string text)
     {
         if (!Peek.Is(text)) return false;
-        _pos++;
+        Next();
         return true;
     }
 
@@ -35,7 +41,9 @@ internal sealed class CedarSchemaParser
 
     private Token Expect(TokenKind kind) => Peek.Kind == kind ? Next() : throw Error($"expected {kind.ToString().ToLowerInvariant()}, found {Peek}");
 
-    private PolicyFormatException Error(string message) => new(message, Peek.Line, Peek.Column);
+    private PolicyFormatException Error(string message) => Error(Peek, message);
+
+    private static PolicyFormatException Error(Token at, string message) => new(message, at.Line, at.Column);
 
     private void SkipAnnotations()
     {
@@ -92,8 +100,7 @@ internal sealed class CedarSchemaParser
                 break;
             }
             default:
-                _pos--;
-                throw Error($"expected `entity`, `action` or `type`, found {kw}");
+                throw Error(kw, $"expected `entity`, `action` or `type`, found {kw}");
         }
     }
 
@@ -187,7 +194,7 @@ internal sealed class CedarSchemaParser
                     case "principal": principals = ParseTypeList().ConvertAll(t => new RawName(t, ns, EntityOnly: true)); break;
                     case "resource": resources = ParseTypeList().ConvertAll(t => new RawName(t, ns, EntityOnly: true)); break;
                     case "context": context = ParseType(ns); break;
-                    default: _pos -= 2; throw Error($"expected `principal`, `resource` or `context`, found {key}");
+                    default: throw Error(key, $"expected `principal`, `resource` or `context`, found {key}");
                 }
                 if (!Accept(",")) break;
             }
