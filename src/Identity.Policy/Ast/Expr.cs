@@ -249,12 +249,23 @@ public sealed class GetAttrExpr(Expr operand, string attribute) : Expr
     }
 }
 
-public sealed class SetExpr(Expr[] elements) : Expr
+public sealed class SetExpr : Expr
 {
-    public Expr[] Elements { get; } = elements;
+    // A set of literals (e.g. `action in [Action::"a", Action::"b"]`) is built once, at parse time.
+    private readonly SetValue? _constant;
+
+    public SetExpr(Expr[] elements)
+    {
+        Elements = elements;
+        if (Array.TrueForAll(elements, e => e is LiteralExpr))
+            _constant = SetValue.Of(Array.ConvertAll(elements, e => ((LiteralExpr)e).Value));
+    }
+
+    public Expr[] Elements { get; }
 
     public override Value Evaluate(EvaluationContext ctx)
     {
+        if (_constant is not null) return _constant;
         var values = new Value[Elements.Length];
         for (var i = 0; i < values.Length; i++) values[i] = Elements[i].Evaluate(ctx);
         return SetValue.Of(values);
@@ -274,13 +285,26 @@ public sealed class RecordExpr(KeyValuePair<string, Expr>[] fields) : Expr
 }
 
 /// <summary>A call of an extension function or method; for methods the receiver is the first argument.</summary>
-public sealed class ExtCallExpr(ExtFunction function, Expr[] arguments) : Expr
+public sealed class ExtCallExpr : Expr
 {
-    public ExtFunction Function { get; } = function;
-    public Expr[] Arguments { get; } = arguments;
+    // A constructor applied to a valid string literal, e.g. ip("10.0.0.0/8"), is evaluated once at parse time.
+    // Invalid literals are left to fail at evaluation, where the error belongs to the policy.
+    private readonly Value? _constant;
+
+    public ExtCallExpr(ExtFunction function, Expr[] arguments)
+    {
+        Function = function;
+        Arguments = arguments;
+        if (ExtFunctions.IsConstructor(function) && arguments is [LiteralExpr { Value: StringValue s }])
+            _constant = ExtFunctions.Construct(function, s.Value);
+    }
+
+    public ExtFunction Function { get; }
+    public Expr[] Arguments { get; }
 
     public override Value Evaluate(EvaluationContext ctx)
     {
+        if (_constant is not null) return _constant;
         var args = new Value[Arguments.Length];
         for (var i = 0; i < args.Length; i++) args[i] = Arguments[i].Evaluate(ctx);
         return ExtFunctions.Call(Function, args);
