@@ -311,6 +311,15 @@ public sealed class ExtCallExpr : Expr
     }
 }
 
+/// <summary>A call of a function that does not exist: parses, but always fails to evaluate.</summary>
+public sealed class UnknownFunctionExpr(string name, Expr[] arguments) : Expr
+{
+    public string Name { get; } = name;
+    public Expr[] Arguments { get; } = arguments;
+
+    public override Value Evaluate(EvaluationContext ctx) => throw new EvaluationException($"unknown extension function `{Name}`");
+}
+
 /// <summary>A <c>like</c> pattern: literal characters and <c>*</c> wildcards.</summary>
 public sealed class Pattern
 {

@@ -20,6 +20,7 @@ internal static class ExprWalker
             case SetExpr x: foreach (var el in x.Elements) Visit(el, visit); break;
             case RecordExpr x: foreach (var f in x.Fields) Visit(f.Value, visit); break;
             case ExtCallExpr x: foreach (var a in x.Arguments) Visit(a, visit); break;
+            case UnknownFunctionExpr x: foreach (var a in x.Arguments) Visit(a, visit); break;
         }
     }
 }

@@ -64,6 +64,18 @@ internal sealed class PolicyParser
 
     private static PolicyFormatException Error(Token at, string message) => new(message, at.Line, at.Column);
 
+    /// <summary>Keywords that cannot name attributes, record keys or path segments.</summary>
+    private static readonly HashSet<string> Reserved = new(StringComparer.Ordinal)
+        { "true", "false", "if", "then", "else", "in", "is", "like", "has", "__cedar" };
+
+    /// <summary>An identifier usable as an attribute name, record key or path segment.</summary>
+    private Token ExpectName()
+    {
+        var tok = Expect(TokenKind.Ident);
+        if (Reserved.Contains(tok.Text)) throw Error(tok, $"`{tok.Text}` is a reserved identifier");
+        return tok;
+    }
+
     private CedarPolicy ParsePolicy(int index, Func<int, IReadOnlyDictionary<string, string>, string> idFor)
     {
         var annotations = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -91,7 +103,7 @@ internal sealed class PolicyParser
         var action = ParseActionScope();
         Expect(",");
         var resource = ParseScope("resource", SlotKind.Resource);
-        if (Peek.Is(",")) throw Error(Peek, "a policy scope has exactly three elements: principal, action, resource");
+        Accept(",");
         Expect(")");
         var conditions = new List<Condition>();
         while (Peek.Kind == TokenKind.Ident)
@@ -154,15 +166,15 @@ internal sealed class PolicyParser
     private ScopeConstraint ParseActionScope()
     {
         ExpectVariable("action");
-        if (Accept("==")) return new ScopeConstraint(ScopeKind.Eq, ParseEntityLiteral());
+        if (Accept("==")) return new ScopeConstraint(ScopeKind.Eq, ParseActionLiteral());
         if (Peek.Is("in"))
         {
             Next();
-            if (!Accept("[")) return new ScopeConstraint(ScopeKind.In, ParseEntityLiteral());
+            if (!Accept("[")) return new ScopeConstraint(ScopeKind.In, ParseActionLiteral());
             var list = new List<EntityUid>();
             while (!Peek.Is("]"))
             {
-                list.Add(ParseEntityLiteral());
+                list.Add(ParseActionLiteral());
                 if (!Accept(",")) break;
             }
             Expect("]");
@@ -170,6 +182,16 @@ internal sealed class PolicyParser
         }
         if (Peek.Is("is")) throw Error(Peek, "`is` is not allowed in the action scope");
         return ScopeConstraint.Any;
+    }
+
+    /// <summary>An entity literal of an action type (<c>Action</c> or <c>Namespace::Action</c>).</summary>
+    private EntityUid ParseActionLiteral()
+    {
+        var start = Peek;
+        var uid = ParseEntityLiteral();
+        if (uid.Type != "Action" && !uid.Type.EndsWith("::Action", StringComparison.Ordinal))
+            throw Error(start, $"the action scope expects entities of type `Action`, found {uid}");
+        return uid;
     }
 
     private EntityUid ParseEntityLiteral()
@@ -187,11 +209,11 @@ internal sealed class PolicyParser
     /// </summary>
     private string ParsePath(bool allowEntityRef = false)
     {
-        var sb = new StringBuilder(Expect(TokenKind.Ident).Text);
+        var sb = new StringBuilder(ExpectName().Text);
         while (Peek.Is("::") && PeekAt(1).Kind == TokenKind.Ident)
         {
             Next();
-            sb.Append("::").Append(Next().Text);
+            sb.Append("::").Append(ExpectName().Text);
         }
         if (!allowEntityRef && Peek.Is("::")) throw Error(Peek, "expected an identifier after `::`");
         return sb.ToString();
@@ -292,9 +314,9 @@ internal sealed class PolicyParser
     private Expr ParseHas(Expr target)
     {
         if (Peek.Kind == TokenKind.String) return new HasAttrExpr(target, Lexer.UnescapeString(Next()));
-        var first = Expect(TokenKind.Ident);
+        var first = ExpectName();
         var path = new List<string> { first.Text };
-        while (Accept(".")) path.Add(Expect(TokenKind.Ident).Text);
+        while (Accept(".")) path.Add(ExpectName().Text);
         Expr result = new HasAttrExpr(target, path[0]);
         Expr access = target;
         for (var i = 1; i < path.Count; i++)
@@ -369,7 +391,7 @@ internal sealed class PolicyParser
         {
             if (Accept("."))
             {
-                var name = Expect(TokenKind.Ident);
+                var name = ExpectName();
                 if (Peek.Is("("))
                 {
                     Next();
@@ -478,6 +500,7 @@ internal sealed class PolicyParser
             var keyTok = Next();
             var key = keyTok.Kind switch
             {
+                TokenKind.Ident when Reserved.Contains(keyTok.Text) => throw Error(keyTok, $"`{keyTok.Text}` is a reserved identifier"),
                 TokenKind.Ident => keyTok.Text,
                 TokenKind.String => Lexer.UnescapeString(keyTok),
                 _ => throw Error(keyTok, $"expected a record key, found {keyTok}"),
@@ -510,9 +533,10 @@ internal sealed class PolicyParser
         {
             Next();
             var args = ParseArgs(")");
-            if (!ExtFunctions.Constructors.TryGetValue(path, out var f))
-                throw Error(tok, ExtFunctions.Methods.ContainsKey(path) ? $"`{path}` is a method, not a function" : $"unknown function `{path}`");
-            return new ExtCallExpr(f, [.. args]);
+            if (ExtFunctions.Methods.ContainsKey(path)) throw Error(tok, $"`{path}` is a method, not a function");
+            if (path.Contains("::")) throw Error(tok, $"unknown function `{path}`");
+            // As in the reference, calling an unknown unqualified function is an evaluation error, not a parse error.
+            return ExtFunctions.Constructors.TryGetValue(path, out var f) ? new ExtCallExpr(f, [.. args]) : new UnknownFunctionExpr(path, [.. args]);
         }
         return path switch
         {

@@ -175,6 +175,8 @@ internal sealed class Typechecker(CedarSchema schema, RequestEnv env)
             }
             case ExtCallExpr call:
                 return (TypeOfCall(call, c), Caps.Empty);
+            case UnknownFunctionExpr unknown:
+                throw Error($"unknown extension function `{unknown.Name}`");
             default:
                 throw Error($"unsupported expression {e.GetType().Name}");
         }
