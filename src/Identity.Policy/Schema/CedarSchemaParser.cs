@@ -45,6 +45,22 @@ internal sealed class CedarSchemaParser
 
     private static PolicyFormatException Error(Token at, string message) => new(message, at.Line, at.Column);
 
+    // `__cedar` is not listed: it prefixes built-in type names (`__cedar::Long`); it is rejected as a namespace.
+    private static readonly HashSet<string> ReservedIdentifiers = new(StringComparer.Ordinal)
+        { "true", "false", "if", "then", "else", "in", "is", "like", "has" };
+
+    // Names of built-in types cannot be redeclared as common types.
+    private static readonly HashSet<string> ReservedTypeNames = new(StringComparer.Ordinal)
+        { "Bool", "Boolean", "Long", "String", "Set", "Record", "Entity", "Extension" };
+
+    /// <summary>An identifier that may name an entity type, common type, attribute or namespace segment.</summary>
+    private Token ExpectIdentifier()
+    {
+        var tok = Expect(TokenKind.Ident);
+        if (ReservedIdentifiers.Contains(tok.Text)) throw Error(tok, $"`{tok.Text}` is a reserved identifier");
+        return tok;
+    }
+
     private void SkipAnnotations()
     {
         while (Accept("@"))
@@ -63,8 +79,10 @@ internal sealed class CedarSchemaParser
         SkipAnnotations();
         if (Peek.Is("namespace") && PeekAt(1).Kind == TokenKind.Ident)
         {
-            Next();
+            var nsTok = Next();
             var ns = ParsePath();
+            if (ns == "__cedar" || ns.StartsWith("__cedar::", StringComparison.Ordinal))
+                throw Error(nsTok, "the `__cedar` namespace is reserved");
             Expect("{");
             while (!Accept("}")) ParseDeclaration(ns);
             return;
@@ -74,11 +92,11 @@ internal sealed class CedarSchemaParser
 
     private string ParsePath()
     {
-        var sb = new StringBuilder(Expect(TokenKind.Ident).Text);
+        var sb = new StringBuilder(ExpectIdentifier().Text);
         while (Peek.Is("::") && PeekAt(1).Kind == TokenKind.Ident)
         {
             Next();
-            sb.Append("::").Append(Next().Text);
+            sb.Append("::").Append(ExpectIdentifier().Text);
         }
         return sb.ToString();
     }
@@ -93,7 +111,9 @@ internal sealed class CedarSchemaParser
             case "action": ParseAction(ns); break;
             case "type":
             {
-                var name = Expect(TokenKind.Ident).Text;
+                var nameTok = ExpectIdentifier();
+                if (ReservedTypeNames.Contains(nameTok.Text)) throw Error(nameTok, $"`{nameTok.Text}` is a built-in type name");
+                var name = nameTok.Text;
                 Expect("=");
                 _builder.AddCommonType(ns, name, ParseType(ns));
                 Expect(";");
@@ -106,8 +126,8 @@ internal sealed class CedarSchemaParser
 
     private void ParseEntity(string ns)
     {
-        var names = new List<string> { Expect(TokenKind.Ident).Text };
-        while (Accept(",")) names.Add(Expect(TokenKind.Ident).Text);
+        var names = new List<string> { ExpectIdentifier().Text };
+        while (Accept(",")) names.Add(ExpectIdentifier().Text);
         List<string>? enumIds = null;
         var memberOf = new List<RawName>();
         RawType? shape = null, tags = null;
@@ -198,7 +218,9 @@ internal sealed class CedarSchemaParser
                 }
                 if (!Accept(",")) break;
             }
-            Expect("}");
+            var close = Expect("}");
+            if (principals is null || resources is null)
+                throw Error(close, $"`appliesTo` of action \"{names[0]}\" must declare both `principal` and `resource`");
         }
         if (Accept("attributes"))
         {
@@ -208,7 +230,7 @@ internal sealed class CedarSchemaParser
         Expect(";");
         var actionType = SchemaBuilder.Qualify(ns, "Action");
         foreach (var name in names)
-            _builder.AddAction(new EntityUid(actionType, name), memberOf, principals, resources, context);
+            _builder.AddAction(ns, new EntityUid(actionType, name), memberOf, principals, resources, context);
     }
 
     /// <summary><c>"name"</c> (an action of this namespace) or <c>Path::Action::"name"</c>.</summary>
@@ -241,7 +263,7 @@ internal sealed class CedarSchemaParser
         while (!Peek.Is("}"))
         {
             SkipAnnotations();
-            var name = ParseName();
+            var name = Peek.Kind == TokenKind.String ? Lexer.UnescapeString(Next()) : ExpectIdentifier().Text;
             var required = !Accept("?");
             Expect(":");
             attrs.Add((name, ParseType(ns), required));

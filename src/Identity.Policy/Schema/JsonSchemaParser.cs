@@ -60,7 +60,7 @@ internal static class JsonSchemaParser
                             resources = [.. rt.EnumerateArray().Select(x => new RawName(x.GetString()!, ns, EntityOnly: true))];
                         if (applies.TryGetProperty("context", out var ctx)) context = ParseType(ctx, ns);
                     }
-                    builder.AddAction(new EntityUid(actionType, a.Name), memberOf, principals, resources, context);
+                    builder.AddAction(ns, new EntityUid(actionType, a.Name), memberOf, principals, resources, context);
                 }
             }
         }

@@ -23,7 +23,7 @@ internal sealed class SchemaBuilder
 {
     private readonly Dictionary<string, RawType> _commonTypes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (string Ns, List<RawName> MemberOf, RawType? Shape, RawType? Tags, List<string>? Enum)> _entities = new(StringComparer.Ordinal);
-    private readonly Dictionary<EntityUid, (List<EntityUid> MemberOf, List<RawName>? Principals, List<RawName>? Resources, RawType? Context)> _actions = [];
+    private readonly Dictionary<EntityUid, (string Ns, List<EntityUid> MemberOf, List<RawName>? Principals, List<RawName>? Resources, RawType? Context)> _actions = [];
 
     public static string Qualify(string ns, string name) => ns.Length == 0 ? name : ns + "::" + name;
 
@@ -31,7 +31,7 @@ internal sealed class SchemaBuilder
     {
         "Long" or "__cedar::Long" => LongSchemaType.Instance,
         "String" or "__cedar::String" => StringSchemaType.Instance,
-        "Bool" or "Boolean" or "__cedar::Bool" or "__cedar::Boolean" => BoolSchemaType.Instance,
+        "Bool" or "__cedar::Bool" => BoolSchemaType.Instance,
         "ipaddr" or "decimal" or "datetime" or "duration" => new ExtensionSchemaType(name),
         "__cedar::ipaddr" or "__cedar::decimal" or "__cedar::datetime" or "__cedar::duration" => new ExtensionSchemaType(name["__cedar::".Length..]),
         _ => null,
@@ -48,14 +48,21 @@ internal sealed class SchemaBuilder
             throw new PolicyFormatException($"duplicate entity type `{Qualify(ns, name)}`");
     }
 
-    public void AddAction(EntityUid uid, List<EntityUid> memberOf, List<RawName>? principals, List<RawName>? resources, RawType? context)
+    /// <summary>
+    /// Declares an action. A parent written with an unqualified type (<c>Action::"x"</c>) is resolved in
+    /// <paramref name="ns"/> first, then in the empty namespace.
+    /// </summary>
+    public void AddAction(string ns, EntityUid uid, List<EntityUid> memberOf, List<RawName>? principals, List<RawName>? resources, RawType? context)
     {
-        if (!_actions.TryAdd(uid, (memberOf, principals, resources, context)))
+        if (!_actions.TryAdd(uid, (ns, memberOf, principals, resources, context)))
             throw new PolicyFormatException($"duplicate action {uid}");
     }
 
     public CedarSchema Build()
     {
+        // Resolve every common type, used or not, so that cycles and undeclared names are reported.
+        foreach (var common in _commonTypes.Values) Resolve(common, 0);
+
         var entityTypes = new Dictionary<string, EntityTypeDefinition>(StringComparer.Ordinal);
         foreach (var (name, e) in _entities)
         {
@@ -67,14 +74,24 @@ internal sealed class SchemaBuilder
         var actions = new Dictionary<EntityUid, ActionDefinition>();
         foreach (var (uid, a) in _actions)
         {
-            foreach (var parent in a.MemberOf)
-                if (!_actions.ContainsKey(parent)) throw new PolicyFormatException($"action {uid} is a member of undeclared action {parent}");
+            var memberOf = a.MemberOf.ConvertAll(parent => ResolveAction(parent, a.Ns)
+                ?? throw new PolicyFormatException($"action {uid} is a member of undeclared action {parent}"));
             var context = a.Context is null ? RecordSchemaType.Empty : Resolve(a.Context, 0) as RecordSchemaType
                 ?? throw new PolicyFormatException($"the context of action {uid} must be a record");
-            actions.Add(uid, new ActionDefinition(uid, a.MemberOf,
+            actions.Add(uid, new ActionDefinition(uid, memberOf,
                 a.Principals?.ConvertAll(ResolveEntityType) ?? [], a.Resources?.ConvertAll(ResolveEntityType) ?? [], context));
         }
         return new CedarSchema(entityTypes, actions);
+    }
+
+    private EntityUid? ResolveAction(EntityUid parent, string ns)
+    {
+        if (ns.Length > 0 && !parent.Type.Contains("::"))
+        {
+            var qualified = new EntityUid(Qualify(ns, parent.Type), parent.Id);
+            if (_actions.ContainsKey(qualified)) return qualified;
+        }
+        return _actions.ContainsKey(parent) ? parent : null;
     }
 
     private string ResolveEntityType(RawName n)
