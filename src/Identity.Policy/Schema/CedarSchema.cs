@@ -14,7 +14,11 @@ public sealed class CedarSchema
         EntityTypes = entityTypes;
         Actions = actions;
         foreach (var et in entityTypes.Values) Close(et.AncestorTypes, et.MemberOfTypes, t => entityTypes.TryGetValue(t, out var d) ? d.MemberOfTypes : []);
-        foreach (var a in actions.Values) Close(a.Ancestors, a.MemberOf, u => actions.TryGetValue(u, out var d) ? d.MemberOf : []);
+        foreach (var a in actions.Values)
+        {
+            Close(a.Ancestors, a.MemberOf, u => actions.TryGetValue(u, out var d) ? d.MemberOf : []);
+            if (a.Ancestors.Contains(a.Uid)) throw new PolicyFormatException($"cycle in the action hierarchy containing {a.Uid}");
+        }
         ActionTypes = new HashSet<string>(actions.Keys.Select(k => k.Type), StringComparer.Ordinal);
     }
 

@@ -140,7 +140,8 @@ internal sealed class CedarSchemaParser
                 enumIds.Add(Lexer.UnescapeString(Expect(TokenKind.String)));
                 if (!Accept(",")) break;
             }
-            Expect("]");
+            var close = Expect("]");
+            if (enumIds.Count == 0) throw Error(close, "an enumerated entity type needs at least one id");
         }
         else
         {
@@ -221,11 +222,6 @@ internal sealed class CedarSchemaParser
             var close = Expect("}");
             if (principals is null || resources is null)
                 throw Error(close, $"`appliesTo` of action \"{names[0]}\" must declare both `principal` and `resource`");
-        }
-        if (Accept("attributes"))
-        {
-            // Action attributes are deprecated and unused by authorization; accept and ignore them.
-            ParseRecordType(ns);
         }
         Expect(";");
         var actionType = SchemaBuilder.Qualify(ns, "Action");
