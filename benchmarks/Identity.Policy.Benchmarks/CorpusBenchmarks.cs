@@ -17,6 +17,9 @@ public class CorpusBenchmarks
 {
     private readonly List<(PolicySet Policies, EntityStore Entities, List<Request> Requests)> _cases = [];
 
+    // For the like-for-like comparison with cedar-wasm, whose API takes entities and context as JSON on every call.
+    private readonly List<(PolicySet Policies, CedarSchema? Schema, JsonElement Entities, List<(Request Request, JsonElement Context)> Requests)> _raw = [];
+
     [GlobalSetup]
     public void Setup()
     {
@@ -43,13 +46,17 @@ public class CorpusBenchmarks
             }
             var entities = EntityJson.ParseEntities(root.GetProperty("entities"), schema);
             var requests = new List<Request>();
+            var raw = new List<(Request, JsonElement)>();
             foreach (var q in root.GetProperty("requests").EnumerateArray())
             {
                 var action = EntityJson.ParseUid(q.GetProperty("action"));
-                requests.Add(new Request(EntityJson.ParseUid(q.GetProperty("principal")), action, EntityJson.ParseUid(q.GetProperty("resource")),
-                    EntityJson.ParseContext(q.GetProperty("context"), schema, action)));
+                var request = new Request(EntityJson.ParseUid(q.GetProperty("principal")), action, EntityJson.ParseUid(q.GetProperty("resource")),
+                    EntityJson.ParseContext(q.GetProperty("context"), schema, action));
+                requests.Add(request);
+                raw.Add((request, q.GetProperty("context").Clone()));
             }
             _cases.Add((policies, entities, requests));
+            _raw.Add((policies, schema, root.GetProperty("entities").Clone(), raw));
         }
     }
 
@@ -60,6 +67,24 @@ public class CorpusBenchmarks
         foreach (var (policies, entities, requests) in _cases)
             foreach (var request in requests)
                 if (Authorizer.IsAuthorized(request, entities, policies).Decision == Decision.Allow) allowed++;
+        return allowed;
+    }
+
+    /// <summary>As <see cref="EvaluateCorpus"/>, but parsing entities and context from JSON for every request.</summary>
+    [Benchmark]
+    public int EvaluateCorpusParsingEntities()
+    {
+        var allowed = 0;
+        foreach (var (policies, schema, entitiesJson, requests) in _raw)
+        {
+            foreach (var (request, contextJson) in requests)
+            {
+                var entities = EntityJson.ParseEntities(entitiesJson, schema);
+                var context = EntityJson.ParseContext(contextJson, schema, request.Action);
+                var full = new Request(request.Principal, request.Action, request.Resource, context);
+                if (Authorizer.IsAuthorized(full, entities, policies).Decision == Decision.Allow) allowed++;
+            }
+        }
         return allowed;
     }
 
