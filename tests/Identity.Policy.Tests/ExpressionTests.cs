@@ -53,11 +53,16 @@ public sealed class ExpressionTests
     [InlineData("ip(\"1.2.3.4\").isInRange(1)", "type error")]
     [InlineData("ip(\"1.2.3.4\").isIpv4(1)", "wrong number of arguments")]
     [InlineData("if 1 then 2 else 3", "type error")]
+    [InlineData("frobnicate(1)", "unknown extension function")]
     public void Evaluation_errors_say_what_went_wrong(string expression, string fragment)
     {
         var ex = Assert.Throws<EvaluationException>(() => Eval(expression));
         Assert.Contains(fragment, ex.Message);
     }
+
+    [Fact]
+    public void A_trailing_comma_in_the_scope_is_allowed() =>
+        Assert.Single(PolicySet.Parse("permit(principal, action, resource,);").Policies);
 
     [Theory]
     [InlineData("permit(principal, action, resource) when { 1 + };", 1, 48)]
@@ -72,6 +77,10 @@ public sealed class ExpressionTests
     [InlineData("permit(principal == ?resource, action, resource);", 1, 21)]
     [InlineData("permit(principal, action, resource) when { context.a == ?principal };", 1, 57)]
     [InlineData("permit(principal, action, resource) when { \"\\q\" };", 1, 44)]
+    [InlineData("permit(principal, action, resource) when { context.if };", 1, 52)]
+    [InlineData("permit(principal, action, resource) when { {in: 1} };", 1, 45)]
+    [InlineData("permit(principal, action == User::\"x\", resource);", 1, 29)]
+    [InlineData("permit(principal, action, resource) when { a::b(1) };", 1, 44)]
     public void Parse_errors_report_line_and_column(string text, int line, int column)
     {
         var ex = Assert.Throws<PolicyFormatException>(() => PolicySet.Parse(text));
