@@ -19,6 +19,19 @@ public static class EntityJson
     /// </summary>
     public static EntityStore ParseEntities(JsonElement array, CedarSchema? schema = null)
     {
+        try
+        {
+            return ParseEntityList(array, schema);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException)
+        {
+            // A missing or mistyped JSON field: report it as malformed input like every other format error.
+            throw new PolicyFormatException($"malformed entities JSON: {ex.Message}");
+        }
+    }
+
+    private static EntityStore ParseEntityList(JsonElement array, CedarSchema? schema)
+    {
         if (array.ValueKind != JsonValueKind.Array) throw new PolicyFormatException("entities must be a JSON array");
         var entities = new List<Entity>();
         var seen = new HashSet<EntityUid>();

@@ -30,7 +30,18 @@ public sealed class CedarSchema
 
     public static CedarSchema Parse(string text) => CedarSchemaParser.Parse(text);
 
-    public static CedarSchema FromJson(JsonElement json) => JsonSchemaParser.Parse(json);
+    public static CedarSchema FromJson(JsonElement json)
+    {
+        try
+        {
+            return JsonSchemaParser.Parse(json);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException)
+        {
+            // A missing or mistyped JSON field: report it as malformed input like every other schema error.
+            throw new PolicyFormatException($"malformed JSON schema: {ex.Message}");
+        }
+    }
 
     /// <summary>True when <paramref name="descendant"/> may be a member (or equal) of <paramref name="ancestor"/> by the schema.</summary>
     public bool EntityTypeMayBeIn(string descendant, string ancestor)
