@@ -4,6 +4,7 @@ using Identity.Server.Account;
 using Identity.Server.Connect;
 using Identity.Server.Data;
 using Identity.Server.Hosting;
+using Identity.Server.Mfa;
 using Identity.Server.Users;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Identity;
@@ -25,7 +26,7 @@ public static class AuthApi
         // login, register and refresh are OpenIddict token endpoints (see AuthFacade): OpenIddict has read and
         // validated the request before these run, and writes their answer. The Accepts/Produces only document them.
         var tokens = app.MapGroup(AuthFacade.Prefix).WithTags("Auth");
-        tokens.MapPost("/login", Login).Accepts<LoginRequest>("application/json").Produces<FacadeTokenResponse>()
+        tokens.MapPost("/login", Login).Accepts<LoginRequest>("application/json").Produces<FacadeTokenResponse>().Produces<MfaRequiredResponse>()
             .WithSummary("Sign in with email and password");
         tokens.MapPost("/register", Register).Accepts<RegisterRequest>("application/json").Produces<FacadeTokenResponse>()
             .WithSummary("Create an account and sign in");
@@ -37,10 +38,15 @@ public static class AuthApi
         return app;
     }
 
-    static async Task<IResult> Login(HttpContext http, UserManager<User> users, SignInManager<User> signIn, PrincipalFactory factory)
+    public sealed record MfaRequiredResponse(bool MfaRequired, string MfaToken, IReadOnlyList<string> Methods, long ExpiresIn);
+
+    static async Task<IResult> Login(HttpContext http, UserManager<User> users, SignInManager<User> signIn, PrincipalFactory factory, MultiFactor mfa)
     {
         var request = http.GetOpenIddictServerRequest()!;
         var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, request.Username, request.Password);
+        if (user is not null && await mfa.IsEnabledAsync(user.Id))
+            return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId), MultiFactor.LoginMethods,
+                (long)MultiFactor.ChallengeLifetime.TotalSeconds));
         if (user is not null)
             return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
         if (lockedUntil is not null)

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Identity.Server.Data;
 using Identity.Server.Hosting;
+using Identity.Server.Mfa;
 using Identity.Server.Users;
 using Microsoft.AspNetCore;
 using OpenIddict.Abstractions;
@@ -27,6 +28,7 @@ public static class AuthFacade
     public static readonly PathString Register = "/api/v1/auth/register";
     public static readonly PathString Refresh = "/api/v1/auth/refresh";
     public static readonly PathString Logout = "/api/v1/auth/logout";
+    public static readonly PathString MfaVerify = "/api/v1/auth/mfa/verify";
 
     const string SubjectProperty = "identity:facade-subject";
     const int MaxBodyBytes = 16 * 1024;
@@ -35,7 +37,7 @@ public static class AuthFacade
     {
         server.Configure(options =>
         {
-            foreach (var path in new[] { Login, Register, Refresh })
+            foreach (var path in new[] { Login, Register, Refresh, MfaVerify })
                 options.TokenEndpointUris.Add(new Uri(path.Value!.TrimStart('/'), UriKind.Relative));
             options.RevocationEndpointUris.Add(new Uri(Logout.Value!.TrimStart('/'), UriKind.Relative));
         });
@@ -56,6 +58,13 @@ public static class AuthFacade
         context.Transaction.GetHttpRequest()?.HttpContext ?? throw new InvalidOperationException("Not an ASP.NET Core request.");
 
     static bool IsFacade(BaseContext context) => context.Transaction.GetHttpRequest()?.Path.StartsWithSegments(Prefix) == true;
+
+    /// <summary>
+    /// mfa/verify is a token request only when it carries an mfa_token (finishing a login); with a bearer token it
+    /// confirms a setup, an ordinary API call that OpenIddict lets through.
+    /// </summary>
+    static bool IsSetupConfirmation(HttpRequest request) =>
+        request.Path == MfaVerify && request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
 
     public sealed class RequireFacadeRequest : IOpenIddictServerHandlerFilter<BaseContext>
     {
@@ -82,6 +91,11 @@ public static class AuthFacade
             }
 
             var http = Http(context);
+            if (IsSetupConfirmation(http.Request))
+            {
+                context.SkipRequest();
+                return;
+            }
             var body = await ReadJsonObjectAsync(http);
             if (body.Error is not null)
             {
@@ -102,6 +116,19 @@ public static class AuthFacade
                 if (string.IsNullOrWhiteSpace(request.Username) || string.IsNullOrEmpty(request.Password))
                 {
                     context.Reject(Errors.InvalidRequest, "email and password are required.");
+                    return;
+                }
+            }
+            else if (path == MfaVerify)
+            {
+                request.GrantType = MfaGrant.Type;
+                request.Scope = Scopes;
+                request[MfaGrant.MfaToken] = body.String("mfa_token");
+                request[MfaGrant.Code] = body.String("token");
+                request[MfaGrant.Method] = body.String("method") ?? Mfa.MultiFactor.Totp;
+                if (string.IsNullOrEmpty((string?)request[MfaGrant.MfaToken]) || string.IsNullOrEmpty((string?)request[MfaGrant.Code]))
+                {
+                    context.Reject(Errors.InvalidRequest, "mfa_token and token are required (or a bearer token to confirm a setup).");
                     return;
                 }
             }
@@ -160,7 +187,7 @@ public static class AuthFacade
             var response = context.Response;
             if (response.Error is { } error)
             {
-                await WriteErrorAsync(http, error, response.ErrorDescription);
+                await WriteErrorAsync(http, error, response.ErrorDescription, (string?)response[MfaGrant.Reason]);
                 context.HandleRequest();
                 return;
             }
@@ -190,20 +217,22 @@ public static class AuthFacade
         {
             var http = Http(context);
             if (context.Response.Error is { } error)
-                await WriteErrorAsync(http, error, context.Response.ErrorDescription);
+                await WriteErrorAsync(http, error, context.Response.ErrorDescription, null);
             else
                 http.Response.StatusCode = StatusCodes.Status204NoContent;
             context.HandleRequest();
         }
     }
 
-    static Task WriteErrorAsync(HttpContext http, string error, string? description)
+    static Task WriteErrorAsync(HttpContext http, string error, string? description, string? reason)
     {
         var login = http.Request.Path == Login || http.Request.Path == Register;
-        var result = error switch
+        var result = (error, reason) switch
         {
-            Errors.InvalidGrant when login => ApiErrors.Result(http, 401, "INVALID_CREDENTIALS", "The provided credentials are invalid."),
-            Errors.InvalidGrant or Errors.InvalidToken => ApiErrors.Result(http, 401, "UNAUTHORIZED", "The refresh token is invalid, expired or revoked."),
+            (_, "mfa_locked") => ApiErrors.Result(http, 403, "FORBIDDEN", description ?? "MFA is locked.", new { reason }),
+            (_, "invalid_code" or "invalid_mfa_token") => ApiErrors.Result(http, 401, "INVALID_CREDENTIALS", description ?? "The code is not valid.", new { reason }),
+            (Errors.InvalidGrant, _) when login => ApiErrors.Result(http, 401, "INVALID_CREDENTIALS", "The provided credentials are invalid."),
+            (Errors.InvalidGrant or Errors.InvalidToken, _) => ApiErrors.Result(http, 401, "UNAUTHORIZED", "The refresh token is invalid, expired or revoked."),
             _ => ApiErrors.Result(http, 400, "INVALID_REQUEST", description ?? "Malformed request body or parameters.", new { reason = error }),
         };
         return result.ExecuteAsync(http);

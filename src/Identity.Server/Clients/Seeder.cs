@@ -135,6 +135,9 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
             if (isPublic && grant is GrantTypes.ClientCredentials)
                 throw Invalid(client, "client_credentials needs a ClientSecret");
             descriptor.Permissions.Add(permission);
+            // A password login with MFA is finished with the MFA grant: whoever may do the first may do the second.
+            if (grant is GrantTypes.Password)
+                descriptor.Permissions.Add(Permissions.Prefixes.GrantType + Mfa.MfaGrant.Type);
         }
 
         if (client.GrantTypes.Contains(GrantTypes.AuthorizationCode))

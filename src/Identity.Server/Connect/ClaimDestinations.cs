@@ -34,4 +34,6 @@ public static class ClaimDestinations
 public static class AuthenticationMethods
 {
     public const string Password = "pwd";
+    public const string OneTimePassword = "otp";
+    public const string MultiFactor = "mfa";
 }

@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Text.Json;
 using Identity.Server.Account;
 using Identity.Server.Data;
+using Identity.Server.Mfa;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
@@ -86,7 +87,7 @@ public static class ConnectEndpoints
 
     /// <summary>The token endpoint; also behind the auth API's refresh address.</summary>
     internal static async Task<IResult> Exchange(HttpContext http, UserManager<User> users, SignInManager<User> signIn,
-        IOpenIddictApplicationManager applications, PrincipalFactory factory)
+        IOpenIddictApplicationManager applications, PrincipalFactory factory, MultiFactor mfa)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
 
@@ -104,7 +105,23 @@ public static class ConnectEndpoints
             var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, request.Username, request.Password);
             if (user is null)
                 return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid." : "The account is locked.");
+            if (await mfa.IsEnabledAsync(user.Id))
+                return MfaRequired(await mfa.ChallengeAsync(user, request.ClientId));
             return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
+        }
+
+        if (request.GrantType == MfaGrant.Type)
+        {
+            var (outcome, user) = await mfa.CompleteAsync((string?)request[MfaGrant.MfaToken], request.ClientId,
+                (string?)request[MfaGrant.Method], (string?)request[MfaGrant.Code]);
+            return outcome switch
+            {
+                MultiFactor.Outcome.Accepted => SignIn(await factory.ForUserAsync(user!, request.GetScopes(),
+                    [AuthenticationMethods.Password, AuthenticationMethods.OneTimePassword, AuthenticationMethods.MultiFactor])),
+                MultiFactor.Outcome.Locked => Forbid(Errors.InvalidGrant, "Too many wrong codes: MFA is locked for a while.", "mfa_locked"),
+                MultiFactor.Outcome.Rejected => Forbid(Errors.InvalidGrant, "The code is not valid.", "invalid_code"),
+                _ => Forbid(Errors.InvalidGrant, "The mfa_token is invalid, expired or already used.", "invalid_mfa_token"),
+            };
         }
 
         if (request.IsClientCredentialsGrantType())
@@ -158,8 +175,23 @@ public static class ConnectEndpoints
     static IResult SignIn(ClaimsPrincipal principal) =>
         Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
 
-    static IResult Forbid(string error, string description) =>
-        Results.Forbid(ErrorProperties(error, description), [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+    static IResult Forbid(string error, string description, string? reason = null)
+    {
+        var properties = ErrorProperties(error, description);
+        if (reason is not null)
+            properties.Parameters[MfaGrant.Reason] = reason;
+        return Results.Forbid(properties, [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+    }
+
+    /// <summary>The password was right but the account has MFA: no tokens, a challenge to finish with the MFA grant.</summary>
+    static IResult MfaRequired(string mfaToken)
+    {
+        var properties = ErrorProperties(MfaGrant.MfaRequired, "A second factor is required: redeem the mfa_token with the MFA grant.");
+        properties.Parameters[MfaGrant.MfaToken] = mfaToken;
+        properties.Parameters["methods"] = MultiFactor.LoginMethods;
+        properties.Parameters["expires_in"] = (long)MultiFactor.ChallengeLifetime.TotalSeconds;
+        return Results.Forbid(properties, [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+    }
 
     static AuthenticationProperties ErrorProperties(string error, string description) => new(new Dictionary<string, string?>
     {

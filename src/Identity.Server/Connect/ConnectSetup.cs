@@ -42,7 +42,8 @@ public static class ConnectSetup
                 server.AllowAuthorizationCodeFlow()
                     .AllowRefreshTokenFlow()
                     .AllowClientCredentialsFlow()
-                    .AllowPasswordFlow();
+                    .AllowPasswordFlow()
+                    .AllowCustomFlow(Mfa.MfaGrant.Type);
 
                 // RFC 9700: PKCE with S256 only; "plain" offers no protection against an intercepted code.
                 server.Configure(options => options.CodeChallengeMethods.Remove(CodeChallengeMethods.Plain));

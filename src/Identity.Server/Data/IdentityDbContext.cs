@@ -15,6 +15,9 @@ public class IdentityDbContext(DbContextOptions options)
 {
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
     public DbSet<Organization> Organizations => Set<Organization>();
+    public DbSet<Mfa.MfaFactor> MfaFactors => Set<Mfa.MfaFactor>();
+    public DbSet<Mfa.MfaBackupCode> MfaBackupCodes => Set<Mfa.MfaBackupCode>();
+    public DbSet<Mfa.MfaChallenge> MfaChallenges => Set<Mfa.MfaChallenge>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -28,6 +31,28 @@ public class IdentityDbContext(DbContextOptions options)
             org.Property(o => o.Domain).HasMaxLength(253);
             org.Property(o => o.Name).HasMaxLength(256);
             org.HasIndex(o => o.Domain).IsUnique();
+        });
+        builder.Entity<Mfa.MfaFactor>(factor =>
+        {
+            factor.HasKey(f => f.UserId);
+            factor.Property(f => f.UserId).HasMaxLength(450);
+            factor.Property(f => f.ProtectedSecret).HasMaxLength(2048);
+            factor.Property(f => f.BackupSalt).HasMaxLength(64);
+            factor.HasOne<User>().WithOne().HasForeignKey<Mfa.MfaFactor>(f => f.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<Mfa.MfaBackupCode>(code =>
+        {
+            code.Property(c => c.UserId).HasMaxLength(450);
+            code.Property(c => c.Hash).HasMaxLength(128);
+            code.HasIndex(c => c.UserId);
+            code.HasOne<User>().WithMany().HasForeignKey(c => c.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<Mfa.MfaChallenge>(challenge =>
+        {
+            challenge.Property(c => c.Id).HasMaxLength(64);
+            challenge.Property(c => c.UserId).HasMaxLength(450);
+            challenge.Property(c => c.ClientId).HasMaxLength(100);
+            challenge.HasOne<User>().WithMany().HasForeignKey(c => c.UserId).OnDelete(DeleteBehavior.Cascade);
         });
         builder.Entity<User>().HasOne(u => u.Organization).WithMany().HasForeignKey(u => u.OrganizationId).OnDelete(DeleteBehavior.SetNull);
     }

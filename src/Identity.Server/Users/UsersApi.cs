@@ -32,6 +32,7 @@ public static class UsersApi
         users.MapDelete("/{id}", Delete).RequirePermission(Permissions.UsersWrite).WithSummary("Delete a user and revoke their tokens");
         users.MapPost("/{id}/roles", AssignRole).RequirePermission(Permissions.UsersWrite).WithSummary("Give a user a role");
         users.MapDelete("/{id}/roles/{roleId}", RemoveRole).RequirePermission(Permissions.UsersWrite).WithSummary("Take a role from a user");
+        users.MapDelete("/{id}/mfa", ResetMfa).RequirePermission(Permissions.UsersWrite).WithSummary("Reset a user's MFA (lost authenticator)");
         return app;
     }
 
@@ -170,6 +171,15 @@ public static class UsersApi
 
         var removed = await users.RemoveFromRoleAsync(user, role.Name!);
         return removed.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, removed);
+    }
+
+    static async Task<IResult> ResetMfa(HttpContext http, string id, Caller caller, IdentityDbContext db, Mfa.MultiFactor mfa)
+    {
+        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        if (user is null)
+            return NotFound(http);
+        await mfa.RemoveAsync(user);
+        return Results.NoContent();
     }
 
     /// <summary>The user, if it exists and the caller's permission reaches its organization; else null (a 404).</summary>

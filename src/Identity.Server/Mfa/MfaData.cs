@@ -1,0 +1,41 @@
+namespace Identity.Server.Mfa;
+
+/// <summary>A user's TOTP factor. The secret is encrypted with Data Protection; it works only once confirmed.</summary>
+public sealed class MfaFactor
+{
+    public required string UserId { get; set; }
+    public required string ProtectedSecret { get; set; }
+    public bool Enabled { get; set; }
+
+    /// <summary>The time step of the last accepted code: a code is good once, so an overheard code cannot be replayed.</summary>
+    public long LastTimeStep { get; set; }
+
+    public int FailedAttempts { get; set; }
+    public DateTimeOffset? LockedUntil { get; set; }
+
+    /// <summary>Salt of the backup code hashes (PBKDF2), one per setup.</summary>
+    public required string BackupSalt { get; set; }
+}
+
+/// <summary>A single-use backup code, stored only as a hash.</summary>
+public sealed class MfaBackupCode
+{
+    public long Id { get; set; }
+    public required string UserId { get; set; }
+    public required string Hash { get; set; }
+    public DateTimeOffset? UsedAt { get; set; }
+}
+
+/// <summary>
+/// A login waiting for its second factor: the mfa_token is returned to the client once and stored only as its
+/// SHA-256, is short-lived, single-use, and dies after too many wrong codes.
+/// </summary>
+public sealed class MfaChallenge
+{
+    public required string Id { get; set; }
+    public required string UserId { get; set; }
+    public string? ClientId { get; set; }
+    public DateTimeOffset ExpiresAt { get; set; }
+    public int Attempts { get; set; }
+    public DateTimeOffset? ConsumedAt { get; set; }
+}
