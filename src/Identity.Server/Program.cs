@@ -2,7 +2,9 @@ using Identity.Server.Account;
 using Identity.Server.Auth;
 using Identity.Server.Clients;
 using Identity.Server.Connect;
+using Identity.Server.Audit;
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Identity.Server.Hosting;
 using Identity.Server.Mfa;
 using Identity.Server.Roles;
@@ -11,6 +13,7 @@ using Identity.Server.Users;
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddIdentityDatabase();
+builder.AddSecurityEvents();
 builder.AddAccounts();
 builder.AddConnect();
 builder.AddSeeding();
@@ -37,6 +40,7 @@ app.MapAuthApi();
 app.MapMfaApi();
 app.MapUsersApi();
 app.MapRolesApi();
+app.MapAuditApi();
 app.MapApiDocs();
 app.MapRazorPages();
 

@@ -1,4 +1,5 @@
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Microsoft.AspNetCore.Identity;
 
 namespace Identity.Server.Account;
@@ -19,28 +20,38 @@ public static class PasswordCheck
     /// timing tells whether an account exists. A locked account says so only to the right password; wrong guesses
     /// during a lockout still count and extend it.
     /// </summary>
-    public static async Task<Outcome> SignInAsync(UserManager<User> users, SignInManager<User> signIn, string? email, string? password)
+    public static async Task<Outcome> SignInAsync(UserManager<User> users, SignInManager<User> signIn, SecurityEvents events, string? email, string? password)
     {
         var user = string.IsNullOrWhiteSpace(email) ? null : await users.FindByEmailAsync(email);
         if (user is null)
         {
             users.PasswordHasher.HashPassword(Nobody, password ?? "");
+            await events.RaiseNowAsync(EventTypes.AuthFailed, null, new { reason = "unknown_email", email = email?[..Math.Min(email.Length, 256)] }, success: false);
             return Outcome.Invalid;
         }
 
         if (await users.IsLockedOutAsync(user))
         {
-            if (await users.CheckPasswordAsync(user, password ?? ""))
+            var right = await users.CheckPasswordAsync(user, password ?? "");
+            await events.RaiseAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user), new { reason = "locked_out" }, success: false);
+            if (right)
+            {
+                await users.UpdateAsync(user);
                 return new Outcome(null, await users.GetLockoutEndDateAsync(user));
+            }
             await users.AccessFailedAsync(user);
             return Outcome.Invalid;
         }
 
         var result = await signIn.CheckPasswordSignInAsync(user, password ?? "", lockoutOnFailure: true);
         if (!result.Succeeded)
+        {
+            await events.RaiseNowAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user),
+                new { reason = result.IsLockedOut ? "locked_out" : "wrong_password" }, success: false);
             return result.IsLockedOut && await users.CheckPasswordAsync(user, password ?? "")
                 ? new Outcome(null, await users.GetLockoutEndDateAsync(user))
                 : Outcome.Invalid;
+        }
 
         user.LastLoginAt = DateTimeOffset.UtcNow;
         await users.UpdateAsync(user);

@@ -3,6 +3,7 @@ using System.Security.Claims;
 using Identity.Server.Account;
 using Identity.Server.Connect;
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Identity.Server.Hosting;
 using Identity.Server.Mfa;
 using Identity.Server.Users;
@@ -40,22 +41,26 @@ public static class AuthApi
 
     public sealed record MfaRequiredResponse(bool MfaRequired, string MfaToken, IReadOnlyList<string> Methods, long ExpiresIn);
 
-    static async Task<IResult> Login(HttpContext http, UserManager<User> users, SignInManager<User> signIn, PrincipalFactory factory, MultiFactor mfa)
+    static async Task<IResult> Login(HttpContext http, UserManager<User> users, SignInManager<User> signIn, PrincipalFactory factory, MultiFactor mfa,
+        SecurityEvents events)
     {
         var request = http.GetOpenIddictServerRequest()!;
-        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, request.Username, request.Password);
+        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, request.Username, request.Password);
         if (user is not null && await mfa.IsEnabledAsync(user.Id))
             return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId), MultiFactor.LoginMethods,
                 (long)MultiFactor.ChallengeLifetime.TotalSeconds));
         if (user is not null)
+        {
+            await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = "password", client = request.ClientId });
             return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
+        }
         if (lockedUntil is not null)
             return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The account is locked after too many failed attempts.",
                 new { reason = "account_locked", locked_until = lockedUntil });
         return ApiErrors.Result(http, StatusCodes.Status401Unauthorized, "INVALID_CREDENTIALS", "The provided credentials are invalid.");
     }
 
-    static async Task<IResult> Register(HttpContext http, UserManager<User> users, IdentityDbContext db, PrincipalFactory factory)
+    static async Task<IResult> Register(HttpContext http, UserManager<User> users, IdentityDbContext db, PrincipalFactory factory, SecurityEvents events)
     {
         var request = http.GetOpenIddictServerRequest()!;
         var email = request.Username!.Trim();
@@ -66,9 +71,10 @@ public static class AuthApi
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The name is longer than 256 characters.", new { field = "name" });
 
         var user = new User { Email = email, Name = string.IsNullOrWhiteSpace(name) ? null : name.Trim(), LastLoginAt = DateTimeOffset.UtcNow };
-        var created = await Accounts.CreateAsync(users, db, user, request.Password, []);
+        var created = await Accounts.CreateAsync(users, db, events, user, request.Password, []);
         if (!created.Succeeded)
             return Accounts.Problem(http, created);
+        await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = "password", source = "registration" });
         return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
     }
 

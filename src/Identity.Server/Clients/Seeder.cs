@@ -63,7 +63,8 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
                 await applications.UpdateAsync(existing, descriptor, cancellationToken);
         }
 
-        await EnsureAdminAsync(provider.GetRequiredService<UserManager<User>>(), provider.GetRequiredService<IdentityDbContext>());
+        await EnsureAdminAsync(provider.GetRequiredService<UserManager<User>>(), provider.GetRequiredService<IdentityDbContext>(),
+            provider.GetRequiredService<Events.SecurityEvents>());
     }
 
     /// <summary>The first-party client behind /api/v1/auth/*: public, password and refresh grants, no consent screen.</summary>
@@ -169,7 +170,7 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
     static InvalidOperationException Invalid(ClientOptions client, string problem) =>
         new($"Identity:Clients entry '{client.ClientId}': {problem}.");
 
-    async Task EnsureAdminAsync(UserManager<User> users, IdentityDbContext db)
+    async Task EnsureAdminAsync(UserManager<User> users, IdentityDbContext db, Events.SecurityEvents events)
     {
         var (email, password) = (options.Value.Admin.Email, options.Value.Admin.Password);
         if (string.IsNullOrWhiteSpace(email) || string.IsNullOrEmpty(password))
@@ -179,7 +180,7 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
         if (admin is null)
         {
             admin = new User { Email = email, EmailConfirmed = true, Name = "Administrator" };
-            Check(await Accounts.CreateAsync(users, db, admin, password, [BuiltInRoles.Admin]), "admin user");
+            Check(await Accounts.CreateAsync(users, db, events, admin, password, [BuiltInRoles.Admin]), "admin user");
             logger.LogInformation("Created the admin user {Email}.", email);
         }
         else if (!await users.IsInRoleAsync(admin, BuiltInRoles.Admin))

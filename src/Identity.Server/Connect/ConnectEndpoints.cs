@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Text.Json;
 using Identity.Server.Account;
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Identity.Server.Mfa;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Antiforgery;
@@ -87,7 +88,7 @@ public static class ConnectEndpoints
 
     /// <summary>The token endpoint; also behind the auth API's refresh address.</summary>
     internal static async Task<IResult> Exchange(HttpContext http, UserManager<User> users, SignInManager<User> signIn,
-        IOpenIddictApplicationManager applications, PrincipalFactory factory, MultiFactor mfa)
+        IOpenIddictApplicationManager applications, PrincipalFactory factory, MultiFactor mfa, SecurityEvents events)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
 
@@ -102,11 +103,12 @@ public static class ConnectEndpoints
 
         if (request.IsPasswordGrantType())
         {
-            var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, request.Username, request.Password);
+            var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, request.Username, request.Password);
             if (user is null)
                 return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid." : "The account is locked.");
             if (await mfa.IsEnabledAsync(user.Id))
                 return MfaRequired(await mfa.ChallengeAsync(user, request.ClientId));
+            await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = "password", client = request.ClientId });
             return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
         }
 
@@ -114,6 +116,8 @@ public static class ConnectEndpoints
         {
             var (outcome, user) = await mfa.CompleteAsync((string?)request[MfaGrant.MfaToken], request.ClientId,
                 (string?)request[MfaGrant.Method], (string?)request[MfaGrant.Code]);
+            if (outcome == MultiFactor.Outcome.Accepted)
+                await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user!), new { method = "password mfa", client = request.ClientId });
             return outcome switch
             {
                 MultiFactor.Outcome.Accepted => SignIn(await factory.ForUserAsync(user!, request.GetScopes(),
@@ -149,8 +153,10 @@ public static class ConnectEndpoints
             .ToDictionary(c => c.Type, ClaimValue, StringComparer.Ordinal));
     }
 
-    static async Task EndSession(HttpContext http)
+    static async Task EndSession(HttpContext http, UserManager<User> users, SecurityEvents events)
     {
+        if (await users.GetUserAsync(http.User) is { } user)
+            await events.RaiseNowAsync(EventTypes.AuthLogout, SecurityEvents.Subject.Of(user), new { source = "end_session" });
         await http.SignOutAsync(IdentityConstants.ApplicationScheme);
         // OpenIddict redirects to post_logout_redirect_uri when it is registered for the client, else to "/".
         await http.SignOutAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme, new AuthenticationProperties { RedirectUri = "/" });

@@ -18,6 +18,11 @@ public class IdentityDbContext(DbContextOptions options)
     public DbSet<Mfa.MfaFactor> MfaFactors => Set<Mfa.MfaFactor>();
     public DbSet<Mfa.MfaBackupCode> MfaBackupCodes => Set<Mfa.MfaBackupCode>();
     public DbSet<Mfa.MfaChallenge> MfaChallenges => Set<Mfa.MfaChallenge>();
+    public DbSet<Audit.AuditEntry> AuditEntries => Set<Audit.AuditEntry>();
+    public DbSet<Webhooks.WebhookSubscription> WebhookSubscriptions => Set<Webhooks.WebhookSubscription>();
+    public DbSet<Webhooks.WebhookDelivery> WebhookDeliveries => Set<Webhooks.WebhookDelivery>();
+    public DbSet<Webhooks.WebhookAttempt> WebhookAttempts => Set<Webhooks.WebhookAttempt>();
+    public DbSet<Sessions.SessionInfo> Sessions => Set<Sessions.SessionInfo>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -53,6 +58,56 @@ public class IdentityDbContext(DbContextOptions options)
             challenge.Property(c => c.UserId).HasMaxLength(450);
             challenge.Property(c => c.ClientId).HasMaxLength(100);
             challenge.HasOne<User>().WithMany().HasForeignKey(c => c.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<Audit.AuditEntry>(entry =>
+        {
+            entry.HasIndex(e => e.Sequence).IsUnique();
+            entry.HasIndex(e => new { e.SubjectId, e.Timestamp });
+            entry.HasIndex(e => e.Action);
+            entry.Property(e => e.EventId).HasMaxLength(64);
+            entry.Property(e => e.Action).HasMaxLength(64);
+            entry.Property(e => e.ActorId).HasMaxLength(450);
+            entry.Property(e => e.SubjectId).HasMaxLength(450);
+            entry.Property(e => e.OrganizationId).HasMaxLength(64);
+            entry.Property(e => e.Ip).HasMaxLength(64);
+            entry.Property(e => e.UserAgent).HasMaxLength(512);
+            entry.Property(e => e.Outcome).HasMaxLength(16);
+            entry.Property(e => e.PreviousHash).HasMaxLength(64);
+            entry.Property(e => e.Hash).HasMaxLength(64);
+        });
+        builder.Entity<Webhooks.WebhookSubscription>(subscription =>
+        {
+            subscription.Property(s => s.Id).HasMaxLength(64);
+            subscription.Property(s => s.Url).HasMaxLength(2048);
+            subscription.Property(s => s.Events).HasMaxLength(2048);
+            subscription.Property(s => s.ProtectedSecret).HasMaxLength(2048);
+            subscription.Property(s => s.OrganizationId).HasMaxLength(64);
+        });
+        builder.Entity<Webhooks.WebhookDelivery>(delivery =>
+        {
+            delivery.Property(d => d.SubscriptionId).HasMaxLength(64);
+            delivery.Property(d => d.EventId).HasMaxLength(64);
+            delivery.Property(d => d.Event).HasMaxLength(64);
+            delivery.Property(d => d.Status).HasMaxLength(16);
+            delivery.HasIndex(d => new { d.Status, d.NextAttemptAt });
+            delivery.HasIndex(d => d.SubscriptionId);
+            delivery.HasOne<Webhooks.WebhookSubscription>().WithMany().HasForeignKey(d => d.SubscriptionId).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<Webhooks.WebhookAttempt>(attempt =>
+        {
+            attempt.HasIndex(a => a.DeliveryId);
+            attempt.Property(a => a.Error).HasMaxLength(1024);
+            attempt.HasOne<Webhooks.WebhookDelivery>().WithMany().HasForeignKey(a => a.DeliveryId).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<Sessions.SessionInfo>(session =>
+        {
+            session.HasKey(s => s.AuthorizationId);
+            session.Property(s => s.AuthorizationId).HasMaxLength(100);
+            session.Property(s => s.UserId).HasMaxLength(450);
+            session.Property(s => s.ClientId).HasMaxLength(100);
+            session.Property(s => s.Ip).HasMaxLength(64);
+            session.Property(s => s.UserAgent).HasMaxLength(512);
+            session.HasIndex(s => s.UserId);
         });
         builder.Entity<User>().HasOne(u => u.Organization).WithMany().HasForeignKey(u => u.OrganizationId).OnDelete(DeleteBehavior.SetNull);
     }

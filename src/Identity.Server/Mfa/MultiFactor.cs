@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
 using OtpNet;
@@ -13,7 +14,8 @@ namespace Identity.Server.Mfa;
 /// holds a password login until its second factor. Five wrong codes in a row lock the factor for a while and kill
 /// the challenge they were sent to.
 /// </summary>
-public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider protection, TimeProvider time, IConfiguration configuration)
+public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider protection, TimeProvider time, IConfiguration configuration,
+    SecurityEvents events)
 {
     public const string Totp = "totp";
     public const string BackupCode = "backup_code";
@@ -70,6 +72,7 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         {
             factor.Enabled = true;
             user.TwoFactorEnabled = true;
+            await events.RaiseAsync(EventTypes.MfaEnabled, SecurityEvents.Subject.Of(user), new { method = Totp });
         }
         await db.SaveChangesAsync();
         return (outcome, await RemainingBackupCodesAsync(user.Id));
@@ -95,6 +98,7 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         await db.MfaBackupCodes.Where(c => c.UserId == user.Id).ExecuteDeleteAsync();
         await db.MfaFactors.Where(f => f.UserId == user.Id).ExecuteDeleteAsync();
         user.TwoFactorEnabled = false;
+        await events.RaiseAsync(EventTypes.MfaDisabled, SecurityEvents.Subject.Of(user));
         db.Update(user);
         await db.SaveChangesAsync();
     }
@@ -147,6 +151,7 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
             factor.FailedAttempts = 0;
             return Outcome.Accepted;
         }
+        await events.RaiseAsync(EventTypes.AuthFailed, new SecurityEvents.Subject(factor.UserId), new { reason = "wrong_code", method }, success: false);
         if (++factor.FailedAttempts >= MaxAttempts)
         {
             (factor.LockedUntil, factor.FailedAttempts) = (time.GetUtcNow() + LockoutDuration, 0);

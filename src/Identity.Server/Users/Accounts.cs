@@ -1,4 +1,5 @@
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Identity.Server.Organizations;
 using Identity.Server.Roles;
 using Microsoft.AspNetCore.Identity;
@@ -14,7 +15,8 @@ public static class Accounts
     /// Creates <paramref name="user"/> in the organization of its email domain, with the role user plus
     /// <paramref name="roles"/>; the first member of an organization with a verified email becomes its org_admin.
     /// </summary>
-    public static async Task<IdentityResult> CreateAsync(UserManager<User> users, IdentityDbContext db, User user, string? password, IEnumerable<string> roles)
+    public static async Task<IdentityResult> CreateAsync(UserManager<User> users, IdentityDbContext db, SecurityEvents events, User user,
+        string? password, IEnumerable<string> roles)
     {
         user.UserName ??= user.Email;
         var organization = await Membership.ForEmailAsync(db, user.Email!);
@@ -28,16 +30,20 @@ public static class Accounts
         var granted = new HashSet<string>(roles, StringComparer.Ordinal) { BuiltInRoles.User };
         if (firstMember && user.EmailConfirmed)
             granted.Add(BuiltInRoles.OrgAdmin);
+        // Stored with the role assignment that completes the account.
+        await events.RaiseAsync(EventTypes.UserCreated, SecurityEvents.Subject.Of(user), new { roles = granted.Order() });
         return await users.AddToRolesAsync(user, granted);
     }
 
     /// <summary>Deletes the account and revokes every session and token it had, so nothing it held still works.</summary>
-    public static async Task DeleteAsync(UserManager<User> users, IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens, User user)
+    public static async Task DeleteAsync(UserManager<User> users, IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens,
+        SecurityEvents events, User user)
     {
         await foreach (var authorization in authorizations.FindBySubjectAsync(user.Id))
             await authorizations.TryRevokeAsync(authorization);
         await foreach (var token in tokens.FindBySubjectAsync(user.Id))
             await tokens.TryRevokeAsync(token);
+        await events.RaiseAsync(EventTypes.UserDeleted, SecurityEvents.Subject.Of(user));
         var result = await users.DeleteAsync(user);
         if (!result.Succeeded)
             throw new InvalidOperationException(string.Join(" ", result.Errors.Select(e => e.Description)));

@@ -1,6 +1,7 @@
 using System.Net.Mail;
 using Identity.Server.Connect;
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Identity.Server.Hosting;
 using Identity.Server.Organizations;
 using Identity.Server.Roles;
@@ -38,10 +39,8 @@ public static class UsersApi
 
     static async Task<IResult> List(HttpContext http, Caller caller, IdentityDbContext db, string? page, string? limit, string? search, string? role)
     {
-        if (!TryPositive(page, 1, int.MaxValue, out var pageNumber))
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "page must be a whole number from 1.", new { field = "page" });
-        if (!TryPositive(limit, 20, 100, out var pageSize))
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "limit must be a whole number from 1 to 100.", new { field = "limit" });
+        if (!Paging.TryRead(page, limit, out var pageNumber, out var pageSize, out var problem))
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem!.Value.Message, new { field = problem.Value.Field });
 
         var query = db.Users.AsNoTracking();
         if (!caller.Global.Contains(Permissions.UsersRead))
@@ -65,7 +64,8 @@ public static class UsersApi
         return user is null ? NotFound(http) : Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
     }
 
-    static async Task<IResult> Create(HttpContext http, CreateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users)
+    static async Task<IResult> Create(HttpContext http, CreateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users,
+        SecurityEvents events)
     {
         var email = body.Email?.Trim();
         if (email is null || !MailAddress.TryCreate(email, out var address) || address.Address != email)
@@ -93,13 +93,14 @@ public static class UsersApi
         }
 
         var user = new User { Email = email, Name = body.Name?.Trim(), EmailConfirmed = body.EmailVerified ?? false };
-        var created = await Accounts.CreateAsync(users, db, user, body.Password, roles.Select(r => r.Name!));
+        var created = await Accounts.CreateAsync(users, db, events, user, body.Password, roles.Select(r => r.Name!));
         if (!created.Succeeded)
             return Accounts.Problem(http, created);
         return Results.Created($"/api/v1/users/{user.Id}", new UserResponse(await UserView.OfAsync(db, user)));
     }
 
-    static async Task<IResult> Update(HttpContext http, string id, UpdateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users)
+    static async Task<IResult> Update(HttpContext http, string id, UpdateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users,
+        SecurityEvents events)
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
         if (user is null)
@@ -124,21 +125,24 @@ public static class UsersApi
         if (body.EmailVerified is { } verified)
             user.EmailConfirmed = verified;
 
+        await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user),
+            new { changed = new[] { body.Email is null ? null : "email", body.Name is null ? null : "name", body.EmailVerified is null ? null : "email_verified" }.OfType<string>() });
         var updated = await users.UpdateAsync(user);
         return updated.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, updated);
     }
 
     static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, UserManager<User> users,
-        IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens)
+        IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens, SecurityEvents events)
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
         if (user is null)
             return NotFound(http);
-        await Accounts.DeleteAsync(users, authorizations, tokens, user);
+        await Accounts.DeleteAsync(users, authorizations, tokens, events, user);
         return Results.NoContent();
     }
 
-    static async Task<IResult> AssignRole(HttpContext http, string id, AssignRoleRequest body, Caller caller, IdentityDbContext db, UserManager<User> users)
+    static async Task<IResult> AssignRole(HttpContext http, string id, AssignRoleRequest body, Caller caller, IdentityDbContext db, UserManager<User> users,
+        SecurityEvents events)
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
         if (user is null)
@@ -151,6 +155,7 @@ public static class UsersApi
 
         if (!await users.IsInRoleAsync(user, role.Name!))
         {
+            await events.RaiseAsync(EventTypes.RoleAssigned, SecurityEvents.Subject.Of(user), new { role = role.Name });
             var added = await users.AddToRoleAsync(user, role.Name!);
             if (!added.Succeeded)
                 return Accounts.Problem(http, added);
@@ -158,7 +163,8 @@ public static class UsersApi
         return Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
     }
 
-    static async Task<IResult> RemoveRole(HttpContext http, string id, string roleId, Caller caller, IdentityDbContext db, UserManager<User> users)
+    static async Task<IResult> RemoveRole(HttpContext http, string id, string roleId, Caller caller, IdentityDbContext db, UserManager<User> users,
+        SecurityEvents events)
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
         if (user is null)
@@ -169,6 +175,7 @@ public static class UsersApi
         if (!await CanGrantAsync(db, caller, role))
             return CannotGrant(http, role);
 
+        await events.RaiseAsync(EventTypes.RoleRemoved, SecurityEvents.Subject.Of(user), new { role = role.Name });
         var removed = await users.RemoveFromRoleAsync(user, role.Name!);
         return removed.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, removed);
     }
@@ -203,12 +210,4 @@ public static class UsersApi
         ApiErrors.Result(http, 403, "FORBIDDEN", $"You cannot grant or remove the role '{role.Name}': it has permissions you do not hold.", new { role = role.Name });
 
     static IResult NotFound(HttpContext http) => ApiErrors.Result(http, 404, "NOT_FOUND", "Resource not found.");
-
-    static bool TryPositive(string? text, int fallback, int max, out int value)
-    {
-        value = fallback;
-        if (string.IsNullOrEmpty(text))
-            return true;
-        return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out value) && value >= 1 && value <= max;
-    }
 }

@@ -30,7 +30,8 @@ public abstract class ServerTests<TFactory>(TFactory factory) : IClassFixture<TF
         var users = scope.ServiceProvider.GetRequiredService<UserManager<User>>();
         var db = scope.ServiceProvider.GetRequiredService<IdentityDbContext>();
         var user = new User { Email = email, Name = "Test User", EmailConfirmed = true };
-        Assert.True((await Accounts.CreateAsync(users, db, user, Password, roles)).Succeeded);
+        var events = scope.ServiceProvider.GetRequiredService<Identity.Server.Events.SecurityEvents>();
+        Assert.True((await Accounts.CreateAsync(users, db, events, user, Password, roles)).Succeeded);
         return email;
     }
 

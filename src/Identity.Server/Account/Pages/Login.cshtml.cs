@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using Identity.Server.Connect;
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Identity.Server.Mfa;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
@@ -13,7 +14,7 @@ namespace Identity.Server.Account.Pages;
 /// The login page of the authorization code flow: password, then the second factor when the account has one.
 /// The second step carries the same single-use mfa_token as the API's, in the form, never in the address.
 /// </summary>
-public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa) : PageModel
+public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa, SecurityEvents events) : PageModel
 {
     const string Client = "login-page";
 
@@ -28,7 +29,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
 
     public async Task<IActionResult> OnPostAsync()
     {
-        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, Email, Password);
+        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, Email, Password);
         if (user is null)
         {
             // One message for every failure: it must not tell whether the email has an account.
@@ -64,6 +65,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     async Task<IActionResult> SignInAsync(User user, string[] methods)
     {
         await signIn.SignInWithClaimsAsync(user, isPersistent: false, methods.Select(m => new Claim(Claims.AuthenticationMethodReference, m)));
+        await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = string.Join(' ', methods), source = "login_page" });
         // Only local return URLs: an open redirect here would turn the login page into a phishing relay.
         return LocalRedirect(Url.IsLocalUrl(ReturnUrl) ? ReturnUrl : "/");
     }

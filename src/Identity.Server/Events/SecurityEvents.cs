@@ -1,0 +1,100 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Identity.Server.Audit;
+using Identity.Server.Data;
+using Identity.Server.Webhooks;
+using Microsoft.EntityFrameworkCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Identity.Server.Events;
+
+/// <summary>The events of the seed's webhook list, and the ones later features add.</summary>
+public static class EventTypes
+{
+    public const string UserCreated = "user.created";
+    public const string UserUpdated = "user.updated";
+    public const string UserDeleted = "user.deleted";
+    public const string AuthLogin = "auth.login";
+    public const string AuthLogout = "auth.logout";
+    public const string AuthFailed = "auth.failed";
+    public const string RoleAssigned = "role.assigned";
+    public const string RoleRemoved = "role.removed";
+    public const string MfaEnabled = "mfa.enabled";
+    public const string MfaDisabled = "mfa.disabled";
+    public const string SessionExpired = "session.expired";
+    public const string SessionRevoked = "session.revoked";
+    public const string WebhookFailed = "webhook.failed";
+
+    public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
+    {
+        UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
+        MfaEnabled, MfaDisabled, SessionExpired, SessionRevoked, WebhookFailed,
+    };
+}
+
+/// <summary>
+/// One stream of security events with two durable consumers: each event becomes an audit entry and a webhook
+/// outbox row for every subscription that wants it, added to the same DbContext as the change that caused it, so
+/// both commit in the change's own SaveChanges (one transaction) or not at all. Nothing secret goes in: no
+/// passwords, tokens or codes, only who, what, when and from where.
+/// </summary>
+public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor accessor, TimeProvider time)
+{
+    public sealed record Subject(string? Id, string? Email = null, string? Name = null, string? OrganizationId = null)
+    {
+        public static Subject Of(User user) => new(user.Id, user.Email, user.Name, user.OrganizationId);
+    }
+
+    /// <summary>Adds the event to the pending change; it is stored by the next SaveChanges.</summary>
+    public async Task RaiseAsync(string type, Subject? subject, object? details = null, bool success = true)
+    {
+        var http = accessor.HttpContext;
+        var now = time.GetUtcNow();
+        var ip = http?.Connection.RemoteIpAddress?.ToString();
+        var userAgent = http?.Request.Headers.UserAgent.ToString() is { Length: > 0 } ua ? ua[..Math.Min(ua.Length, 512)] : null;
+        var actor = http?.User.FindFirst(Claims.Subject)?.Value;
+        var id = "evt_" + Guid.NewGuid().ToString("N");
+
+        db.AuditEntries.Add(new AuditEntry
+        {
+            EventId = id, Timestamp = now, Action = type, ActorId = actor ?? subject?.Id, SubjectId = subject?.Id,
+            OrganizationId = subject?.OrganizationId, Ip = ip, UserAgent = userAgent, Outcome = success ? "success" : "failure",
+            Details = details is null ? null : JsonSerializer.Serialize(details, Json),
+        });
+
+        var subscriptions = await db.WebhookSubscriptions.AsNoTracking().Where(s => s.Enabled).ToListAsync();
+        var wanted = subscriptions.Where(s => s.Wants(type) && (s.OrganizationId is null || s.OrganizationId == subject?.OrganizationId)).ToList();
+        if (wanted.Count == 0)
+            return;
+        var payload = JsonSerializer.Serialize(new
+        {
+            id,
+            @event = type,
+            timestamp = now,
+            data = new
+            {
+                user = subject is null ? null : new { id = subject.Id, email = subject.Email, name = subject.Name },
+                details,
+                metadata = new { ip_address = ip, user_agent = userAgent, outcome = success ? "success" : "failure" },
+            },
+        }, Json);
+        foreach (var subscription in wanted)
+            db.WebhookDeliveries.Add(new WebhookDelivery
+            {
+                SubscriptionId = subscription.Id, EventId = id, Event = type, Payload = payload, CreatedAt = now, NextAttemptAt = now,
+            });
+    }
+
+    /// <summary>An event with no other change to carry it (a failed login, a logout): stored at once.</summary>
+    public async Task RaiseNowAsync(string type, Subject? subject, object? details = null, bool success = true)
+    {
+        await RaiseAsync(type, subject, details, success);
+        await db.SaveChangesAsync();
+    }
+
+    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
+}
