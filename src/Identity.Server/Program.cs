@@ -8,6 +8,7 @@ using Identity.Server.Events;
 using Identity.Server.Hosting;
 using Identity.Server.Mfa;
 using Identity.Server.Roles;
+using Identity.Server.Sessions;
 using Identity.Server.Users;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -41,6 +42,7 @@ app.MapMfaApi();
 app.MapUsersApi();
 app.MapRolesApi();
 app.MapAuditApi();
+app.MapSessionsApi();
 app.MapApiDocs();
 app.MapRazorPages();
 

@@ -23,6 +23,7 @@ public static class ConnectSetup
             .UnprotectKeysWithAnyCertificate(keys.Encryption);
 
         builder.Services.AddScoped<PrincipalFactory>();
+        builder.Services.AddScoped<Sessions.SessionStore>();
         builder.Services.AddSingleton<VerifiedSecrets>();
         builder.Services.AddOpenIddict()
             .AddCore(core =>
@@ -69,6 +70,7 @@ public static class ConnectSetup
 
                 Auth.AuthFacade.AddTo(server);
                 server.AddEventHandler(RevokeChainWithRefreshToken.Descriptor);
+                server.AddEventHandler(Sessions.RecordSession.Descriptor);
 
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()

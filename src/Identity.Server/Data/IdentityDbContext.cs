@@ -118,9 +118,12 @@ public class IdentityDbContext(DbContextOptions options)
 public sealed class SqliteIdentityDbContext(DbContextOptions<SqliteIdentityDbContext> options) : IdentityDbContext(options)
 {
     // SQLite has no date type: stored as text, DateTimeOffset cannot be ordered or compared in queries. As a
-    // number (UTC ticks with the offset packed in), it can.
+    // number, it can. UTC ticks, exactly: the audit chain hashes timestamps, so they must come back bit for bit
+    // (EF's DateTimeOffsetToBinaryConverter drops the low bits). Every timestamp the server writes is UTC.
     protected override void ConfigureConventions(ModelConfigurationBuilder configuration) =>
-        configuration.Properties<DateTimeOffset>().HaveConversion<DateTimeOffsetToBinaryConverter>();
+        configuration.Properties<DateTimeOffset>().HaveConversion<UtcTicks>();
+
+    sealed class UtcTicks() : ValueConverter<DateTimeOffset, long>(v => v.UtcTicks, v => new DateTimeOffset(v, TimeSpan.Zero));
 }
 
 public sealed class PostgreSqlIdentityDbContext(DbContextOptions<PostgreSqlIdentityDbContext> options) : IdentityDbContext(options);

@@ -49,7 +49,9 @@ public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor ac
     public async Task RaiseAsync(string type, Subject? subject, object? details = null, bool success = true)
     {
         var http = accessor.HttpContext;
-        var now = time.GetUtcNow();
+        // Whole milliseconds: every provider stores them exactly, so the audit hash recomputes to the same value.
+        var utc = time.GetUtcNow().UtcTicks;
+        var now = new DateTimeOffset(utc - utc % TimeSpan.TicksPerMillisecond, TimeSpan.Zero);
         var ip = http?.Connection.RemoteIpAddress?.ToString();
         var userAgent = http?.Request.Headers.UserAgent.ToString() is { Length: > 0 } ua ? ua[..Math.Min(ua.Length, 512)] : null;
         var actor = http?.User.FindFirst(Claims.Subject)?.Value;

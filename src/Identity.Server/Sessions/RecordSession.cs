@@ -1,0 +1,43 @@
+using Identity.Server.Data;
+using Microsoft.AspNetCore;
+using OpenIddict.Abstractions;
+using OpenIddict.Server;
+using static OpenIddict.Server.OpenIddictServerEvents;
+
+namespace Identity.Server.Sessions;
+
+/// <summary>
+/// A sign-in's OpenIddict authorization is its session: when it is created this records where it came from, and
+/// every later token issued from it (code exchange, refresh) marks it used.
+/// </summary>
+public sealed class RecordSession(IdentityDbContext db, TimeProvider time) : IOpenIddictServerHandler<ProcessSignInContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ProcessSignInContext>()
+        .UseScopedHandler<RecordSession>()
+        .SetOrder(OpenIddictServerHandlers.AttachAuthorization.Descriptor.Order + 1_000)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public async ValueTask HandleAsync(ProcessSignInContext context)
+    {
+        if (context.Principal?.GetAuthorizationId() is not { } id || context.Principal.GetClaim(OpenIddictConstants.Claims.Subject) is not { } subject)
+            return;
+
+        var now = time.GetUtcNow();
+        var session = await db.Sessions.FindAsync(id);
+        if (session is null)
+        {
+            var http = context.Transaction.GetHttpRequest()?.HttpContext;
+            var userAgent = http?.Request.Headers.UserAgent.ToString();
+            db.Sessions.Add(new SessionInfo
+            {
+                AuthorizationId = id, UserId = subject, ClientId = context.Request?.ClientId, CreatedAt = now, LastUsedAt = now,
+                Ip = http?.Connection.RemoteIpAddress?.ToString(),
+                UserAgent = string.IsNullOrEmpty(userAgent) ? null : userAgent[..Math.Min(userAgent.Length, 512)],
+            });
+        }
+        else
+            session.LastUsedAt = now;
+        await db.SaveChangesAsync();
+    }
+}

@@ -1,0 +1,95 @@
+using System.Net;
+using System.Text.Json;
+using Identity.Server.Data;
+using Identity.Server.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Identity.Server.Tests.Audit;
+
+public sealed class SqliteAuditTests(SqliteServer server) : AuditTests<SqliteServer>(server);
+public sealed class PostgreSqlAuditTests(PostgreSqlServer server) : AuditTests<PostgreSqlServer>(server);
+
+/// <summary>The audit log: what gets recorded, who may read it, and the hash chain that shows tampering.</summary>
+public abstract class AuditTests<TFactory>(TFactory factory) : ServerTests<TFactory>(factory) where TFactory : ServerFactory
+{
+    Task<string> AdminAsync() => LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+
+    [Fact]
+    public async Task Audit_RecordsTheLifeOfAnAccount_NewestFirst_WithoutSecrets()
+    {
+        var email = $"audited-{Guid.NewGuid():N}@example.test";
+        var registered = await ApiAsync(HttpMethod.Post, "/api/v1/auth/register", body: new { email, password = "SecurePass123!", name = "Audited" });
+        var id = registered.Body.GetProperty("user").GetProperty("id").GetString();
+        await ApiAsync(HttpMethod.Post, "/api/v1/auth/login", body: new { email, password = "wrong password, sorry" });
+        var admin = await AdminAsync();
+        await ApiAsync(HttpMethod.Post, $"/api/v1/users/{id}/roles", admin, new { role_id = "org_admin" });
+
+        var log = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={id}", admin);
+        var failures = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={id}&action=auth.failed", admin);
+
+        Assert.Equal(HttpStatusCode.OK, log.Status);
+        var entries = log.Body.GetProperty("entries").EnumerateArray().ToList();
+        Assert.Equal(["role.assigned", "auth.failed", "auth.login", "user.created"], entries.Select(e => e.GetProperty("action").GetString()));
+        Assert.True(entries.Zip(entries.Skip(1)).All(p => p.First.GetProperty("sequence").GetInt64() > p.Second.GetProperty("sequence").GetInt64()));
+        Assert.Equal("failure", entries[1].GetProperty("outcome").GetString());
+        Assert.Equal("wrong_password", entries[1].GetProperty("details").GetProperty("reason").GetString());
+        Assert.Equal("org_admin", entries[0].GetProperty("details").GetProperty("role").GetString());
+        Assert.DoesNotContain("SecurePass123!", log.Body.ToString());
+        Assert.DoesNotContain("wrong password, sorry", log.Body.ToString());
+        Assert.Equal(1, failures.Body.GetProperty("total").GetInt32());
+    }
+
+    [Fact]
+    public async Task Audit_NeedsAuditRead_AndValidatesItsQuery()
+    {
+        var user = await LoginAsync(await CreateUserAsync());
+        var admin = await AdminAsync();
+
+        Assert.Equal("FORBIDDEN", ErrorCode(await ApiAsync(HttpMethod.Get, "/api/v1/audit", user)));
+        Assert.Equal("UNAUTHORIZED", ErrorCode(await ApiAsync(HttpMethod.Get, "/api/v1/audit")));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(await ApiAsync(HttpMethod.Get, "/api/v1/audit?from=yesterday", admin)));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(await ApiAsync(HttpMethod.Get, "/api/v1/audit?limit=500", admin)));
+        var window = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?from={Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(-10).ToString("O"))}&to={Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(1).ToString("O"))}&limit=5", admin);
+        Assert.Equal(HttpStatusCode.OK, window.Status);
+        Assert.InRange(window.Body.GetProperty("entries").GetArrayLength(), 1, 5);
+    }
+
+    [Fact]
+    public async Task Audit_ChainVerifies_AndATamperedEntryIsFound()
+    {
+        await CreateUserAsync();
+        var admin = await AdminAsync();
+        var before = await ApiAsync(HttpMethod.Get, "/api/v1/audit/verify", admin);
+        Assert.True(before.Body.GetProperty("valid").GetBoolean(), before.Body.ToString());
+        Assert.True(before.Body.GetProperty("checked").GetInt64() > 0);
+
+        long tampered;
+        using (var scope = Factory.Services.CreateScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<IdentityDbContext>();
+            tampered = await db.AuditEntries.Where(a => a.Action == "auth.login").OrderBy(a => a.Sequence).Select(a => a.Sequence).FirstAsync();
+            await db.AuditEntries.Where(a => a.Sequence == tampered).ExecuteUpdateAsync(s => s.SetProperty(a => a.Outcome, "failure"));
+        }
+        var after = await ApiAsync(HttpMethod.Get, "/api/v1/audit/verify", admin);
+
+        Assert.False(after.Body.GetProperty("valid").GetBoolean());
+        Assert.Equal(tampered, after.Body.GetProperty("first_broken_sequence").GetInt64());
+
+        using (var scope = Factory.Services.CreateScope())
+            await scope.ServiceProvider.GetRequiredService<IdentityDbContext>().AuditEntries
+                .Where(a => a.Sequence == tampered).ExecuteUpdateAsync(s => s.SetProperty(a => a.Outcome, "success"));
+        Assert.True((await ApiAsync(HttpMethod.Get, "/api/v1/audit/verify", admin)).Body.GetProperty("valid").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Audit_ConcurrentEvents_KeepOneUnbrokenChain()
+    {
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => ApiAsync(HttpMethod.Post, "/api/v1/auth/login",
+            body: new { email = $"nobody-{Guid.NewGuid():N}@example.test", password = "not the password" })));
+
+        var verify = await ApiAsync(HttpMethod.Get, "/api/v1/audit/verify", await AdminAsync());
+
+        Assert.True(verify.Body.GetProperty("valid").GetBoolean(), verify.Body.ToString());
+    }
+}
