@@ -10,6 +10,7 @@ using Identity.Server.Mfa;
 using Identity.Server.Roles;
 using Identity.Server.Sessions;
 using Identity.Server.Users;
+using Identity.Server.Webhooks;
 
 var builder = WebApplication.CreateBuilder(args);
 
@@ -19,6 +20,7 @@ builder.AddAccounts();
 builder.AddConnect();
 builder.AddSeeding();
 builder.AddMfa();
+builder.AddWebhooks();
 builder.AddSnakeCaseJson();
 builder.AddRateLimits();
 builder.AddApiDocs();
@@ -43,6 +45,7 @@ app.MapUsersApi();
 app.MapRolesApi();
 app.MapAuditApi();
 app.MapSessionsApi();
+app.MapWebhooksApi();
 app.MapApiDocs();
 app.MapRazorPages();
 

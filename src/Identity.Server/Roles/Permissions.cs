@@ -15,6 +15,8 @@ public static class Permissions
     public const string RolesRead = "roles:read";
     public const string RolesWrite = "roles:write";
     public const string AuditRead = "audit:read";
+    public const string WebhooksRead = "webhooks:read";
+    public const string WebhooksWrite = "webhooks:write";
 
     public static readonly IReadOnlyDictionary<string, string> Catalogue = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -25,6 +27,8 @@ public static class Permissions
         [RolesRead] = "List roles and permissions",
         [RolesWrite] = "Create roles",
         [AuditRead] = "Read the audit log",
+        [WebhooksRead] = "List webhook subscriptions and their deliveries",
+        [WebhooksWrite] = "Create, change and delete webhook subscriptions",
     };
 }
 

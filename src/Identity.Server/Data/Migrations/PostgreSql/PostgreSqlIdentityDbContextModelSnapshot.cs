@@ -93,7 +93,7 @@ namespace Identity.Server.Data.Migrations.PostgreSql
 
                     b.HasIndex("SubjectId", "Timestamp");
 
-                    b.ToTable("AuditEntries");
+                    b.ToTable("AuditEntries", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Data.Organization", b =>
@@ -120,7 +120,7 @@ namespace Identity.Server.Data.Migrations.PostgreSql
                     b.HasIndex("Domain")
                         .IsUnique();
 
-                    b.ToTable("Organizations");
+                    b.ToTable("Organizations", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Data.Role", b =>
@@ -260,7 +260,7 @@ namespace Identity.Server.Data.Migrations.PostgreSql
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("MfaBackupCodes");
+                    b.ToTable("MfaBackupCodes", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Mfa.MfaChallenge", b =>
@@ -291,7 +291,7 @@ namespace Identity.Server.Data.Migrations.PostgreSql
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("MfaChallenges");
+                    b.ToTable("MfaChallenges", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Mfa.MfaFactor", b =>
@@ -324,7 +324,7 @@ namespace Identity.Server.Data.Migrations.PostgreSql
 
                     b.HasKey("UserId");
 
-                    b.ToTable("MfaFactors");
+                    b.ToTable("MfaFactors", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Sessions.SessionInfo", b =>
@@ -360,7 +360,7 @@ namespace Identity.Server.Data.Migrations.PostgreSql
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("Sessions");
+                    b.ToTable("Sessions", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookAttempt", b =>
@@ -394,7 +394,7 @@ namespace Identity.Server.Data.Migrations.PostgreSql
 
                     b.HasIndex("DeliveryId");
 
-                    b.ToTable("WebhookAttempts");
+                    b.ToTable("WebhookAttempts", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookDelivery", b =>
@@ -444,7 +444,7 @@ namespace Identity.Server.Data.Migrations.PostgreSql
 
                     b.HasIndex("Status", "NextAttemptAt");
 
-                    b.ToTable("WebhookDeliveries");
+                    b.ToTable("WebhookDeliveries", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookSubscription", b =>
@@ -489,7 +489,7 @@ namespace Identity.Server.Data.Migrations.PostgreSql
 
                     b.HasKey("Id");
 
-                    b.ToTable("WebhookSubscriptions");
+                    b.ToTable("WebhookSubscriptions", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>
@@ -508,7 +508,7 @@ namespace Identity.Server.Data.Migrations.PostgreSql
 
                     b.HasKey("Id");
 
-                    b.ToTable("DataProtectionKeys");
+                    b.ToTable("DataProtectionKeys", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRoleClaim<string>", b =>

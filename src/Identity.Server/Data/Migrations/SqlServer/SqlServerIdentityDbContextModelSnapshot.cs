@@ -93,7 +93,7 @@ namespace Identity.Server.Data.Migrations.SqlServer
 
                     b.HasIndex("SubjectId", "Timestamp");
 
-                    b.ToTable("AuditEntries");
+                    b.ToTable("AuditEntries", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Data.Organization", b =>
@@ -120,7 +120,7 @@ namespace Identity.Server.Data.Migrations.SqlServer
                     b.HasIndex("Domain")
                         .IsUnique();
 
-                    b.ToTable("Organizations");
+                    b.ToTable("Organizations", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Data.Role", b =>
@@ -262,7 +262,7 @@ namespace Identity.Server.Data.Migrations.SqlServer
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("MfaBackupCodes");
+                    b.ToTable("MfaBackupCodes", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Mfa.MfaChallenge", b =>
@@ -293,7 +293,7 @@ namespace Identity.Server.Data.Migrations.SqlServer
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("MfaChallenges");
+                    b.ToTable("MfaChallenges", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Mfa.MfaFactor", b =>
@@ -326,7 +326,7 @@ namespace Identity.Server.Data.Migrations.SqlServer
 
                     b.HasKey("UserId");
 
-                    b.ToTable("MfaFactors");
+                    b.ToTable("MfaFactors", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Sessions.SessionInfo", b =>
@@ -362,7 +362,7 @@ namespace Identity.Server.Data.Migrations.SqlServer
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("Sessions");
+                    b.ToTable("Sessions", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookAttempt", b =>
@@ -396,7 +396,7 @@ namespace Identity.Server.Data.Migrations.SqlServer
 
                     b.HasIndex("DeliveryId");
 
-                    b.ToTable("WebhookAttempts");
+                    b.ToTable("WebhookAttempts", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookDelivery", b =>
@@ -446,7 +446,7 @@ namespace Identity.Server.Data.Migrations.SqlServer
 
                     b.HasIndex("Status", "NextAttemptAt");
 
-                    b.ToTable("WebhookDeliveries");
+                    b.ToTable("WebhookDeliveries", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookSubscription", b =>
@@ -491,7 +491,7 @@ namespace Identity.Server.Data.Migrations.SqlServer
 
                     b.HasKey("Id");
 
-                    b.ToTable("WebhookSubscriptions");
+                    b.ToTable("WebhookSubscriptions", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>
@@ -510,7 +510,7 @@ namespace Identity.Server.Data.Migrations.SqlServer
 
                     b.HasKey("Id");
 
-                    b.ToTable("DataProtectionKeys");
+                    b.ToTable("DataProtectionKeys", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRoleClaim<string>", b =>

@@ -86,7 +86,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("SubjectId", "Timestamp");
 
-                    b.ToTable("AuditEntries");
+                    b.ToTable("AuditEntries", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Data.Organization", b =>
@@ -113,7 +113,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
                     b.HasIndex("Domain")
                         .IsUnique();
 
-                    b.ToTable("Organizations");
+                    b.ToTable("Organizations", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Data.Role", b =>
@@ -251,7 +251,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("MfaBackupCodes");
+                    b.ToTable("MfaBackupCodes", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Mfa.MfaChallenge", b =>
@@ -282,7 +282,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("MfaChallenges");
+                    b.ToTable("MfaChallenges", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Mfa.MfaFactor", b =>
@@ -315,7 +315,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasKey("UserId");
 
-                    b.ToTable("MfaFactors");
+                    b.ToTable("MfaFactors", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Sessions.SessionInfo", b =>
@@ -351,7 +351,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("Sessions");
+                    b.ToTable("Sessions", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookAttempt", b =>
@@ -383,7 +383,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("DeliveryId");
 
-                    b.ToTable("WebhookAttempts");
+                    b.ToTable("WebhookAttempts", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookDelivery", b =>
@@ -431,7 +431,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("Status", "NextAttemptAt");
 
-                    b.ToTable("WebhookDeliveries");
+                    b.ToTable("WebhookDeliveries", (string)null);
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookSubscription", b =>
@@ -476,7 +476,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasKey("Id");
 
-                    b.ToTable("WebhookSubscriptions");
+                    b.ToTable("WebhookSubscriptions", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>
@@ -493,7 +493,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasKey("Id");
 
-                    b.ToTable("DataProtectionKeys");
+                    b.ToTable("DataProtectionKeys", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRoleClaim<string>", b =>

@@ -1,0 +1,63 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Identity.Server.Webhooks;
+
+/// <summary>
+/// Where webhooks may be sent. A subscription URL must be http(s); and unless private networks are allowed, every
+/// address the host resolves to must be public, checked again at connection time (a name that resolved to a
+/// public address when the webhook was saved can point inside the network later: DNS rebinding).
+/// </summary>
+public static class ReceiverAddresses
+{
+    public static string? ProblemWithUrl(string? url, bool allowPrivate)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http"))
+            return "url must be an absolute http or https URL.";
+        if (!string.IsNullOrEmpty(uri.UserInfo) || !string.IsNullOrEmpty(uri.Fragment))
+            return "url must not carry credentials or a fragment.";
+        if (!allowPrivate && IPAddress.TryParse(uri.IdnHost, out var literal) && !IsPublic(literal))
+            return "url points to a loopback, private or link-local address.";
+        if (!allowPrivate && uri.IdnHost.Equals("localhost", StringComparison.OrdinalIgnoreCase))
+            return "url points to a loopback, private or link-local address.";
+        return null;
+    }
+
+    public static bool IsPublic(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+            address = address.MapToIPv4();
+        if (IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
+            return false;
+        if (address.AddressFamily == AddressFamily.InterNetworkV6)
+            return !(address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6UniqueLocal || address.IsIPv6Multicast);
+        var b = address.GetAddressBytes();
+        return !(b[0] == 10 || b[0] == 127 || b[0] == 0 || (b[0] == 172 && b[1] >= 16 && b[1] <= 31) || (b[0] == 192 && b[1] == 168) ||
+                 (b[0] == 169 && b[1] == 254) || (b[0] == 100 && b[1] >= 64 && b[1] <= 127) || b[0] >= 224);
+    }
+
+    /// <summary>An HTTP handler that connects only to public addresses (unless allowed), whatever DNS says.</summary>
+    public static SocketsHttpHandler Handler(bool allowPrivate) => new()
+    {
+        AllowAutoRedirect = false,
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+        ConnectCallback = async (context, cancellationToken) =>
+        {
+            var addresses = await Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, cancellationToken);
+            var allowed = addresses.Where(a => allowPrivate || IsPublic(a)).ToArray();
+            if (allowed.Length == 0)
+                throw new HttpRequestException($"{context.DnsEndPoint.Host} resolves to no public address.");
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                await socket.ConnectAsync(allowed, context.DnsEndPoint.Port, cancellationToken);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    };
+}

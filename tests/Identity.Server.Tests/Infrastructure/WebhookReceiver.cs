@@ -1,0 +1,62 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Identity.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A real webhook receiver on 127.0.0.1 (Kestrel): checks each signature with the seed's verifyWebhook algorithm,
+/// answers 500 to the first <see cref="FailFirst"/> requests, then 200.
+/// </summary>
+public sealed class WebhookReceiver : IAsyncDisposable
+{
+    public sealed record Received(string Body, string? Signature, string? Id, string? Timestamp, bool SignatureValid, int AnsweredWith);
+
+    readonly WebApplication app;
+    public ConcurrentQueue<Received> Requests { get; } = new();
+    public string Secret { get; }
+    public int FailFirst { get; set; }
+    public string Url { get; }
+
+    public WebhookReceiver(string secret)
+    {
+        Secret = secret;
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        app = builder.Build();
+        app.MapPost("/hook", async (HttpContext http) =>
+        {
+            using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
+            var body = await reader.ReadToEndAsync();
+            var signature = http.Request.Headers["X-Webhook-Signature"].ToString();
+            var status = Requests.Count < FailFirst ? 500 : 200;
+            Requests.Enqueue(new Received(body, signature, http.Request.Headers["X-Webhook-Id"], http.Request.Headers["X-Webhook-Timestamp"],
+                Verify(body, signature), status));
+            return Results.StatusCode(status);
+        });
+        app.StartAsync().GetAwaiter().GetResult();
+        Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/hook";
+    }
+
+    // The seed's verifyWebhook(payload, signature, secret), in C#.
+    bool Verify(string payload, string signature) =>
+        signature == "sha256=" + Convert.ToHexString(HMACSHA256.HashData(Encoding.UTF8.GetBytes(Secret), Encoding.UTF8.GetBytes(payload))).ToLowerInvariant();
+
+    public async Task<IReadOnlyList<Received>> WaitForAsync(int count, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (Requests.Count < count && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        return [.. Requests];
+    }
+
+    public ValueTask DisposeAsync() => app.DisposeAsync();
+}

@@ -1,0 +1,159 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Identity.Server.Tests.Infrastructure;
+
+namespace Identity.Server.Tests.Webhooks;
+
+/// <summary>Signed, retried, durable webhook delivery to a real receiver.</summary>
+public sealed class WebhookTests(SqliteServer server) : ServerTests<SqliteServer>(server)
+{
+    const string Secret = "whsec_0123456789abcdefghijklmnopqrstuv";
+
+    async Task<string> SubscribeAsync(string admin, string url, object retry, params string[] events)
+    {
+        var created = await ApiAsync(HttpMethod.Post, "/api/v1/webhooks", admin, new { url, events, secret = Secret, retry_policy = retry });
+        Assert.True(created.Status == HttpStatusCode.Created, created.Body.ToString());
+        return created.Body.GetProperty("webhook").GetProperty("id").GetString()!;
+    }
+
+    async Task<JsonElement> DeliveriesAsync(string admin, string id) =>
+        (await ApiAsync(HttpMethod.Get, $"/api/v1/webhooks/{id}/deliveries", admin)).Body.GetProperty("deliveries");
+
+    [Fact]
+    public async Task Webhook_SignedPayload_RetriedUntilTheReceiverAccepts()
+    {
+        await using var receiver = new WebhookReceiver(Secret) { FailFirst = 2 };
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var hook = await SubscribeAsync(admin, receiver.Url, new { max_attempts = 4, initial_delay = 1, backoff_multiplier = 1 }, "user.created");
+        var email = $"hooked-{Guid.NewGuid():N}@example.test";
+
+        await ApiAsync(HttpMethod.Post, "/api/v1/auth/register", body: new { email, password = Password, name = "Hooked" });
+        var received = await receiver.WaitForAsync(3, TimeSpan.FromSeconds(30));
+
+        Assert.Equal([500, 500, 200], received.Select(r => r.AnsweredWith));
+        Assert.All(received, r => Assert.True(r.SignatureValid, r.Signature));
+        Assert.Single(received.Select(r => r.Id).Distinct());
+        Assert.All(received, r => Assert.True(long.TryParse(r.Timestamp, out _)));
+        using var payload = JsonDocument.Parse(received[^1].Body);
+        Assert.Equal("user.created", payload.RootElement.GetProperty("event").GetString());
+        Assert.Equal(received[0].Id, payload.RootElement.GetProperty("id").GetString());
+        Assert.Equal(email, payload.RootElement.GetProperty("data").GetProperty("user").GetProperty("email").GetString());
+        Assert.True(payload.RootElement.TryGetProperty("timestamp", out _));
+
+        JsonElement delivery = default;
+        for (var i = 0; i < 50 && delivery.ValueKind == JsonValueKind.Undefined; i++, await Task.Delay(100))
+            delivery = (await DeliveriesAsync(admin, hook)).EnumerateArray().FirstOrDefault(d => d.GetProperty("status").GetString() == "delivered");
+        Assert.Equal(3, delivery.GetProperty("attempts").GetInt32());
+        Assert.Equal([500, 500, 200], delivery.GetProperty("attempt_log").EnumerateArray().Select(a => a.GetProperty("status_code").GetInt32()));
+    }
+
+    [Fact]
+    public async Task Webhook_GivesUpAfterTheLastAttempt_AndRaisesWebhookFailed()
+    {
+        await using var receiver = new WebhookReceiver(Secret) { FailFirst = int.MaxValue };
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var hook = await SubscribeAsync(admin, receiver.Url, new { max_attempts = 2, initial_delay = 0, backoff_multiplier = 1 }, "user.created");
+
+        await ApiAsync(HttpMethod.Post, "/api/v1/auth/register", body: new { email = $"doomed-{Guid.NewGuid():N}@example.test", password = Password });
+        await receiver.WaitForAsync(2, TimeSpan.FromSeconds(30));
+
+        JsonElement failed = default;
+        for (var i = 0; i < 50 && failed.ValueKind == JsonValueKind.Undefined; i++, await Task.Delay(100))
+            failed = (await DeliveriesAsync(admin, hook)).EnumerateArray().FirstOrDefault(d => d.GetProperty("status").GetString() == "failed");
+        Assert.Equal(2, failed.GetProperty("attempts").GetInt32());
+        var alerts = await ApiAsync(HttpMethod.Get, "/api/v1/audit?action=webhook.failed", admin);
+        Assert.Contains(alerts.Body.GetProperty("entries").EnumerateArray(), e => e.GetProperty("details").GetProperty("webhook").GetString() == hook);
+    }
+
+    [Theory]
+    [InlineData("ftp://example.com/hook", "user.created", Secret, "url")]
+    [InlineData("https://example.com/hook", "user.exploded", Secret, "events")]
+    [InlineData("https://example.com/hook", "user.created", "too-short", "secret")]
+    public async Task Webhook_BadSubscription_Is400(string url, string eventType, string secret, string field)
+    {
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+
+        var answer = await ApiAsync(HttpMethod.Post, "/api/v1/webhooks", admin, new { url, events = new[] { eventType }, secret });
+
+        Assert.Equal("INVALID_REQUEST", ErrorCode(answer));
+        Assert.Equal(field, answer.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
+    }
+
+    [Fact]
+    public async Task Webhook_NeedsThePermission_AndNeverShowsTheSecret()
+    {
+        var user = await LoginAsync(await CreateUserAsync());
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        await SubscribeAsync(admin, "https://example.com/hook", new { max_attempts = 3 }, "*");
+
+        Assert.Equal("FORBIDDEN", ErrorCode(await ApiAsync(HttpMethod.Get, "/api/v1/webhooks", user)));
+        var list = await ApiAsync(HttpMethod.Get, "/api/v1/webhooks", admin);
+        Assert.DoesNotContain(Secret, list.Body.ToString());
+    }
+}
+
+/// <summary>What survives a restart, and the SSRF guard outside Development.</summary>
+public sealed class WebhookHostingTests : IDisposable
+{
+    const string Secret = "whsec_0123456789abcdefghijklmnopqrstuv";
+    readonly DatabaseSettings database = DatabaseSettings.Sqlite();
+    readonly string keys = Directory.CreateTempSubdirectory("identity-keys-").FullName;
+
+    public void Dispose()
+    {
+        database.Drop();
+        Directory.Delete(keys, recursive: true);
+    }
+
+    static async Task<string> AdminTokenAsync(HttpClient http)
+    {
+        var login = await http.PostAsJsonAsync("/api/v1/auth/login", new { email = ServerFactory.AdminEmail, password = ServerFactory.AdminPassword });
+        return JsonDocument.Parse(await login.Content.ReadAsStringAsync()).RootElement.GetProperty("access_token").GetString()!;
+    }
+
+    [Fact]
+    public async Task Webhook_PendingRetryResumesAfterARestart()
+    {
+        await using var receiver = new WebhookReceiver(Secret) { FailFirst = 1 };
+        await using (var first = new ServerFactory(database, keys))
+        {
+            var http = first.CreateClient();
+            http.DefaultRequestHeaders.Authorization = new("Bearer", await AdminTokenAsync(http));
+            var created = await http.PostAsJsonAsync("/api/v1/webhooks", new
+            {
+                url = receiver.Url, events = new[] { "user.created" }, secret = Secret,
+                retry_policy = new { max_attempts = 3, initial_delay = 3, backoff_multiplier = 1 },
+            });
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            await http.PostAsJsonAsync("/api/v1/auth/register", new { email = $"restart-{Guid.NewGuid():N}@example.test", password = "a long enough passphrase" });
+            Assert.Single(await receiver.WaitForAsync(1, TimeSpan.FromSeconds(20)));
+        }   // stopped with the retry pending
+
+        await using var second = new ServerFactory(database, keys);
+        second.CreateClient();
+        var received = await receiver.WaitForAsync(2, TimeSpan.FromSeconds(30));
+
+        Assert.Equal([500, 200], received.Select(r => r.AnsweredWith));
+        Assert.Equal(received[0].Body, received[1].Body);
+        Assert.All(received, r => Assert.True(r.SignatureValid));
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:9/hook")]
+    [InlineData("http://10.1.2.3/hook")]
+    [InlineData("http://169.254.169.254/latest/meta-data")]
+    [InlineData("http://localhost/hook")]
+    [InlineData("http://[::1]/hook")]
+    public async Task Webhook_PrivateAddresses_RefusedUnlessAllowed(string url)
+    {
+        await using var server = new ServerFactory(database, keys, [new("Identity:Webhooks:AllowPrivateNetworks", "false")]);
+        var http = server.CreateClient();
+        http.DefaultRequestHeaders.Authorization = new("Bearer", await AdminTokenAsync(http));
+
+        var answer = await http.PostAsJsonAsync("/api/v1/webhooks", new { url, events = new[] { "*" }, secret = Secret });
+
+        Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+        Assert.Contains("\"url\"", await answer.Content.ReadAsStringAsync());
+    }
+}
