@@ -5,6 +5,7 @@ using Identity.Server.Connect;
 using Identity.Server.Data;
 using Identity.Server.Hosting;
 using Identity.Server.Mfa;
+using Identity.Server.Policies;
 using Identity.Server.Roles;
 using Identity.Server.Users;
 
@@ -15,6 +16,7 @@ builder.AddAccounts();
 builder.AddConnect();
 builder.AddSeeding();
 builder.AddMfa();
+builder.AddPolicies();
 builder.AddSnakeCaseJson();
 builder.AddRateLimits();
 builder.AddApiDocs();
@@ -37,6 +39,8 @@ app.MapAuthApi();
 app.MapMfaApi();
 app.MapUsersApi();
 app.MapRolesApi();
+app.MapPoliciesApi();
+app.MapPolicyDecisions();
 app.MapApiDocs();
 app.MapRazorPages();
 

@@ -18,6 +18,7 @@ public class IdentityDbContext(DbContextOptions options)
     public DbSet<Mfa.MfaFactor> MfaFactors => Set<Mfa.MfaFactor>();
     public DbSet<Mfa.MfaBackupCode> MfaBackupCodes => Set<Mfa.MfaBackupCode>();
     public DbSet<Mfa.MfaChallenge> MfaChallenges => Set<Mfa.MfaChallenge>();
+    public DbSet<Policies.StoredPolicy> StoredPolicies => Set<Policies.StoredPolicy>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -54,6 +55,7 @@ public class IdentityDbContext(DbContextOptions options)
             challenge.Property(c => c.ClientId).HasMaxLength(100);
             challenge.HasOne<User>().WithMany().HasForeignKey(c => c.UserId).OnDelete(DeleteBehavior.Cascade);
         });
+        builder.ApplyConfiguration(new Policies.StoredPolicyConfiguration());
         builder.Entity<User>().HasOne(u => u.Organization).WithMany().HasForeignKey(u => u.OrganizationId).OnDelete(DeleteBehavior.SetNull);
     }
 }

@@ -15,6 +15,8 @@ public static class Permissions
     public const string RolesRead = "roles:read";
     public const string RolesWrite = "roles:write";
     public const string AuditRead = "audit:read";
+    public const string PoliciesRead = "policies:read";
+    public const string PoliciesWrite = "policies:write";
 
     public static readonly IReadOnlyDictionary<string, string> Catalogue = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -25,6 +27,8 @@ public static class Permissions
         [RolesRead] = "List roles and permissions",
         [RolesWrite] = "Create roles",
         [AuditRead] = "Read the audit log",
+        [PoliciesRead] = "Read authorization policies and their schema, and use the policy test bench",
+        [PoliciesWrite] = "Create, change and delete authorization policies",
     };
 }
 

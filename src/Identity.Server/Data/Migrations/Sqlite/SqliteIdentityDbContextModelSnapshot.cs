@@ -246,6 +246,64 @@ namespace Identity.Server.Data.Migrations.Sqlite
                     b.ToTable("MfaFactors");
                 });
 
+            modelBuilder.Entity("Identity.Server.Policies.StoredPolicy", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Description")
+                        .HasMaxLength(1024)
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Enabled")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Text")
+                        .IsRequired()
+                        .HasMaxLength(16384)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("Policies", (string)null);
+
+                    b.HasData(
+                        new
+                        {
+                            Id = "tenant-isolation",
+                            CreatedAt = 1309306650624000000L,
+                            Description = "Nobody but a server admin acts on a resource of another organization",
+                            Enabled = true,
+                            Text = "forbid (principal is User, action, resource)\nwhen { resource has organization && !(principal has organization && principal.organization == resource.organization) }\nunless { principal in Role::\"admin\" };",
+                            UpdatedAt = 1309306650624000000L
+                        },
+                        new
+                        {
+                            Id = "organization-members-read",
+                            CreatedAt = 1309306650624000000L,
+                            Description = "Members of an organization may read its resources",
+                            Enabled = true,
+                            Text = "permit (principal is User, action == Action::\"read\", resource)\nwhen { principal has organization && resource in principal.organization };",
+                            UpdatedAt = 1309306650624000000L
+                        },
+                        new
+                        {
+                            Id = "admins-all",
+                            CreatedAt = 1309306650624000000L,
+                            Description = "Server admins may do anything",
+                            Enabled = true,
+                            Text = "permit (principal in Role::\"admin\", action, resource);",
+                            UpdatedAt = 1309306650624000000L
+                        });
+                });
+
             modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>
                 {
                     b.Property<int>("Id")
