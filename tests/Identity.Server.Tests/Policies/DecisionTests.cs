@@ -7,11 +7,8 @@ using Identity.Server.Tests.Infrastructure;
 
 namespace Identity.Server.Tests.Policies;
 
-/// <summary>
-/// /v1/authorize with the shipped policies: the seed's examples, tenant isolation that context cannot talk its way
-/// around, and the error answers.
-/// </summary>
-public class DecisionTests(SqliteServer factory) : ServerTests<SqliteServer>(factory)
+/// <summary>Calls to the policy decision endpoints as a resource server makes them: client credentials for the identity API.</summary>
+public abstract class PolicyServerTests(SqliteServer factory) : ServerTests<SqliteServer>(factory)
 {
     protected async Task<string> ServiceTokenAsync()
     {
@@ -35,6 +32,14 @@ public class DecisionTests(SqliteServer factory) : ServerTests<SqliteServer>(fac
             answer.Body.GetProperty("reasons").EnumerateArray().Select(r => r.GetString()!).ToArray());
     }
 
+}
+
+/// <summary>
+/// /v1/authorize with the shipped policies: the seed's examples, tenant isolation that context cannot talk its way
+/// around, and the error answers.
+/// </summary>
+public class DecisionTests(SqliteServer factory) : PolicyServerTests(factory)
+{
     static object SeedRequest(string principal, object? context = null, string action = "read", string resource = "org-acme-doc-001") => new
     {
         principal = new { type = "User", id = principal },
