@@ -4,7 +4,7 @@ using Identity.Server.Tests.Infrastructure;
 namespace Identity.Server.Tests.Policies;
 
 /// <summary>The AuthZEN 1.0 endpoints give the same decisions as /v1/authorize.</summary>
-public class AuthZenTests(SqliteServer factory) : PolicyServerTests(factory)
+public class AuthZenTests(SqliteServer factory) : PolicyServerTests<SqliteServer>(factory)
 {
     [Fact]
     public async Task AuthZen_Evaluation_DecidesWithTheSamePolicies()

@@ -7,8 +7,11 @@ using Identity.Server.Tests.Infrastructure;
 
 namespace Identity.Server.Tests.Policies;
 
+public sealed class SqliteDecisionTests(SqliteServer server) : DecisionTests<SqliteServer>(server);
+public sealed class PostgreSqlDecisionTests(PostgreSqlServer server) : DecisionTests<PostgreSqlServer>(server);
+
 /// <summary>Calls to the policy decision endpoints as a resource server makes them: client credentials for the identity API.</summary>
-public abstract class PolicyServerTests(SqliteServer factory) : ServerTests<SqliteServer>(factory)
+public abstract class PolicyServerTests<TFactory>(TFactory factory) : ServerTests<TFactory>(factory) where TFactory : ServerFactory
 {
     protected async Task<string> ServiceTokenAsync()
     {
@@ -38,7 +41,7 @@ public abstract class PolicyServerTests(SqliteServer factory) : ServerTests<Sqli
 /// /v1/authorize with the shipped policies: the seed's examples, tenant isolation that context cannot talk its way
 /// around, and the error answers.
 /// </summary>
-public class DecisionTests(SqliteServer factory) : PolicyServerTests(factory)
+public abstract class DecisionTests<TFactory>(TFactory factory) : PolicyServerTests<TFactory>(factory) where TFactory : ServerFactory
 {
     static object SeedRequest(string principal, object? context = null, string action = "read", string resource = "org-acme-doc-001") => new
     {

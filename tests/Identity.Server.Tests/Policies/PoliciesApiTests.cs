@@ -5,8 +5,11 @@ using Identity.Server.Tests.Infrastructure;
 
 namespace Identity.Server.Tests.Policies;
 
+public sealed class SqlitePoliciesApiTests(SqliteServer server) : PoliciesApiTests<SqliteServer>(server);
+public sealed class PostgreSqlPoliciesApiTests(PostgreSqlServer server) : PoliciesApiTests<PostgreSqlServer>(server);
+
 /// <summary>/api/v1/policies: writes are validated and apply to the next decision; the test bench runs corpus files.</summary>
-public class PoliciesApiTests(SqliteServer factory) : PolicyServerTests(factory)
+public abstract class PoliciesApiTests<TFactory>(TFactory factory) : PolicyServerTests<TFactory>(factory) where TFactory : ServerFactory
 {
     Task<string> AdminAsync() => LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
 
