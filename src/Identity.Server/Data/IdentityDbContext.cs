@@ -23,6 +23,7 @@ public class IdentityDbContext(DbContextOptions options)
     public DbSet<Webhooks.WebhookDelivery> WebhookDeliveries => Set<Webhooks.WebhookDelivery>();
     public DbSet<Webhooks.WebhookAttempt> WebhookAttempts => Set<Webhooks.WebhookAttempt>();
     public DbSet<Sessions.SessionInfo> Sessions => Set<Sessions.SessionInfo>();
+    public DbSet<Policies.StoredPolicy> StoredPolicies => Set<Policies.StoredPolicy>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -109,6 +110,7 @@ public class IdentityDbContext(DbContextOptions options)
             session.Property(s => s.UserAgent).HasMaxLength(512);
             session.HasIndex(s => s.UserId);
         });
+        builder.ApplyConfiguration(new Policies.StoredPolicyConfiguration());
         builder.Entity<User>().HasOne(u => u.Organization).WithMany().HasForeignKey(u => u.OrganizationId).OnDelete(DeleteBehavior.SetNull);
     }
 }

@@ -13,6 +13,10 @@ public static class ApiErrors
 {
     public static readonly PathString ApiPrefix = "/api/v1";
 
+    /// <summary>The JSON APIs: /api/v1 and the policy decision endpoints (/v1/authorize, AuthZEN's /access/v1).</summary>
+    public static bool IsApi(PathString path) =>
+        path.StartsWithSegments(ApiPrefix) || path.StartsWithSegments("/v1/authorize") || path.StartsWithSegments("/access/v1");
+
     /// <summary>No resource API takes more than this; a larger body is refused before it is read.</summary>
     public const long MaxBodyBytes = 64 * 1024;
 
@@ -33,7 +37,7 @@ public static class ApiErrors
                 var (code, message) = status < 500
                     ? ("INVALID_REQUEST", "The request is malformed.")
                     : ("INTERNAL_ERROR", "An unexpected error occurred.");
-                if (http.Request.Path.StartsWithSegments(ApiPrefix))
+                if (IsApi(http.Request.Path))
                     await http.Response.WriteAsJsonAsync(Envelope(http, code, message, null));
                 else
                     await http.Response.WriteAsync($"{message} (request {http.TraceIdentifier})");
@@ -43,7 +47,7 @@ public static class ApiErrors
         app.UseStatusCodePages(async (StatusCodeContext context) =>
         {
             var http = context.HttpContext;
-            if (!http.Request.Path.StartsWithSegments(ApiPrefix))
+            if (!IsApi(http.Request.Path))
                 return;
 
             var status = http.Response.StatusCode;
@@ -64,7 +68,7 @@ public static class ApiErrors
 
         app.Use(async (http, next) =>
         {
-            if (http.Request.Path.StartsWithSegments(ApiPrefix))
+            if (IsApi(http.Request.Path))
             {
                 if (http.Request.ContentLength > MaxBodyBytes)
                 {

@@ -106,7 +106,7 @@ public static class RateLimits
             return Category.Authentication;
         if (path.StartsWithSegments("/scim/v2/Bulk"))
             return Category.Bulk;
-        if (path.StartsWithSegments("/api/v1") || path.StartsWithSegments("/scim/v2") || path.StartsWithSegments("/v1/authorize"))
+        if (path.StartsWithSegments("/api/v1") || path.StartsWithSegments("/scim/v2") || path.StartsWithSegments("/v1/authorize") || path.StartsWithSegments("/access/v1"))
             return Category.Standard;
         return null;
     }

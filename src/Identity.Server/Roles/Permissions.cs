@@ -17,6 +17,8 @@ public static class Permissions
     public const string AuditRead = "audit:read";
     public const string WebhooksRead = "webhooks:read";
     public const string WebhooksWrite = "webhooks:write";
+    public const string PoliciesRead = "policies:read";
+    public const string PoliciesWrite = "policies:write";
 
     public static readonly IReadOnlyDictionary<string, string> Catalogue = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -29,6 +31,8 @@ public static class Permissions
         [AuditRead] = "Read the audit log",
         [WebhooksRead] = "List webhook subscriptions and their deliveries",
         [WebhooksWrite] = "Create, change and delete webhook subscriptions",
+        [PoliciesRead] = "Read authorization policies and their schema, and use the policy test bench",
+        [PoliciesWrite] = "Create, change and delete authorization policies",
     };
 }
 

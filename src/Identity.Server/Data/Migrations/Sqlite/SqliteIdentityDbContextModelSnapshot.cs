@@ -86,7 +86,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("SubjectId", "Timestamp");
 
-                    b.ToTable("AuditEntries", (string)null);
+                    b.ToTable("AuditEntries");
                 });
 
             modelBuilder.Entity("Identity.Server.Data.Organization", b =>
@@ -113,7 +113,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
                     b.HasIndex("Domain")
                         .IsUnique();
 
-                    b.ToTable("Organizations", (string)null);
+                    b.ToTable("Organizations");
                 });
 
             modelBuilder.Entity("Identity.Server.Data.Role", b =>
@@ -251,7 +251,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("MfaBackupCodes", (string)null);
+                    b.ToTable("MfaBackupCodes");
                 });
 
             modelBuilder.Entity("Identity.Server.Mfa.MfaChallenge", b =>
@@ -282,7 +282,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("MfaChallenges", (string)null);
+                    b.ToTable("MfaChallenges");
                 });
 
             modelBuilder.Entity("Identity.Server.Mfa.MfaFactor", b =>
@@ -315,7 +315,65 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasKey("UserId");
 
-                    b.ToTable("MfaFactors", (string)null);
+                    b.ToTable("MfaFactors");
+                });
+
+            modelBuilder.Entity("Identity.Server.Policies.StoredPolicy", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Description")
+                        .HasMaxLength(1024)
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Enabled")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Text")
+                        .IsRequired()
+                        .HasMaxLength(16384)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("Policies", (string)null);
+
+                    b.HasData(
+                        new
+                        {
+                            Id = "tenant-isolation",
+                            CreatedAt = 639309888000000000L,
+                            Description = "Nobody but a server admin acts on a resource of another organization",
+                            Enabled = true,
+                            Text = "forbid (principal is User, action, resource)\nwhen { resource has organization && !(principal has organization && principal.organization == resource.organization) }\nunless { principal in Role::\"admin\" };",
+                            UpdatedAt = 639309888000000000L
+                        },
+                        new
+                        {
+                            Id = "organization-members-read",
+                            CreatedAt = 639309888000000000L,
+                            Description = "Members of an organization may read its resources",
+                            Enabled = true,
+                            Text = "permit (principal is User, action == Action::\"read\", resource)\nwhen { principal has organization && resource in principal.organization };",
+                            UpdatedAt = 639309888000000000L
+                        },
+                        new
+                        {
+                            Id = "admins-all",
+                            CreatedAt = 639309888000000000L,
+                            Description = "Server admins may do anything",
+                            Enabled = true,
+                            Text = "permit (principal in Role::\"admin\", action, resource);",
+                            UpdatedAt = 639309888000000000L
+                        });
                 });
 
             modelBuilder.Entity("Identity.Server.Sessions.SessionInfo", b =>
@@ -351,7 +409,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("UserId");
 
-                    b.ToTable("Sessions", (string)null);
+                    b.ToTable("Sessions");
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookAttempt", b =>
@@ -383,7 +441,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("DeliveryId");
 
-                    b.ToTable("WebhookAttempts", (string)null);
+                    b.ToTable("WebhookAttempts");
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookDelivery", b =>
@@ -431,7 +489,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasIndex("Status", "NextAttemptAt");
 
-                    b.ToTable("WebhookDeliveries", (string)null);
+                    b.ToTable("WebhookDeliveries");
                 });
 
             modelBuilder.Entity("Identity.Server.Webhooks.WebhookSubscription", b =>
@@ -476,7 +534,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasKey("Id");
 
-                    b.ToTable("WebhookSubscriptions", (string)null);
+                    b.ToTable("WebhookSubscriptions");
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>
@@ -493,7 +551,7 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasKey("Id");
 
-                    b.ToTable("DataProtectionKeys", (string)null);
+                    b.ToTable("DataProtectionKeys");
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRoleClaim<string>", b =>

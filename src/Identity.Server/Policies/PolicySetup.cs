@@ -1,0 +1,10 @@
+namespace Identity.Server.Policies;
+
+public static class PolicySetup
+{
+    public static WebApplicationBuilder AddPolicies(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<ActivePolicies>();
+        return builder;
+    }
+}
