@@ -24,11 +24,14 @@ public static class EventTypes
     public const string SessionExpired = "session.expired";
     public const string SessionRevoked = "session.revoked";
     public const string WebhookFailed = "webhook.failed";
+    public const string PolicyCreated = "policy.created";
+    public const string PolicyUpdated = "policy.updated";
+    public const string PolicyDeleted = "policy.deleted";
 
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
-        MfaEnabled, MfaDisabled, SessionExpired, SessionRevoked, WebhookFailed,
+        MfaEnabled, MfaDisabled, SessionExpired, SessionRevoked, WebhookFailed, PolicyCreated, PolicyUpdated, PolicyDeleted,
     };
 }
 

@@ -7,6 +7,7 @@ using Identity.Policy.Schema;
 using Identity.Policy.Validation;
 using Identity.Server.Connect;
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Identity.Server.Hosting;
 using Identity.Server.Roles;
 using Microsoft.EntityFrameworkCore;
@@ -53,7 +54,7 @@ public static partial class PoliciesApi
             ? Results.Ok(View(policy))
             : NotFound(http, id);
 
-    static async Task<IResult> Create(HttpContext http, PolicyRequest body, IdentityDbContext db, ActivePolicies active)
+    static async Task<IResult> Create(HttpContext http, PolicyRequest body, IdentityDbContext db, ActivePolicies active, SecurityEvents events)
     {
         var id = body.Id?.Trim() ?? $"policy-{Guid.NewGuid():N}";
         if (!PolicyId().IsMatch(id))
@@ -67,13 +68,14 @@ public static partial class PoliciesApi
 
         var policy = new StoredPolicy { Id = id, Description = body.Description, Text = body.Policy, Enabled = body.Enabled ?? true };
         db.StoredPolicies.Add(policy);
+        await events.RaiseAsync(EventTypes.PolicyCreated, null, new { policy = id, enabled = policy.Enabled });
         await db.SaveChangesAsync();
         active.Invalidate();
         return Results.Created($"/api/v1/policies/{id}", View(policy));
     }
 
     /// <summary>Fields left out keep their value.</summary>
-    static async Task<IResult> Update(HttpContext http, string id, PolicyRequest body, IdentityDbContext db, ActivePolicies active)
+    static async Task<IResult> Update(HttpContext http, string id, PolicyRequest body, IdentityDbContext db, ActivePolicies active, SecurityEvents events)
     {
         var policy = await db.StoredPolicies.FirstOrDefaultAsync(p => p.Id == id);
         if (policy is null)
@@ -87,15 +89,20 @@ public static partial class PoliciesApi
         policy.Description = body.Description ?? policy.Description;
         policy.Enabled = body.Enabled ?? policy.Enabled;
         policy.UpdatedAt = DateTimeOffset.UtcNow;
+        await events.RaiseAsync(EventTypes.PolicyUpdated, null, new { policy = id, enabled = policy.Enabled });
         await db.SaveChangesAsync();
         active.Invalidate();
         return Results.Ok(View(policy));
     }
 
-    static async Task<IResult> Delete(HttpContext http, string id, IdentityDbContext db, ActivePolicies active)
+    static async Task<IResult> Delete(HttpContext http, string id, IdentityDbContext db, ActivePolicies active, SecurityEvents events)
     {
-        if (await db.StoredPolicies.Where(p => p.Id == id).ExecuteDeleteAsync() == 0)
+        var policy = await db.StoredPolicies.FirstOrDefaultAsync(p => p.Id == id);
+        if (policy is null)
             return NotFound(http, id);
+        db.StoredPolicies.Remove(policy);
+        await events.RaiseAsync(EventTypes.PolicyDeleted, null, new { policy = id });
+        await db.SaveChangesAsync();
         active.Invalidate();
         return Results.NoContent();
     }

@@ -56,6 +56,12 @@ public abstract class PoliciesApiTests<TFactory>(TFactory factory) : PolicyServe
         Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
         Assert.Equal("Deny", afterDelete.Decision);
         Assert.Equal("NOT_FOUND", ErrorCode(gone));
+        // Every change is in the audit log.
+        var audit = await ApiAsync(HttpMethod.Get, "/api/v1/audit?limit=100", admin);
+        var changes = audit.Body.GetProperty("entries").EnumerateArray()
+            .Where(e => e.GetProperty("action").GetString()!.StartsWith("policy.") && e.GetProperty("details").GetProperty("policy").GetString() == "engineers-share")
+            .Select(e => e.GetProperty("action").GetString()).ToList();
+        Assert.Equal(["policy.deleted", "policy.updated", "policy.updated", "policy.created"], changes);
     }
 
     [Fact]
