@@ -71,6 +71,8 @@ public static class ConnectSetup
                 Auth.AuthFacade.AddTo(server);
                 server.AddEventHandler(RevokeChainWithRefreshToken.Descriptor);
                 server.AddEventHandler(Sessions.RecordSession.Descriptor);
+                if (!tokens.StoreClientCredentialsTokens)
+                    server.AddEventHandler(SelfContainedClientTokens.Descriptor);
 
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()

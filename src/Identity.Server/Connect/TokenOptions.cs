@@ -15,6 +15,9 @@ public sealed class TokenOptions
 
     /// <summary>Opt-in: encrypted access tokens can only be read by this server (introspection), not by third parties.</summary>
     public bool EncryptAccessTokens { get; set; }
+
+    /// <summary>Store client_credentials access tokens so each can be revoked (see SelfContainedClientTokens).</summary>
+    public bool StoreClientCredentialsTokens { get; set; }
 }
 
 /// <summary>The server's own API: its scope and the audience its access tokens must carry.</summary>

@@ -5,6 +5,7 @@ using Identity.Server.Tests.Infrastructure;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.TestHost;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Identity.Server.Tests.Hosting;
@@ -219,6 +220,35 @@ public sealed class StartupTests : IDisposable
         var answer = await http.SendAsync(expired);
         Assert.Equal(HttpStatusCode.Unauthorized, answer.StatusCode);
         Assert.Contains("UNAUTHORIZED", await answer.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ClientCredentialsTokens_SelfContainedByDefault_StoredAndRevocableWhenConfigured(bool store)
+    {
+        await using var server = new ServerFactory(database, keys, [Set("Identity:Tokens:StoreClientCredentialsTokens", store.ToString())]);
+        var http = server.CreateClient();
+        async Task<int> StoredTokensAsync()
+        {
+            using var scope = server.Services.CreateScope();
+            return await scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>().Set<OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreToken>().CountAsync();
+        }
+        var before = await StoredTokensAsync();
+
+        var token = (await ServiceTokenAsync(http)).AccessToken!;
+        var revoked = await http.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = "/connect/revoke", ClientId = ServerFactory.Service, ClientSecret = ServerFactory.ServiceSecret, Token = token,
+        });
+        var introspection = await http.IntrospectTokenAsync(new TokenIntrospectionRequest
+        {
+            Address = "/connect/introspect", ClientId = ServerFactory.Service, ClientSecret = ServerFactory.ServiceSecret, Token = token,
+        });
+
+        Assert.Equal(before + (store ? 1 : 0), await StoredTokensAsync());
+        Assert.Equal(store, !revoked.IsError);
+        Assert.Equal(!store, introspection.IsActive);
     }
 
     sealed class ShiftedClock : TimeProvider
