@@ -21,12 +21,14 @@ builder.AddAccounts();
 builder.AddConnect();
 builder.AddSeeding();
 builder.AddMfa();
+builder.AddAudit();
 builder.AddWebhooks();
 builder.AddPolicies();
 builder.AddSnakeCaseJson();
 builder.AddRateLimits();
 builder.AddApiDocs();
 builder.AddMetadataCache();
+builder.AddJobs();
 
 var app = builder.Build();
 

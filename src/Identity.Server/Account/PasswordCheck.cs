@@ -1,6 +1,7 @@
 using Identity.Server.Data;
 using Identity.Server.Events;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
 
 namespace Identity.Server.Account;
 
@@ -20,7 +21,8 @@ public static class PasswordCheck
     /// timing tells whether an account exists. A locked account says so only to the right password; wrong guesses
     /// during a lockout still count and extend it.
     /// </summary>
-    public static async Task<Outcome> SignInAsync(UserManager<User> users, SignInManager<User> signIn, SecurityEvents events, string? email, string? password)
+    public static async Task<Outcome> SignInAsync(UserManager<User> users, SignInManager<User> signIn, SecurityEvents events, IdentityDbContext db,
+        string? email, string? password)
     {
         var user = string.IsNullOrWhiteSpace(email) ? null : await users.FindByEmailAsync(email);
         if (user is null)
@@ -53,8 +55,10 @@ public static class PasswordCheck
                 : Outcome.Invalid;
         }
 
+        // A plain column update: concurrent logins of one account must not trip over its concurrency stamp.
         user.LastLoginAt = DateTimeOffset.UtcNow;
-        await users.UpdateAsync(user);
+        await db.Users.Where(u => u.Id == user.Id).ExecuteUpdateAsync(s => s.SetProperty(u => u.LastLoginAt, user.LastLoginAt));
+        db.Entry(user).Property(u => u.LastLoginAt).IsModified = false;
         return new Outcome(user, null);
     }
 }

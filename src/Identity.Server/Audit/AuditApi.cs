@@ -60,8 +60,15 @@ public static class AuditApi
         if (!caller.Global.Contains(Permissions.AuditRead))
             return ApiErrors.Result(http, 403, "FORBIDDEN", "Verifying the whole chain needs audit:read for the whole server.");
 
-        long expected = 1, checkedCount = 0;
-        var previous = "";
+        // A chain whose beginning was pruned starts from the link that the retention record names.
+        var first = await db.AuditEntries.AsNoTracking().OrderBy(a => a.Sequence).Select(a => new { a.Sequence, a.PreviousHash }).FirstOrDefaultAsync();
+        if (first is null)
+            return Results.Ok(new Verification(true, 0, null, null));
+        if (first.Sequence > 1 && !(await PruneAuditLog.RecordsAsync(db)).Any(r => r.LastPrunedSequence == first.Sequence - 1 && r.LastPrunedHash == first.PreviousHash))
+            return Results.Ok(new Verification(false, 0, first.Sequence - 1, "entries before this one were removed without a retention record"));
+
+        long expected = first.Sequence, checkedCount = 0;
+        var previous = first.PreviousHash;
         // In batches, so a long log is walked in bounded memory.
         while (true)
         {

@@ -42,10 +42,10 @@ public static class AuthApi
     public sealed record MfaRequiredResponse(bool MfaRequired, string MfaToken, IReadOnlyList<string> Methods, long ExpiresIn);
 
     static async Task<IResult> Login(HttpContext http, UserManager<User> users, SignInManager<User> signIn, PrincipalFactory factory, MultiFactor mfa,
-        SecurityEvents events)
+        SecurityEvents events, IdentityDbContext db)
     {
         var request = http.GetOpenIddictServerRequest()!;
-        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, request.Username, request.Password);
+        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, db, request.Username, request.Password);
         if (user is not null && await mfa.IsEnabledAsync(user.Id))
             return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId), MultiFactor.LoginMethods,
                 (long)MultiFactor.ChallengeLifetime.TotalSeconds));

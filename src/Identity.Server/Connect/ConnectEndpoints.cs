@@ -88,7 +88,7 @@ public static class ConnectEndpoints
 
     /// <summary>The token endpoint; also behind the auth API's refresh address.</summary>
     internal static async Task<IResult> Exchange(HttpContext http, UserManager<User> users, SignInManager<User> signIn,
-        IOpenIddictApplicationManager applications, PrincipalFactory factory, MultiFactor mfa, SecurityEvents events)
+        IOpenIddictApplicationManager applications, PrincipalFactory factory, MultiFactor mfa, SecurityEvents events, IdentityDbContext db)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
 
@@ -103,7 +103,7 @@ public static class ConnectEndpoints
 
         if (request.IsPasswordGrantType())
         {
-            var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, request.Username, request.Password);
+            var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, db, request.Username, request.Password);
             if (user is null)
                 return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid." : "The account is locked.");
             if (await mfa.IsEnabledAsync(user.Id))

@@ -62,11 +62,11 @@ public static class MfaApi
     }
 
     static async Task<IResult> Verify(HttpContext http, UserManager<User> users, SignInManager<User> signIn,
-        IOpenIddictApplicationManager applications, PrincipalFactory factory, MultiFactor mfa, Events.SecurityEvents events)
+        IOpenIddictApplicationManager applications, PrincipalFactory factory, MultiFactor mfa, Events.SecurityEvents events, IdentityDbContext db)
     {
         // Finishing a login: OpenIddict has read and validated it as a token request (the MFA grant).
         if (http.GetOpenIddictServerRequest() is not null)
-            return await ConnectEndpoints.Exchange(http, users, signIn, applications, factory, mfa, events);
+            return await ConnectEndpoints.Exchange(http, users, signIn, applications, factory, mfa, events, db);
 
         var principal = (await http.AuthenticateAsync(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)).Principal;
         if (principal is null)

@@ -119,6 +119,18 @@ public abstract class AuthApiTests<TFactory>(TFactory factory) : ServerTests<TFa
     }
 
     [Fact]
+    public async Task Login_ManyAtOnceForOneAccount_AllSucceed_AndTheirRefreshesToo()
+    {
+        var email = await CreateUserAsync();
+
+        var logins = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => PostAsync("/api/v1/auth/login", new { email, password = Password })));
+        var refreshes = await Task.WhenAll(logins.Select(l => PostAsync("/api/v1/auth/refresh", new { refresh_token = l.Body.GetProperty("refresh_token").GetString() })));
+
+        Assert.All(logins, l => Assert.Equal(HttpStatusCode.OK, l.Status));
+        Assert.All(refreshes, r => Assert.Equal(HttpStatusCode.OK, r.Status));
+    }
+
+    [Fact]
     public async Task Login_WrongPasswordAndUnknownEmail_AnswerTheSame401()
     {
         var email = await CreateUserAsync();

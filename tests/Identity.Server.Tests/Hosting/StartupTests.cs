@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Duende.IdentityModel.Client;
 using Identity.Server.Tests.Infrastructure;
@@ -249,6 +250,39 @@ public sealed class StartupTests : IDisposable
         Assert.Equal(before + (store ? 1 : 0), await StoredTokensAsync());
         Assert.Equal(store, !revoked.IsError);
         Assert.Equal(!store, introspection.IsActive);
+    }
+
+    [Fact]
+    public async Task AuditRetention_PrunesOldEntriesOnRecord_AndTheChainStillVerifies()
+    {
+        var clock = new ShiftedClock();
+        await using var server = new ServerFactory(database, keys, [Set("Identity:Audit:RetentionDays", "1")]).WithWebHostBuilder(b =>
+            b.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(clock)));
+        var http = server.CreateClient();
+        await http.PostAsJsonAsync("/api/v1/auth/register", new { email = $"old-{Guid.NewGuid():N}@example.test", password = "a long enough passphrase" });
+        clock.Shift = TimeSpan.FromDays(2);
+        var login = await http.PostAsJsonAsync("/api/v1/auth/login", new { email = ServerFactory.AdminEmail, password = ServerFactory.AdminPassword });
+        http.DefaultRequestHeaders.Authorization = new("Bearer", JsonDocument.Parse(await login.Content.ReadAsStringAsync()).RootElement.GetProperty("access_token").GetString());
+
+        using (var scope = server.Services.CreateScope())
+            await ActivatorUtilities.CreateInstance<Identity.Server.Audit.PruneAuditLog>(scope.ServiceProvider).Execute(null!, CancellationToken.None);
+        var verify = JsonDocument.Parse(await http.GetStringAsync("/api/v1/audit/verify")).RootElement;
+        var log = JsonDocument.Parse(await http.GetStringAsync("/api/v1/audit?limit=100")).RootElement.GetProperty("entries").EnumerateArray().ToList();
+
+        Assert.True(verify.GetProperty("valid").GetBoolean(), verify.ToString());
+        Assert.DoesNotContain(log, e => e.GetProperty("action").GetString() == "user.created");
+        var pruned = Assert.Single(log, e => e.GetProperty("action").GetString() == "audit.pruned");
+        Assert.True(pruned.GetProperty("details").GetProperty("count").GetInt32() > 0);
+
+        // Deleting history by hand, without a retention record, is caught.
+        using (var scope = server.Services.CreateScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>();
+            var oldest = await db.AuditEntries.MinAsync(a => a.Sequence);
+            await db.AuditEntries.Where(a => a.Sequence == oldest).ExecuteDeleteAsync();
+        }
+        var broken = JsonDocument.Parse(await http.GetStringAsync("/api/v1/audit/verify")).RootElement;
+        Assert.False(broken.GetProperty("valid").GetBoolean());
     }
 
     sealed class ShiftedClock : TimeProvider

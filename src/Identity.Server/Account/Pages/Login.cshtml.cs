@@ -14,7 +14,7 @@ namespace Identity.Server.Account.Pages;
 /// The login page of the authorization code flow: password, then the second factor when the account has one.
 /// The second step carries the same single-use mfa_token as the API's, in the form, never in the address.
 /// </summary>
-public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa, SecurityEvents events) : PageModel
+public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa, SecurityEvents events, IdentityDbContext db) : PageModel
 {
     const string Client = "login-page";
 
@@ -29,7 +29,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
 
     public async Task<IActionResult> OnPostAsync()
     {
-        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, Email, Password);
+        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, db, Email, Password);
         if (user is null)
         {
             // One message for every failure: it must not tell whether the email has an account.
