@@ -261,9 +261,11 @@ def introspection_workload(server):
 
 
 def refresh_workload(server, work):
+    # Spare tokens: wrk sometimes asks for a connection's next request before it has handed over the answer that
+    # carries the next refresh token.
     tokens = [post_form(server.base + server.token_path,
                         {"grant_type": "password", "username": USER, "password": PASSWORD, "scope": "offline_access identity"},
-                        basic(APP_ID, APP_SECRET))["refresh_token"] for _ in range(CONNECTIONS)]
+                        basic(APP_ID, APP_SECRET))["refresh_token"] for _ in range(3 * CONNECTIONS)]
     path = os.path.join(work, "refresh-tokens.txt")
     with open(path, "w") as f:
         f.write("\n".join(tokens) + "\n")

@@ -1,5 +1,5 @@
 -- Refresh token rotation under load: every answer carries the next refresh token, which the next request of the
--- same connection spends. Env: BENCH_TOKENS (file of one refresh token per line, one per connection), BENCH_AUTH.
+-- next request spends. Env: BENCH_TOKENS (file of one refresh token per line, a few per connection), BENCH_AUTH.
 local queue = {}
 local auth = os.getenv("BENCH_AUTH")
 

@@ -14,6 +14,8 @@ public static class ConnectSetup
         var keyOptions = builder.Configuration.GetSection(KeyOptions.Section).Get<KeyOptions>() ?? new();
         var keys = SigningKeys.LoadOrCreate(Path.GetFullPath(keyOptions.Path, builder.Environment.ContentRootPath));
         var issuer = builder.Configuration["Identity:Issuer"];
+        var scopes = new ScopeResources(builder.Configuration.GetSection(Clients.SeedOptions.Section).Get<Clients.SeedOptions>()?.Scopes ?? []);
+        builder.Services.AddSingleton(scopes);
 
         // The key ring is shared through the database and encrypted at rest with the server's encryption certificate.
         builder.Services.AddDataProtection()
@@ -49,7 +51,8 @@ public static class ConnectSetup
                 // RFC 9700: PKCE with S256 only; "plain" offers no protection against an intercepted code.
                 server.Configure(options => options.CodeChallengeMethods.Remove(CodeChallengeMethods.Plain));
 
-                server.RegisterScopes(Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess);
+                // Known up front, so OpenIddict validates requested scopes without asking the database each time.
+                server.RegisterScopes([Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess, .. scopes.Names]);
                 server.RegisterClaims(Claims.Subject, Claims.Name, Claims.Email, Claims.EmailVerified,
                     ClaimDestinations.Roles, Claims.AuthenticationMethodReference);
 

@@ -13,14 +13,14 @@ namespace Identity.Server.Connect;
 /// The one place that builds the principal behind every token: authorization code, refresh, password and client
 /// credentials all come through here, so every flow issues the same claims.
 /// </summary>
-public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext db, IOpenIddictScopeManager scopeManager)
+public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext db, ScopeResources scopeResources)
 {
     /// <summary>A new sign-in of <paramref name="user"/> with the given scopes and authentication methods (RFC 8176).</summary>
     public async Task<ClaimsPrincipal> ForUserAsync(User user, IEnumerable<string> scopes, IEnumerable<string> amr)
     {
         var identity = NewIdentity();
         identity.SetScopes(scopes);
-        identity.SetResources(await scopeManager.ListResourcesAsync(identity.GetScopes()).ToListAsync());
+        identity.SetResources(scopeResources.For(identity.GetScopes()));
         return await WithUserClaimsAsync(identity, user, amr);
     }
 
@@ -38,7 +38,7 @@ public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext 
         var identity = NewIdentity();
         identity.SetClaim(Claims.Subject, clientId).SetClaim(Claims.Name, displayName ?? clientId);
         identity.SetScopes(scopes);
-        identity.SetResources(await scopeManager.ListResourcesAsync(identity.GetScopes()).ToListAsync());
+        identity.SetResources(scopeResources.For(identity.GetScopes()));
         identity.SetDestinations(ClaimDestinations.For);
         return new ClaimsPrincipal(identity);
     }
