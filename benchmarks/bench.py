@@ -390,7 +390,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=15, help="seconds per run")
-    parser.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per server and workload")
+    parser.add_argument("--warmup", type=int, default=15,
+                        help="seconds of warm-up per server and workload (.NET tiers its JIT up over the first seconds)")
     parser.add_argument("--soak", type=int, default=60, help="seconds of the memory soak (0: skip)")
     parser.add_argument("--postgres", action="store_true", help="run the server on PostgreSQL instead of SQLite")
     parser.add_argument("--only", help="comma-separated workloads: cc-rs256,cc-es256,discovery,jwks,introspection,refresh,password")
