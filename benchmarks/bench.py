@@ -289,13 +289,16 @@ def summarize(runs):
 
 
 def compare(name, ours, peer, make, rounds, seconds, warmup):
-    """A B A B ...: the same workload on both servers, alternately, after a warm-up of each."""
-    targets = [(ours, make(ours))] + ([(peer, make(peer))] if peer else [])
-    for server, (url, script, env) in targets:
+    """A B A B ...: the same workload on both servers, alternately, after a warm-up of each. The workload is made
+    afresh for every run: a refresh token spent in one run cannot be presented again in the next."""
+    servers = [ours] + ([peer] if peer else [])
+    for server in servers:
+        url, script, env = make(server)
         wrk(url, warmup, script, env)
-    results = {server.name: [] for server, _ in targets}
+    results = {server.name: [] for server in servers}
     for round_number in range(rounds):
-        for server, (url, script, env) in targets:
+        for server in servers:
+            url, script, env = make(server)
             result = measure(server.process, url, seconds, script, env)
             results[server.name].append(result)
             log(f"{name} round {round_number + 1} {server.name}: {result['rps']:.0f}/s p50 {result['p50']:.2f} ms "
@@ -476,7 +479,8 @@ def main():
                 stop(peer.process)
 
         os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-        path = os.path.join(HERE, "results", f"{datetime.date.today().isoformat()}{'-postgres' if args.postgres else ''}.md")
+        suffix = ("-postgres" if args.postgres else "") + ("-" + args.only.replace(",", "-") if args.only else "")
+        path = os.path.join(HERE, "results", f"{datetime.date.today().isoformat()}{suffix}.md")
         report(path, args, rows, hasher_limit, soak_result, versions)
         log(f"wrote {path}")
         print(open(path).read())
