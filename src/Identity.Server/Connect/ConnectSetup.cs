@@ -74,6 +74,7 @@ public static class ConnectSetup
                 Auth.AuthFacade.AddTo(server);
                 server.AddEventHandler(RevokeChainWithRefreshToken.Descriptor);
                 server.AddEventHandler(Sessions.RecordSession.Descriptor);
+                server.AddEventHandler(ReportTokenReuse.Descriptor);
                 if (!tokens.StoreClientCredentialsTokens)
                     server.AddEventHandler(SelfContainedClientTokens.Descriptor);
 

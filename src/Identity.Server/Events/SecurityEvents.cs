@@ -24,6 +24,7 @@ public static class EventTypes
     public const string SessionExpired = "session.expired";
     public const string SessionRevoked = "session.revoked";
     public const string WebhookFailed = "webhook.failed";
+    public const string TokenReuseDetected = "token.reuse_detected";
     public const string PolicyCreated = "policy.created";
     public const string PolicyUpdated = "policy.updated";
     public const string PolicyDeleted = "policy.deleted";
@@ -31,7 +32,7 @@ public static class EventTypes
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
-        MfaEnabled, MfaDisabled, SessionExpired, SessionRevoked, WebhookFailed, PolicyCreated, PolicyUpdated, PolicyDeleted,
+        MfaEnabled, MfaDisabled, SessionExpired, SessionRevoked, WebhookFailed, TokenReuseDetected, PolicyCreated, PolicyUpdated, PolicyDeleted,
     };
 }
 

@@ -181,6 +181,12 @@ public abstract class AuthApiTests<TFactory>(TFactory factory) : ServerTests<TFa
         Assert.Equal(HttpStatusCode.Unauthorized, (await PostAsync("/api/v1/auth/refresh", new { refresh_token = second })).Status);
         var access = refreshed.Body.GetProperty("access_token").GetString();
         Assert.Equal(HttpStatusCode.Unauthorized, (await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", access)).Status);
+
+        // The theft is on record for the admins.
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var userId = login.GetProperty("user").GetProperty("id").GetString();
+        var audit = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={userId}&action=token.reuse_detected", admin);
+        Assert.True(audit.Body.GetProperty("total").GetInt32() >= 1, audit.Body.ToString());
     }
 
     [Fact]
