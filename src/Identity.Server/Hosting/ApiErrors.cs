@@ -23,6 +23,9 @@ public static class ApiErrors
     public static IResult Result(HttpContext http, int status, string code, string message, object? details = null) =>
         Results.Json(Envelope(http, code, message, details), statusCode: status);
 
+    /// <summary>Missing, or out of the caller's reach: the same answer, so neither can be told from the other.</summary>
+    public static IResult NotFound(HttpContext http) => Result(http, StatusCodes.Status404NotFound, "NOT_FOUND", "Resource not found.");
+
     static object Envelope(HttpContext http, string code, string message, object? details) =>
         new { error = new { code, message, details, request_id = http.TraceIdentifier } };
 

@@ -35,13 +35,13 @@ public static class SessionsApi
 
         var theirs = app.MapGroup("/api/v1/users/{userId}/sessions").WithTags("Sessions").RequireAuthorization(ServerApi.Policy);
         theirs.MapGet("/", async (HttpContext http, string userId, Caller caller, IdentityDbContext db, SessionStore store) =>
-                await ReachesAsync(db, caller, Permissions.UsersRead, userId) ? await ListAsync(store, userId, null) : NotFound(http))
+                await ReachesAsync(db, caller, Permissions.UsersRead, userId) ? await ListAsync(store, userId, null) : ApiErrors.NotFound(http))
             .RequirePermission(Permissions.UsersRead).WithSummary("A user's active sessions");
         theirs.MapDelete("/{id}", async (HttpContext http, string userId, string id, Caller caller, IdentityDbContext db, SessionStore store) =>
-                await ReachesAsync(db, caller, Permissions.UsersWrite, userId) ? await RevokeOneAsync(http, store, userId, id) : NotFound(http))
+                await ReachesAsync(db, caller, Permissions.UsersWrite, userId) ? await RevokeOneAsync(http, store, userId, id) : ApiErrors.NotFound(http))
             .RequirePermission(Permissions.UsersWrite).WithSummary("End one of a user's sessions");
         theirs.MapDelete("/", async (HttpContext http, string userId, Caller caller, IdentityDbContext db, SessionStore store) =>
-                await ReachesAsync(db, caller, Permissions.UsersWrite, userId) ? Results.Ok(new RevokedSessions(await store.RevokeAllAsync(userId, except: null))) : NotFound(http))
+                await ReachesAsync(db, caller, Permissions.UsersWrite, userId) ? Results.Ok(new RevokedSessions(await store.RevokeAllAsync(userId, except: null))) : ApiErrors.NotFound(http))
             .RequirePermission(Permissions.UsersWrite).WithSummary("End all of a user's sessions");
         return app;
     }
@@ -52,13 +52,12 @@ public static class SessionsApi
         Results.Ok(new SessionList(await store.ListAsync(userId, current)));
 
     static async Task<IResult> RevokeOneAsync(HttpContext http, SessionStore store, string userId, string id) =>
-        await store.RevokeAsync(userId, id) ? Results.NoContent() : NotFound(http);
+        await store.RevokeAsync(userId, id) ? Results.NoContent() : ApiErrors.NotFound(http);
 
     static async Task<bool> ReachesAsync(IdentityDbContext db, Caller caller, string permission, string userId) =>
         await db.Users.AsNoTracking().Where(u => u.Id == userId).Select(u => new { u.OrganizationId }).FirstOrDefaultAsync() is { } user &&
         caller.Reaches(permission, user.OrganizationId);
 
-    static IResult NotFound(HttpContext http) => ApiErrors.Result(http, 404, "NOT_FOUND", "Resource not found.");
 }
 
 /// <summary>Sessions are OpenIddict authorizations (status, client, tokens) joined with <see cref="SessionInfo"/>.</summary>

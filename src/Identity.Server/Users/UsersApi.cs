@@ -61,7 +61,7 @@ public static class UsersApi
     static async Task<IResult> Get(HttpContext http, string id, Caller caller, IdentityDbContext db)
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersRead, id);
-        return user is null ? NotFound(http) : Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
+        return user is null ? ApiErrors.NotFound(http) : Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
     }
 
     static async Task<IResult> Create(HttpContext http, CreateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users,
@@ -104,7 +104,7 @@ public static class UsersApi
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
         if (user is null)
-            return NotFound(http);
+            return ApiErrors.NotFound(http);
         if (body.Name is { Length: > 256 })
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The name is longer than 256 characters.", new { field = "name" });
 
@@ -136,7 +136,7 @@ public static class UsersApi
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
         if (user is null)
-            return NotFound(http);
+            return ApiErrors.NotFound(http);
         await Accounts.DeleteAsync(users, authorizations, tokens, events, user);
         return Results.NoContent();
     }
@@ -146,7 +146,7 @@ public static class UsersApi
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
         if (user is null)
-            return NotFound(http);
+            return ApiErrors.NotFound(http);
         var role = string.IsNullOrWhiteSpace(body.RoleId) ? null : await FindRoleAsync(db, body.RoleId);
         if (role is null)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "role_id must name an existing role.", new { field = "role_id" });
@@ -168,10 +168,10 @@ public static class UsersApi
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
         if (user is null)
-            return NotFound(http);
+            return ApiErrors.NotFound(http);
         var role = await FindRoleAsync(db, roleId);
         if (role is null || !await users.IsInRoleAsync(user, role.Name!))
-            return NotFound(http);
+            return ApiErrors.NotFound(http);
         if (!await CanGrantAsync(db, caller, role))
             return CannotGrant(http, role);
 
@@ -184,7 +184,7 @@ public static class UsersApi
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
         if (user is null)
-            return NotFound(http);
+            return ApiErrors.NotFound(http);
         await mfa.RemoveAsync(user);
         return Results.NoContent();
     }
@@ -209,5 +209,4 @@ public static class UsersApi
     static IResult CannotGrant(HttpContext http, Role role) =>
         ApiErrors.Result(http, 403, "FORBIDDEN", $"You cannot grant or remove the role '{role.Name}': it has permissions you do not hold.", new { role = role.Name });
 
-    static IResult NotFound(HttpContext http) => ApiErrors.Result(http, 404, "NOT_FOUND", "Resource not found.");
 }

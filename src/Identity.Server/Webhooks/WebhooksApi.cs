@@ -39,7 +39,7 @@ public static class WebhooksApi
 
     static async Task<IResult> Get(HttpContext http, string id, Caller caller, IdentityDbContext db) =>
         await Visible(db, caller, Permissions.WebhooksRead).FirstOrDefaultAsync(w => w.Id == id) is { } hook
-            ? Results.Ok(new WebhookResponse(View(hook))) : NotFound(http);
+            ? Results.Ok(new WebhookResponse(View(hook))) : ApiErrors.NotFound(http);
 
     static async Task<IResult> Create(HttpContext http, WebhookRequest body, Caller caller, IdentityDbContext db, IDataProtectionProvider protection,
         IOptions<WebhookOptions> options, IHostEnvironment environment, TimeProvider time)
@@ -63,7 +63,7 @@ public static class WebhooksApi
     {
         var hook = await Visible(db, caller, Permissions.WebhooksWrite).FirstOrDefaultAsync(w => w.Id == id);
         if (hook is null)
-            return NotFound(http);
+            return ApiErrors.NotFound(http);
         if (Problem(body, requireSecret: false, AllowPrivate(options, environment)) is { } problem)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem.Message, new { field = problem.Field });
         Apply(hook, body, protection);
@@ -75,7 +75,7 @@ public static class WebhooksApi
     {
         var hook = await Visible(db, caller, Permissions.WebhooksWrite).FirstOrDefaultAsync(w => w.Id == id);
         if (hook is null)
-            return NotFound(http);
+            return ApiErrors.NotFound(http);
         db.WebhookSubscriptions.Remove(hook);
         await db.SaveChangesAsync();
         return Results.NoContent();
@@ -84,7 +84,7 @@ public static class WebhooksApi
     static async Task<IResult> Deliveries(HttpContext http, string id, Caller caller, IdentityDbContext db, string? page, string? limit)
     {
         if (!await Visible(db, caller, Permissions.WebhooksRead).AnyAsync(w => w.Id == id))
-            return NotFound(http);
+            return ApiErrors.NotFound(http);
         if (!Paging.TryRead(page, limit, out var pageNumber, out var pageSize, out var problem))
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem!.Value.Message, new { field = problem.Value.Field });
 
@@ -142,5 +142,4 @@ public static class WebhooksApi
         new(hook.Id, hook.Url, hook.Events.Split(' '), new RetryPolicy(hook.MaxAttempts, hook.InitialDelaySeconds, hook.BackoffMultiplier),
             hook.Enabled, hook.OrganizationId, hook.CreatedAt);
 
-    static IResult NotFound(HttpContext http) => ApiErrors.Result(http, 404, "NOT_FOUND", "Resource not found.");
 }
