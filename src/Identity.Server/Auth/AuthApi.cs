@@ -47,7 +47,7 @@ public static class AuthApi
         var request = http.GetOpenIddictServerRequest()!;
         var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, db, request.Username, request.Password);
         if (user is not null && await mfa.IsEnabledAsync(user.Id))
-            return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId), MultiFactor.LoginMethods,
+            return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId), await mfa.LoginMethodsAsync(user.Id),
                 (long)MultiFactor.ChallengeLifetime.TotalSeconds));
         if (user is not null)
         {

@@ -107,7 +107,7 @@ public static class ConnectEndpoints
             if (user is null)
                 return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid." : "The account is locked.");
             if (await mfa.IsEnabledAsync(user.Id))
-                return MfaRequired(await mfa.ChallengeAsync(user, request.ClientId));
+                return MfaRequired(await mfa.ChallengeAsync(user, request.ClientId), await mfa.LoginMethodsAsync(user.Id));
             await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = "password", client = request.ClientId });
             return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
         }
@@ -190,11 +190,11 @@ public static class ConnectEndpoints
     }
 
     /// <summary>The password was right but the account has MFA: no tokens, a challenge to finish with the MFA grant.</summary>
-    static IResult MfaRequired(string mfaToken)
+    static IResult MfaRequired(string mfaToken, string[] methods)
     {
         var properties = ErrorProperties(MfaGrant.MfaRequired, "A second factor is required: redeem the mfa_token with the MFA grant.");
         properties.Parameters[MfaGrant.MfaToken] = mfaToken;
-        properties.Parameters["methods"] = MultiFactor.LoginMethods;
+        properties.Parameters["methods"] = methods;
         properties.Parameters["expires_in"] = (long)MultiFactor.ChallengeLifetime.TotalSeconds;
         return Results.Forbid(properties, [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
     }

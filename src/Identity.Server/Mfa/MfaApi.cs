@@ -21,6 +21,7 @@ public static class MfaApi
 {
     public sealed record SetupRequest(string? Method, string? Phone);
     public sealed record SetupResponse(string Secret, string SetupUri, string QrCode, IReadOnlyList<string> BackupCodes);
+    public sealed record PhoneSetupResponse(string Method, string Phone, IReadOnlyList<string> BackupCodes, long ExpiresIn);
     public sealed record VerifyRequest(string? Token, string? Method, string? MfaToken);
     public sealed record VerifyResponse(bool Verified, int RemainingBackupCodes);
     public sealed record DisableRequest(string? Token);
@@ -28,6 +29,8 @@ public static class MfaApi
     public static WebApplicationBuilder AddMfa(this WebApplicationBuilder builder)
     {
         builder.Services.AddScoped<MultiFactor>();
+        if (builder.Configuration.GetSection(SmsOptions.Section).Get<SmsOptions>()?.DevelopmentFolder is { Length: > 0 } folder)
+            builder.Services.AddSingleton<ISmsSender>(new FolderSmsSender(Path.GetFullPath(folder, builder.Environment.ContentRootPath)));
         return builder;
     }
 
@@ -46,15 +49,23 @@ public static class MfaApi
     static async Task<IResult> Setup(HttpContext http, SetupRequest? body, ClaimsPrincipal principal, UserManager<User> users, MultiFactor mfa)
     {
         var method = body?.Method ?? MultiFactor.Totp;
-        if (method == "phone")
+        if (method == MultiFactor.Phone && !mfa.SmsAvailable)
             // Not faked: without an SMS sender configured, no code could ever reach the phone.
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "SMS is not configured on this server; use method \"totp\".", new { field = "method" });
-        if (method != MultiFactor.Totp)
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "method must be \"totp\".", new { field = "method" });
+        if (method is not (MultiFactor.Totp or MultiFactor.Phone))
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "method must be \"totp\" or \"phone\".", new { field = "method" });
 
         var user = await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "");
         if (user is null)
             return ApiErrors.Result(http, 401, "UNAUTHORIZED", "The token's account no longer exists.");
+        if (method == MultiFactor.Phone)
+        {
+            if (body?.Phone is not { } number || !PhoneNumbers.E164().IsMatch(number))
+                return ApiErrors.Result(http, 400, "INVALID_REQUEST", "phone must be an E.164 number, such as +15555550100.", new { field = "phone" });
+            return await mfa.BeginPhoneAsync(user, number) is { } phone
+                ? Results.Ok(new PhoneSetupResponse(MultiFactor.Phone, phone.Phone, phone.BackupCodes, phone.ExpiresIn))
+                : ApiErrors.Result(http, 409, "CONFLICT", "MFA is already on; turn it off first to set up another factor.");
+        }
         var setup = await mfa.BeginAsync(user);
         if (setup is null)
             return ApiErrors.Result(http, 409, "CONFLICT", "MFA is already on; turn it off first to set up a new authenticator.");
@@ -82,8 +93,8 @@ public static class MfaApi
         }
         if (body is null)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The body must be a JSON object {token, method}.");
-        if ((body.Method ?? MultiFactor.Totp) != MultiFactor.Totp)
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "A setup is confirmed with method \"totp\".", new { field = "method" });
+        if ((body.Method ?? MultiFactor.Totp) is not (MultiFactor.Totp or MultiFactor.Phone or MultiFactor.Sms))
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "A setup is confirmed with method \"totp\" or \"phone\".", new { field = "method" });
         var user = await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "");
         if (user is null)
             return ApiErrors.Result(http, 401, "UNAUTHORIZED", "The token's account no longer exists.");

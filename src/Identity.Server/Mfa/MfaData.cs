@@ -1,10 +1,18 @@
 namespace Identity.Server.Mfa;
 
-/// <summary>A user's TOTP factor. The secret is encrypted with Data Protection; it works only once confirmed.</summary>
+/// <summary>
+/// A user's second factor: TOTP (the secret) or a phone that receives codes by SMS (the number). Both are encrypted
+/// with Data Protection; the factor works only once confirmed.
+/// </summary>
 public sealed class MfaFactor
 {
     public required string UserId { get; set; }
+
+    /// <summary>totp or phone.</summary>
+    public string Method { get; set; } = MultiFactor.Totp;
+
     public required string ProtectedSecret { get; set; }
+    public string? ProtectedPhone { get; set; }
     public bool Enabled { get; set; }
 
     /// <summary>The time step of the last accepted code: a code is good once, so an overheard code cannot be replayed.</summary>
@@ -38,4 +46,7 @@ public sealed class MfaChallenge
     public DateTimeOffset ExpiresAt { get; set; }
     public int Attempts { get; set; }
     public DateTimeOffset? ConsumedAt { get; set; }
+
+    /// <summary>For a phone factor: the SHA-256 of the code sent by SMS for this challenge.</summary>
+    public string? CodeHash { get; set; }
 }

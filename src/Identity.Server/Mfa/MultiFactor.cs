@@ -15,11 +15,12 @@ namespace Identity.Server.Mfa;
 /// the challenge they were sent to.
 /// </summary>
 public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider protection, TimeProvider time, IConfiguration configuration,
-    SecurityEvents events)
+    SecurityEvents events, IEnumerable<ISmsSender> senders)
 {
     public const string Totp = "totp";
     public const string BackupCode = "backup_code";
-    public static readonly string[] LoginMethods = [Totp, BackupCode];
+    public const string Phone = "phone";
+    public const string Sms = "sms";
     public static readonly TimeSpan ChallengeLifetime = TimeSpan.FromMinutes(5);
     public static readonly TimeSpan LockoutDuration = TimeSpan.FromMinutes(15);
     public const int MaxAttempts = 5;
@@ -27,9 +28,19 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     const string BackupAlphabet = "abcdefghjkmnpqrstuvwxyz23456789";   // no 0/o, 1/l/i: read aloud or typed without doubt
 
     readonly IDataProtector protector = protection.CreateProtector("Identity.Mfa.TotpSecret");
+    readonly ISmsSender? sms = senders.FirstOrDefault();
+
+    public bool SmsAvailable => sms is not null;
     string Issuer => configuration["Identity:Mfa:Issuer"] ?? "Identity";
 
     public sealed record Setup(string Secret, string SetupUri, string QrCode, IReadOnlyList<string> BackupCodes);
+    public sealed record PhoneSetup(string Phone, IReadOnlyList<string> BackupCodes, long ExpiresIn);
+
+    /// <summary>The ways to finish a held login: the factor's codes, and backup codes.</summary>
+    public async Task<string[]> LoginMethodsAsync(string userId) =>
+        await db.MfaFactors.AsNoTracking().Where(f => f.UserId == userId).Select(f => f.Method).FirstOrDefaultAsync() == Phone
+            ? [Sms, BackupCode]
+            : [Totp, BackupCode];
 
     public enum Outcome { Accepted, Rejected, Locked, NotSetUp, ChallengeInvalid }
 
@@ -47,12 +58,9 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         var salt = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
         if (factor is null)
             db.MfaFactors.Add(factor = new MfaFactor { UserId = user.Id, ProtectedSecret = "", BackupSalt = salt });
-        (factor.ProtectedSecret, factor.BackupSalt, factor.LastTimeStep, factor.FailedAttempts) = (protector.Protect(encoded), salt, 0, 0);
-
-        var codes = Enumerable.Range(0, BackupCodeCount).Select(_ => NewBackupCode()).ToList();
-        await db.MfaBackupCodes.Where(c => c.UserId == user.Id).ExecuteDeleteAsync();
-        db.MfaBackupCodes.AddRange(codes.Select(c => new MfaBackupCode { UserId = user.Id, Hash = HashBackupCode(salt, c) }));
-        await db.SaveChangesAsync();
+        (factor.Method, factor.ProtectedSecret, factor.ProtectedPhone, factor.BackupSalt, factor.LastTimeStep, factor.FailedAttempts) =
+            (Totp, protector.Protect(encoded), null, salt, 0, 0);
+        var codes = await NewBackupCodesAsync(user, salt);
 
         var label = Uri.EscapeDataString(Issuer) + ":" + Uri.EscapeDataString(user.Email ?? user.Id);
         var uri = $"otpauth://totp/{label}?secret={encoded}&issuer={Uri.EscapeDataString(Issuer)}&algorithm=SHA1&digits=6&period=30";
@@ -61,18 +69,65 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         return new Setup(encoded, uri, "data:image/png;base64," + Convert.ToBase64String(png), codes);
     }
 
+    /// <summary>
+    /// A phone that receives a code by SMS now and at each login; nothing is active until <see cref="ConfirmAsync"/>
+    /// checks the code. Null when MFA is already on.
+    /// </summary>
+    public async Task<PhoneSetup?> BeginPhoneAsync(User user, string number)
+    {
+        var factor = await db.MfaFactors.FindAsync(user.Id);
+        if (factor is { Enabled: true })
+            return null;
+        var salt = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+        if (factor is null)
+            db.MfaFactors.Add(factor = new MfaFactor { UserId = user.Id, ProtectedSecret = "", BackupSalt = salt });
+        (factor.Method, factor.ProtectedSecret, factor.ProtectedPhone, factor.BackupSalt, factor.FailedAttempts) =
+            (Phone, "", protector.Protect(number), salt, 0);
+        var codes = await NewBackupCodesAsync(user, salt);
+        await SendCodeAsync(factor, await ChallengeAsync(user, PhoneSetupClient, send: false));
+        await db.SaveChangesAsync();
+        return new PhoneSetup(PhoneNumbers.Masked(number), codes, (long)ChallengeLifetime.TotalSeconds);
+    }
+
+    const string PhoneSetupClient = "phone-setup";
+
+    async Task<List<string>> NewBackupCodesAsync(User user, string salt)
+    {
+        var codes = Enumerable.Range(0, BackupCodeCount).Select(_ => NewBackupCode()).ToList();
+        await db.MfaBackupCodes.Where(c => c.UserId == user.Id).ExecuteDeleteAsync();
+        db.MfaBackupCodes.AddRange(codes.Select(c => new MfaBackupCode { UserId = user.Id, Hash = HashBackupCode(salt, c) }));
+        await db.SaveChangesAsync();
+        return codes;
+    }
+
+    /// <summary>Texts a fresh code for the challenge; only its hash is kept, on the challenge.</summary>
+    async Task SendCodeAsync(MfaFactor factor, string challengeToken)
+    {
+        var challenge = (await db.MfaChallenges.FindAsync(Digest(challengeToken)))!;
+        var code = RandomNumberGenerator.GetInt32(0, 1_000_000).ToString("D6");
+        challenge.CodeHash = Digest(challenge.Id + ":" + code);
+        await sms!.SendAsync(protector.Unprotect(factor.ProtectedPhone!), $"Your {Issuer} code is {code}. It expires in {ChallengeLifetime.TotalMinutes:0} minutes.");
+    }
+
     /// <summary>Checks a code from the factor being set up (or already on) and turns it on.</summary>
     public async Task<(Outcome Outcome, int RemainingBackupCodes)> ConfirmAsync(User user, string? code)
     {
         var factor = await db.MfaFactors.FindAsync(user.Id);
         if (factor is null)
             return (Outcome.NotSetUp, 0);
-        var outcome = await CheckAsync(factor, Totp, code);
+        // A phone is confirmed with the code of its setup challenge; TOTP with the app's current code.
+        var setup = factor.Method == Phone
+            ? await db.MfaChallenges.Where(c => c.UserId == user.Id && c.ClientId == PhoneSetupClient && c.ConsumedAt == null)
+                .OrderByDescending(c => c.ExpiresAt).FirstOrDefaultAsync()
+            : null;
+        var outcome = await CheckAsync(factor, Totp, code, setup);
+        if (outcome == Outcome.Accepted && setup is not null)
+            setup.ConsumedAt = time.GetUtcNow();
         if (outcome == Outcome.Accepted && !factor.Enabled)
         {
             factor.Enabled = true;
             user.TwoFactorEnabled = true;
-            await events.RaiseAsync(EventTypes.MfaEnabled, SecurityEvents.Subject.Of(user), new { method = Totp });
+            await events.RaiseAsync(EventTypes.MfaEnabled, SecurityEvents.Subject.Of(user), new { method = factor.Method });
         }
         await db.SaveChangesAsync();
         return (outcome, await RemainingBackupCodesAsync(user.Id));
@@ -84,6 +139,7 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         var factor = await db.MfaFactors.FindAsync(user.Id);
         if (factor is not { Enabled: true })
             return Outcome.NotSetUp;
+        // Turning a phone factor off takes a backup code: no fresh SMS code is pending outside a login.
         var outcome = await CheckAsync(factor, code?.Length == 6 && code.All(char.IsAsciiDigit) ? Totp : BackupCode, code);
         await db.SaveChangesAsync();
         if (outcome == Outcome.Accepted)
@@ -103,13 +159,18 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         await db.SaveChangesAsync();
     }
 
-    /// <summary>Holds a password login: the returned mfa_token is the only way to finish it.</summary>
-    public async Task<string> ChallengeAsync(User user, string? clientId)
+    /// <summary>Holds a password login: the returned mfa_token is the only way to finish it. A phone gets its code now.</summary>
+    public async Task<string> ChallengeAsync(User user, string? clientId, bool send = true)
     {
         var token = Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
         db.MfaChallenges.Add(new MfaChallenge { Id = Digest(token), UserId = user.Id, ClientId = clientId, ExpiresAt = time.GetUtcNow() + ChallengeLifetime });
         await db.MfaChallenges.Where(c => c.ExpiresAt < time.GetUtcNow() || c.ConsumedAt != null).ExecuteDeleteAsync();
         await db.SaveChangesAsync();
+        if (send && await db.MfaFactors.FindAsync(user.Id) is { Method: Phone } factor && sms is not null)
+        {
+            await SendCodeAsync(factor, token);
+            await db.SaveChangesAsync();
+        }
         return token;
     }
 
@@ -124,7 +185,7 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         var factor = await db.MfaFactors.FindAsync(challenge.UserId);
         if (factor is not { Enabled: true })
             return (Outcome.ChallengeInvalid, null);
-        var outcome = await CheckAsync(factor, method ?? Totp, code);
+        var outcome = await CheckAsync(factor, method ?? Totp, code, challenge);
         if (outcome == Outcome.Accepted)
             challenge.ConsumedAt = time.GetUtcNow();
         else
@@ -135,14 +196,17 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
 
     public Task<int> RemainingBackupCodesAsync(string userId) => db.MfaBackupCodes.CountAsync(c => c.UserId == userId && c.UsedAt == null);
 
-    async Task<Outcome> CheckAsync(MfaFactor factor, string method, string? code)
+    /// <summary>A one-time code (totp and sms mean the factor's own code, whichever it is) or a backup code.</summary>
+    async Task<Outcome> CheckAsync(MfaFactor factor, string method, string? code, MfaChallenge? challenge = null)
     {
         if (factor.LockedUntil > time.GetUtcNow())
             return Outcome.Locked;
 
         var accepted = method switch
         {
-            Totp => CheckTotp(factor, code),
+            Totp or Sms when factor.Method == Phone => challenge?.CodeHash is { } hash && code is { Length: 6 } &&
+                CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(hash), Encoding.ASCII.GetBytes(Digest(challenge.Id + ":" + code))),
+            Totp or Sms => CheckTotp(factor, code),
             BackupCode => await UseBackupCodeAsync(factor, code),
             _ => false,
         };

@@ -267,6 +267,9 @@ namespace Identity.Server.Data.Migrations.Sqlite
                         .HasMaxLength(100)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("CodeHash")
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("ConsumedAt")
                         .HasColumnType("INTEGER");
 
@@ -307,6 +310,13 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.Property<long?>("LockedUntil")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("Method")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ProtectedPhone")
+                        .HasColumnType("TEXT");
 
                     b.Property<string>("ProtectedSecret")
                         .IsRequired()

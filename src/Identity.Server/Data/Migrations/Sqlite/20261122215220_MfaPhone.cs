@@ -1,0 +1,49 @@
+﻿using Microsoft.EntityFrameworkCore.Migrations;
+
+#nullable disable
+
+namespace Identity.Server.Data.Migrations.Sqlite
+{
+    /// <inheritdoc />
+    public partial class MfaPhone : Migration
+    {
+        /// <inheritdoc />
+        protected override void Up(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.AddColumn<string>(
+                name: "Method",
+                table: "MfaFactors",
+                type: "TEXT",
+                nullable: false,
+                defaultValue: "");
+
+            migrationBuilder.AddColumn<string>(
+                name: "ProtectedPhone",
+                table: "MfaFactors",
+                type: "TEXT",
+                nullable: true);
+
+            migrationBuilder.AddColumn<string>(
+                name: "CodeHash",
+                table: "MfaChallenges",
+                type: "TEXT",
+                nullable: true);
+        }
+
+        /// <inheritdoc />
+        protected override void Down(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.DropColumn(
+                name: "Method",
+                table: "MfaFactors");
+
+            migrationBuilder.DropColumn(
+                name: "ProtectedPhone",
+                table: "MfaFactors");
+
+            migrationBuilder.DropColumn(
+                name: "CodeHash",
+                table: "MfaChallenges");
+        }
+    }
+}
