@@ -132,6 +132,20 @@ public static class AuthFacade
                     return;
                 }
             }
+            else if (Federation.FederationApi.CallbackProvider(path) is { } provider)
+            {
+                request.GrantType = Federation.FederationGrant.Type;
+                request.Scope = Scopes;
+                request[Federation.FederationGrant.Provider] = provider;
+                request[Federation.FederationGrant.Code] = body.String("code");
+                request[Federation.FederationGrant.State] = body.String("state");
+                request[Federation.FederationGrant.CodeVerifier] = body.String("code_verifier");
+                if (new[] { "code", "state", "code_verifier" }.Any(name => string.IsNullOrEmpty(body.String(name))))
+                {
+                    context.Reject(Errors.InvalidRequest, "code, state and code_verifier are required.");
+                    return;
+                }
+            }
             else if (path == Refresh || path == Logout)
             {
                 var refreshToken = body.String("refresh_token");

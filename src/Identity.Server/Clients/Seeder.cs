@@ -141,6 +141,11 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
                 descriptor.Permissions.Add(Permissions.Prefixes.GrantType + Mfa.MfaGrant.Type);
         }
 
+        // The auth API's own client finishes its external sign-ins (/api/v1/auth/oauth/{provider}/callback) with the
+        // federation grant; no configured client can be given it.
+        if (client == AuthApiClient)
+            descriptor.Permissions.Add(Permissions.Prefixes.GrantType + Federation.FederationGrant.Type);
+
         if (client.GrantTypes.Contains(GrantTypes.AuthorizationCode))
         {
             if (client.RedirectUris.Count == 0)

@@ -36,4 +36,11 @@ public static class AuthenticationMethods
     public const string Password = "pwd";
     public const string OneTimePassword = "otp";
     public const string MultiFactor = "mfa";
+    public const string Federated = "fed";
+
+    /// <summary>The first factor: a password, or the sign-in of an external provider.</summary>
+    public static string First(string? identityProvider) => identityProvider is null ? Password : Federated;
+
+    /// <summary>A first factor followed by a one-time code.</summary>
+    public static string[] WithSecondFactor(string? identityProvider) => [First(identityProvider), OneTimePassword, MultiFactor];
 }

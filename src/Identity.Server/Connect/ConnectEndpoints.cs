@@ -82,7 +82,8 @@ public static class ConnectEndpoints
 
         // No authorization id is attached: OpenIddict creates an ad-hoc authorization per sign-in, which is the
         // session its tokens belong to (and the chain revoked on refresh token reuse).
-        var principal = await factory.ForUserAsync(user, request.GetScopes(), session.Principal!.FindAll(Claims.AuthenticationMethodReference).Select(c => c.Value));
+        var principal = await factory.ForUserAsync(user, request.GetScopes(), session.Principal!.FindAll(Claims.AuthenticationMethodReference).Select(c => c.Value),
+            session.Principal.FindFirst(ClaimDestinations.IdentityProvider)?.Value);
         return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
@@ -114,14 +115,15 @@ public static class ConnectEndpoints
 
         if (request.GrantType == MfaGrant.Type)
         {
-            var (outcome, user) = await mfa.CompleteAsync((string?)request[MfaGrant.MfaToken], request.ClientId,
+            var (outcome, user, identityProvider) = await mfa.CompleteAsync((string?)request[MfaGrant.MfaToken], request.ClientId,
                 (string?)request[MfaGrant.Method], (string?)request[MfaGrant.Code]);
             if (outcome == MultiFactor.Outcome.Accepted)
-                await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user!), new { method = "password mfa", client = request.ClientId });
+                await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user!),
+                    new { method = identityProvider is null ? "password mfa" : "federated mfa", provider = identityProvider, client = request.ClientId });
             return outcome switch
             {
                 MultiFactor.Outcome.Accepted => SignIn(await factory.ForUserAsync(user!, request.GetScopes(),
-                    [AuthenticationMethods.Password, AuthenticationMethods.OneTimePassword, AuthenticationMethods.MultiFactor])),
+                    AuthenticationMethods.WithSecondFactor(identityProvider), identityProvider)),
                 MultiFactor.Outcome.Locked => Forbid(Errors.InvalidGrant, "Too many wrong codes: MFA is locked for a while.", "mfa_locked"),
                 MultiFactor.Outcome.Rejected => Forbid(Errors.InvalidGrant, "The code is not valid.", "invalid_code"),
                 _ => Forbid(Errors.InvalidGrant, "The mfa_token is invalid, expired or already used.", "invalid_mfa_token"),

@@ -16,6 +16,7 @@ public static class ConnectSetup
         var issuer = builder.Configuration["Identity:Issuer"];
         var scopes = new ScopeResources(builder.Configuration.GetSection(Clients.SeedOptions.Section).Get<Clients.SeedOptions>()?.Scopes ?? []);
         builder.Services.AddSingleton(scopes);
+        builder.Services.AddSingleton(keys);
 
         // The key ring is shared through the database and encrypted at rest with the server's encryption certificate.
         builder.Services.AddDataProtection()
@@ -46,7 +47,8 @@ public static class ConnectSetup
                     .AllowRefreshTokenFlow()
                     .AllowClientCredentialsFlow()
                     .AllowPasswordFlow()
-                    .AllowCustomFlow(Mfa.MfaGrant.Type);
+                    .AllowCustomFlow(Mfa.MfaGrant.Type)
+                    .AllowCustomFlow(Federation.FederationGrant.Type);
 
                 // RFC 9700: PKCE with S256 only; "plain" offers no protection against an intercepted code.
                 server.Configure(options => options.CodeChallengeMethods.Remove(CodeChallengeMethods.Plain));
@@ -54,7 +56,8 @@ public static class ConnectSetup
                 // Known up front, so OpenIddict validates requested scopes without asking the database each time.
                 server.RegisterScopes([Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess, .. scopes.Names]);
                 server.RegisterClaims(Claims.Subject, Claims.Name, Claims.Email, Claims.EmailVerified,
-                    ClaimDestinations.Roles, Claims.AuthenticationMethodReference);
+                    ClaimDestinations.Roles, Claims.AuthenticationMethodReference, ClaimDestinations.IdentityProvider,
+                    ClaimDestinations.OrganizationId, ClaimDestinations.OrganizationDomain);
 
                 server.SetAccessTokenLifetime(tokens.AccessTokenLifetime)
                     .SetRefreshTokenLifetime(tokens.RefreshTokenLifetime)

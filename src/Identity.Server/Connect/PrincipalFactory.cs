@@ -15,10 +15,14 @@ namespace Identity.Server.Connect;
 /// </summary>
 public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext db, ScopeResources scopeResources)
 {
-    /// <summary>A new sign-in of <paramref name="user"/> with the given scopes and authentication methods (RFC 8176).</summary>
-    public async Task<ClaimsPrincipal> ForUserAsync(User user, IEnumerable<string> scopes, IEnumerable<string> amr)
+    /// <summary>
+    /// A new sign-in of <paramref name="user"/> with the given scopes and authentication methods (RFC 8176), through
+    /// <paramref name="identityProvider"/> when an external provider vouched for the user (the idp claim).
+    /// </summary>
+    public async Task<ClaimsPrincipal> ForUserAsync(User user, IEnumerable<string> scopes, IEnumerable<string> amr, string? identityProvider = null)
     {
         var identity = NewIdentity();
+        identity.SetClaim(ClaimDestinations.IdentityProvider, identityProvider);
         identity.SetScopes(scopes);
         identity.SetResources(scopeResources.For(identity.GetScopes()));
         return await WithUserClaimsAsync(identity, user, amr);

@@ -24,6 +24,7 @@ public class IdentityDbContext(DbContextOptions options)
     public DbSet<Webhooks.WebhookAttempt> WebhookAttempts => Set<Webhooks.WebhookAttempt>();
     public DbSet<Sessions.SessionInfo> Sessions => Set<Sessions.SessionInfo>();
     public DbSet<Policies.StoredPolicy> StoredPolicies => Set<Policies.StoredPolicy>();
+    public DbSet<Federation.FederationState> FederationStates => Set<Federation.FederationState>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -58,7 +59,16 @@ public class IdentityDbContext(DbContextOptions options)
             challenge.Property(c => c.Id).HasMaxLength(64);
             challenge.Property(c => c.UserId).HasMaxLength(450);
             challenge.Property(c => c.ClientId).HasMaxLength(100);
+            challenge.Property(c => c.IdentityProvider).HasMaxLength(32);
             challenge.HasOne<User>().WithMany().HasForeignKey(c => c.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+        builder.Entity<Federation.FederationState>(state =>
+        {
+            state.Property(s => s.Id).HasMaxLength(64);
+            state.Property(s => s.Provider).HasMaxLength(32);
+            state.Property(s => s.RedirectUri).HasMaxLength(2000);
+            state.Property(s => s.CodeChallenge).HasMaxLength(128);
+            state.HasIndex(s => s.ExpiresAt);
         });
         builder.Entity<Audit.AuditEntry>(entry =>
         {

@@ -28,11 +28,14 @@ public static class EventTypes
     public const string PolicyCreated = "policy.created";
     public const string PolicyUpdated = "policy.updated";
     public const string PolicyDeleted = "policy.deleted";
+    public const string LoginLinked = "user.login_linked";
+    public const string LoginRemoved = "user.login_removed";
 
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
         MfaEnabled, MfaDisabled, SessionExpired, SessionRevoked, WebhookFailed, TokenReuseDetected, PolicyCreated, PolicyUpdated, PolicyDeleted,
+        LoginLinked, LoginRemoved,
     };
 }
 

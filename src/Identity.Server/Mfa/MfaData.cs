@@ -47,6 +47,9 @@ public sealed class MfaChallenge
     public int Attempts { get; set; }
     public DateTimeOffset? ConsumedAt { get; set; }
 
+    /// <summary>The external provider of the sign-in held here, null for a password sign-in: it decides the amr and idp.</summary>
+    public string? IdentityProvider { get; set; }
+
     /// <summary>For a phone factor: the SHA-256 of the code sent by SMS for this challenge.</summary>
     public string? CodeHash { get; set; }
 }

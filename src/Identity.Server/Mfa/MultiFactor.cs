@@ -159,11 +159,17 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         await db.SaveChangesAsync();
     }
 
-    /// <summary>Holds a password login: the returned mfa_token is the only way to finish it. A phone gets its code now.</summary>
-    public async Task<string> ChallengeAsync(User user, string? clientId, bool send = true)
+    /// <summary>
+    /// Holds a login (by password, or through <paramref name="identityProvider"/>): the returned mfa_token is the only
+    /// way to finish it. A phone gets its code now.
+    /// </summary>
+    public async Task<string> ChallengeAsync(User user, string? clientId, bool send = true, string? identityProvider = null)
     {
         var token = Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
-        db.MfaChallenges.Add(new MfaChallenge { Id = Digest(token), UserId = user.Id, ClientId = clientId, ExpiresAt = time.GetUtcNow() + ChallengeLifetime });
+        db.MfaChallenges.Add(new MfaChallenge
+        {
+            Id = Digest(token), UserId = user.Id, ClientId = clientId, IdentityProvider = identityProvider, ExpiresAt = time.GetUtcNow() + ChallengeLifetime,
+        });
         await db.MfaChallenges.Where(c => c.ExpiresAt < time.GetUtcNow() || c.ConsumedAt != null).ExecuteDeleteAsync();
         await db.SaveChangesAsync();
         if (send && await db.MfaFactors.FindAsync(user.Id) is { Method: Phone } factor && sms is not null)
@@ -174,24 +180,27 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         return token;
     }
 
-    /// <summary>Finishes a held login with its second factor; the challenge is spent on success.</summary>
-    public async Task<(Outcome Outcome, User? User)> CompleteAsync(string? mfaToken, string? clientId, string? method, string? code)
+    /// <summary>
+    /// Finishes a held login with its second factor; the challenge is spent on success. The identity provider is the
+    /// one the login started with (null for a password).
+    /// </summary>
+    public async Task<(Outcome Outcome, User? User, string? IdentityProvider)> CompleteAsync(string? mfaToken, string? clientId, string? method, string? code)
     {
         var challenge = string.IsNullOrEmpty(mfaToken) ? null : await db.MfaChallenges.FindAsync(Digest(mfaToken));
         if (challenge is null || challenge.ConsumedAt is not null || challenge.ExpiresAt < time.GetUtcNow() ||
             challenge.Attempts >= MaxAttempts || challenge.ClientId != clientId)
-            return (Outcome.ChallengeInvalid, null);
+            return (Outcome.ChallengeInvalid, null, null);
 
         var factor = await db.MfaFactors.FindAsync(challenge.UserId);
         if (factor is not { Enabled: true })
-            return (Outcome.ChallengeInvalid, null);
+            return (Outcome.ChallengeInvalid, null, null);
         var outcome = await CheckAsync(factor, method ?? Totp, code, challenge);
         if (outcome == Outcome.Accepted)
             challenge.ConsumedAt = time.GetUtcNow();
         else
             challenge.Attempts++;
         await db.SaveChangesAsync();
-        return (outcome, outcome == Outcome.Accepted ? await db.Users.FindAsync(challenge.UserId) : null);
+        return outcome == Outcome.Accepted ? (outcome, await db.Users.FindAsync(challenge.UserId), challenge.IdentityProvider) : (outcome, null, null);
     }
 
     public Task<int> RemainingBackupCodesAsync(string userId) => db.MfaBackupCodes.CountAsync(c => c.UserId == userId && c.UsedAt == null);

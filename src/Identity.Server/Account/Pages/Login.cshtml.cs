@@ -2,7 +2,9 @@ using System.Security.Claims;
 using Identity.Server.Connect;
 using Identity.Server.Data;
 using Identity.Server.Events;
+using Identity.Server.Federation;
 using Identity.Server.Mfa;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -11,10 +13,13 @@ using static OpenIddict.Abstractions.OpenIddictConstants;
 namespace Identity.Server.Account.Pages;
 
 /// <summary>
-/// The login page of the authorization code flow: password, then the second factor when the account has one.
-/// The second step carries the same single-use mfa_token as the API's, in the form, never in the address.
+/// The login page of the authorization code flow: a password or an external provider, then the second factor when
+/// the account has one. The second step carries the same single-use mfa_token as the API's, in the form, never in
+/// the address. An external sign-in whose email matches an account the provider does not vouch for asks for that
+/// account's password before linking the two.
 /// </summary>
-public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa, SecurityEvents events, IdentityDbContext db) : PageModel
+public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa, SecurityEvents events, IdentityDbContext db,
+    ExternalProviders providers, ExternalAccounts accounts) : PageModel
 {
     const string Client = "login-page";
 
@@ -25,7 +30,15 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     [BindProperty(SupportsGet = true)] public string? ReturnUrl { get; set; }
     public string? Error { get; private set; }
 
-    public void OnGet() { }
+    /// <summary>Set while an external sign-in waits for the password of the account it is to be linked to.</summary>
+    public ExternalProvider? Linking { get; private set; }
+    public IReadOnlyList<ExternalProvider> Providers => providers.All;
+
+    public void OnGet([FromQuery] string? error)
+    {
+        if (error == "external")
+            Error = "The sign-in with the external provider did not complete. Try again.";
+    }
 
     public async Task<IActionResult> OnPostAsync()
     {
@@ -36,36 +49,95 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
             Error = lockedUntil is null ? "Invalid email or password." : "This account is locked after too many failed attempts; try again later.";
             return Page();
         }
-        if (await mfa.IsEnabledAsync(user.Id))
+        return await FinishAsync(user, identityProvider: null);
+    }
+
+    /// <summary>Back from a provider: sign in the account it names, create it, or ask to link it.</summary>
+    public async Task<IActionResult> OnGetExternalAsync()
+    {
+        var external = await FederationApi.ReadExternalCookieAsync(HttpContext);
+        if (external is null)
         {
-            MfaToken = await mfa.ChallengeAsync(user, Client);
+            Error = "The sign-in with the external provider did not complete. Try again.";
             return Page();
         }
-        return await SignInAsync(user, [AuthenticationMethods.Password]);
+
+        var resolution = await accounts.ResolveAsync(external);
+        switch (resolution.Outcome)
+        {
+            case ExternalAccounts.Outcome.LinkRequired:
+                (Linking, Email) = (providers.Find(external.Provider), external.Email);
+                return Page();
+            case ExternalAccounts.Outcome.NoEmail:
+                Error = $"{providers.Find(external.Provider)?.DisplayName} did not share an email address with us, so no account can be made.";
+                break;
+            case ExternalAccounts.Outcome.Refused:
+                Error = "This account cannot sign in at the moment.";
+                break;
+        }
+        await HttpContext.SignOutAsync(IdentityConstants.ExternalScheme);
+        return resolution.User is { } user && Error is null ? await FinishAsync(user, external.Provider) : Page();
+    }
+
+    /// <summary>The account's password proves it is the user's: the provider is linked to it and the sign-in goes on.</summary>
+    public async Task<IActionResult> OnPostLinkAsync()
+    {
+        var external = await FederationApi.ReadExternalCookieAsync(HttpContext);
+        if (external?.Email is null)
+        {
+            Error = "The sign-in with the external provider has expired. Try again.";
+            return Page();
+        }
+        // The account is the one the provider's email names, whatever the form says.
+        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, db, external.Email, Password);
+        if (user is null)
+        {
+            (Linking, Email) = (providers.Find(external.Provider), external.Email);
+            Error = lockedUntil is null ? "That password is not right." : "This account is locked after too many failed attempts; try again later.";
+            return Page();
+        }
+        await accounts.LinkAsync(user, external);
+        await HttpContext.SignOutAsync(IdentityConstants.ExternalScheme);
+        return await FinishAsync(user, external.Provider);
     }
 
     public async Task<IActionResult> OnPostCodeAsync()
     {
         var method = Code?.Trim() is { Length: 6 } digits && digits.All(char.IsAsciiDigit) ? MultiFactor.Totp : MultiFactor.BackupCode;
-        var (outcome, user) = await mfa.CompleteAsync(MfaToken, Client, method, Code?.Trim());
+        var (outcome, user, identityProvider) = await mfa.CompleteAsync(MfaToken, Client, method, Code?.Trim());
         if (user is not null)
-            return await SignInAsync(user, [AuthenticationMethods.Password, AuthenticationMethods.OneTimePassword, AuthenticationMethods.MultiFactor]);
+            return await SignInAsync(user, AuthenticationMethods.WithSecondFactor(identityProvider), identityProvider);
 
         Error = outcome switch
         {
             MultiFactor.Outcome.Rejected => "That code is not valid.",
             MultiFactor.Outcome.Locked => "Too many wrong codes: try again later.",
-            _ => "This sign-in has expired; enter your password again.",
+            _ => "This sign-in has expired; sign in again.",
         };
         if (outcome is not MultiFactor.Outcome.Rejected)
             MfaToken = null;
         return Page();
     }
 
-    async Task<IActionResult> SignInAsync(User user, string[] methods)
+    /// <summary>The first factor is done: the second one when the account has it, else the session.</summary>
+    async Task<IActionResult> FinishAsync(User user, string? identityProvider)
     {
-        await signIn.SignInWithClaimsAsync(user, isPersistent: false, methods.Select(m => new Claim(Claims.AuthenticationMethodReference, m)));
-        await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = string.Join(' ', methods), source = "login_page" });
+        if (await mfa.IsEnabledAsync(user.Id))
+        {
+            MfaToken = await mfa.ChallengeAsync(user, Client, identityProvider: identityProvider);
+            return Page();
+        }
+        return await SignInAsync(user, [AuthenticationMethods.First(identityProvider)], identityProvider);
+    }
+
+    async Task<IActionResult> SignInAsync(User user, string[] methods, string? identityProvider)
+    {
+        var claims = methods.Select(m => new Claim(Claims.AuthenticationMethodReference, m)).ToList();
+        if (identityProvider is not null)
+            claims.Add(new Claim(ClaimDestinations.IdentityProvider, identityProvider));
+        await signIn.SignInWithClaimsAsync(user, isPersistent: false, claims);
+        await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user),
+            new { method = string.Join(' ', methods), provider = identityProvider, source = "login_page" });
         // Only local return URLs: an open redirect here would turn the login page into a phishing relay.
         return LocalRedirect(Url.IsLocalUrl(ReturnUrl) ? ReturnUrl : "/");
     }

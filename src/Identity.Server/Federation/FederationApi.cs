@@ -1,0 +1,267 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using Identity.Server.Auth;
+using Identity.Server.Connect;
+using Identity.Server.Data;
+using Identity.Server.Events;
+using Identity.Server.Hosting;
+using Identity.Server.Mfa;
+using Microsoft.AspNetCore;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
+using OpenIddict.Client.AspNetCore;
+using OpenIddict.Server;
+using OpenIddict.Server.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Identity.Server.Federation;
+
+/// <summary>
+/// External sign-in, for browsers (the login page's buttons) and for first-party apps (the seed's
+/// /api/v1/auth/oauth/{provider} pair), and the user's own list of linked providers.
+/// </summary>
+public static class FederationApi
+{
+    /// <summary>Where the login page picks up a finished external sign-in.</summary>
+    public const string LoginPageHandler = "/Account/Login?handler=External";
+    /// <summary>The key under which ASP.NET Core Identity keeps the provider of an external sign-in.</summary>
+    const string LoginProviderKey = "LoginProvider";
+    static readonly PathString OAuthPrefix = AuthFacade.Prefix + "/oauth";
+    static readonly TimeSpan StateLifetime = TimeSpan.FromMinutes(10);
+
+    public sealed record StartResponse(string AuthorizationUrl, string State, long ExpiresIn);
+    public sealed record CallbackRequest(string Code, string State, string CodeVerifier);
+    public sealed record LoginView(string Provider, string DisplayName);
+    public sealed record LoginsResponse(IReadOnlyList<LoginView> Logins, bool HasPassword);
+
+    /// <summary>The provider of a callback address of the auth API, null for any other address.</summary>
+    public static string? CallbackProvider(PathString path) =>
+        path.StartsWithSegments(OAuthPrefix, out var rest) && rest.Value is { } tail && tail.EndsWith("/callback", StringComparison.Ordinal) &&
+        tail.Split('/', StringSplitOptions.RemoveEmptyEntries) is [var provider, "callback"]
+            ? provider
+            : null;
+
+    /// <summary>Each provider's callback is a token endpoint address: OpenIddict issues the tokens it answers with.</summary>
+    public static WebApplicationBuilder AddFederationApi(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<OpenIddictServerOptions>().Configure<ExternalProviders>((server, providers) =>
+        {
+            foreach (var provider in providers.All)
+                server.TokenEndpointUris.Add(new Uri($"{OAuthPrefix.Value!.TrimStart('/')}/{provider.Name}/callback", UriKind.Relative));
+        });
+        return builder;
+    }
+
+    public static IEndpointRouteBuilder MapFederation(this IEndpointRouteBuilder app)
+    {
+        var browser = app.MapGroup("").ExcludeFromDescription();
+        browser.MapGet("/Account/External/{provider}", Challenge);
+        browser.MapMethods(FederationSetup.CallbackPrefix + "{provider}", ["GET", "POST"], OpenIddictCallback);
+
+        var oauth = app.MapGroup(OAuthPrefix).WithTags("Auth");
+        oauth.MapGet("/{provider}", Start).WithSummary("Start a sign-in with an external provider (first-party apps)");
+        oauth.MapPost("/{provider}/callback", Callback).Accepts<CallbackRequest>("application/json")
+            .Produces<FacadeTokenResponse>().Produces<AuthApi.MfaRequiredResponse>()
+            .WithSummary("Finish an external sign-in: the provider's code for this server's tokens");
+
+        var logins = app.MapGroup(AuthFacade.Prefix + "/me/logins").WithTags("Auth").RequireAuthorization(ServerApi.Policy);
+        logins.MapGet("", ListLogins).WithSummary("The external providers linked to the calling user");
+        logins.MapDelete("/{provider}", RemoveLogin).WithSummary("Unlink an external provider (never the last way to sign in)");
+        return app;
+    }
+
+    /// <summary>Sends the browser to the provider; it comes back to the login page through the external cookie.</summary>
+    static IResult Challenge(string provider, string? returnUrl, ExternalProviders providers)
+    {
+        if (providers.Find(provider) is not { } found)
+            return Results.Redirect("/Account/Login");
+        var back = LoginPageHandler + "&ReturnUrl=" + Uri.EscapeDataString(IsLocal(returnUrl) ? returnUrl! : "/");
+        var properties = new AuthenticationProperties { RedirectUri = back };
+        properties.Items[LoginProviderKey] = found.Name;
+        if (found.Kind is ProviderKind.GitHub or ProviderKind.Oidc)
+        {
+            properties.Items[OpenIddictClientAspNetCoreConstants.Properties.ProviderName] = found.Name;
+            return Results.Challenge(properties, [OpenIddictClientAspNetCoreDefaults.AuthenticationScheme]);
+        }
+        return Results.Challenge(properties, [found.Name]);
+    }
+
+    /// <summary>
+    /// The OpenIddict client has checked the provider's answer (state, code, tokens, userinfo): its principal goes into
+    /// the external cookie, where the Google and Microsoft handlers put theirs.
+    /// </summary>
+    static async Task<IResult> OpenIddictCallback(string provider, HttpContext http, ExternalProviders providers, SecurityEvents events)
+    {
+        var result = await http.AuthenticateAsync(OpenIddictClientAspNetCoreDefaults.AuthenticationScheme);
+        var name = result.Principal?.GetClaim(Claims.Private.ProviderName);
+        if (!result.Succeeded || result.Principal is null || providers.Find(name) is null || name != provider)
+        {
+            await events.RaiseNowAsync(EventTypes.AuthFailed, null, new { reason = "external_sign_in_failed", provider }, success: false);
+            return Results.Redirect("/Account/Login?error=external");
+        }
+
+        var properties = new AuthenticationProperties { RedirectUri = result.Properties?.RedirectUri ?? LoginPageHandler };
+        properties.Items[LoginProviderKey] = name;
+        await http.SignInAsync(IdentityConstants.ExternalScheme, new ClaimsPrincipal(new ClaimsIdentity(result.Principal.Claims, name)), properties);
+        return Results.Redirect(IsLocal(properties.RedirectUri) ? properties.RedirectUri : LoginPageHandler);
+    }
+
+    /// <summary>The external sign-in the login page picks up: the provider and what it said of the user.</summary>
+    public static async Task<ExternalIdentity?> ReadExternalCookieAsync(HttpContext http)
+    {
+        var result = await http.AuthenticateAsync(IdentityConstants.ExternalScheme);
+        return result.Succeeded && result.Properties?.Items.TryGetValue(LoginProviderKey, out var provider) == true && provider is not null
+            ? ExternalIdentity.From(provider, result.Principal!)
+            : null;
+    }
+
+    static async Task<IResult> Start(string provider, HttpContext http, ExternalProviders providers, FederationOptions options, UpstreamClient upstream,
+        IdentityDbContext db, TimeProvider time, ILoggerFactory logs,
+        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "redirect_uri")] string? redirectUri,
+        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "code_challenge")] string? codeChallenge,
+        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "code_challenge_method")] string? codeChallengeMethod,
+        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "state")] string? clientState)
+    {
+        if (providers.Find(provider) is not { } found)
+            return ApiErrors.Result(http, 404, "NOT_FOUND", $"No external provider named '{provider}' is configured.");
+        if (string.IsNullOrEmpty(redirectUri) || !options.RedirectUris.Contains(redirectUri, StringComparer.Ordinal))
+            return Invalid(http, "redirect_uri must be one of the addresses registered under Identity:ExternalProviders:RedirectUris.", "redirect_uri");
+        // RFC 9700: PKCE with S256 on every code flow; the verifier comes back to the callback, never in a URL.
+        if (codeChallengeMethod != CodeChallengeMethods.Sha256)
+            return Invalid(http, "code_challenge_method must be S256.", "code_challenge_method");
+        if (codeChallenge is not { Length: 43 } || !codeChallenge.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+            return Invalid(http, "code_challenge must be the base64url SHA-256 of the code verifier (43 characters).", "code_challenge");
+        if (clientState is { Length: > 512 })
+            return Invalid(http, "state must be at most 512 characters.", "state");
+
+        UpstreamClient.Endpoints endpoints;
+        try
+        {
+            endpoints = await upstream.EndpointsAsync(found, http.RequestAborted);
+        }
+        catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException)
+        {
+            logs.CreateLogger(typeof(FederationApi)).LogWarning(e, "The metadata of {Provider} could not be read.", found.Name);
+            return ApiErrors.Result(http, 502, "INTERNAL_ERROR", $"{found.DisplayName} could not be reached; try again later.");
+        }
+
+        // The state sent to the provider is this server's: unguessable, single-use, bound to this request.
+        var state = Base64Url(RandomNumberGenerator.GetBytes(32));
+        var now = time.GetUtcNow();
+        await db.FederationStates.Where(s => s.ExpiresAt < now).ExecuteDeleteAsync();
+        db.FederationStates.Add(new FederationState
+        {
+            Id = Digest(state), Provider = found.Name, RedirectUri = redirectUri, CodeChallenge = codeChallenge, ExpiresAt = now + StateLifetime,
+        });
+        await db.SaveChangesAsync();
+        return Results.Ok(new StartResponse(UpstreamClient.AuthorizationUrl(endpoints, redirectUri, state, codeChallenge), state, (long)StateLifetime.TotalSeconds));
+    }
+
+    /// <summary>
+    /// A token endpoint address (OpenIddict has read the JSON body as the federation grant): spends the state, checks
+    /// PKCE, redeems the code with the provider, then signs the user in as any login would, second factor included.
+    /// </summary>
+    static async Task<IResult> Callback(HttpContext http, ExternalProviders providers, UpstreamClient upstream, ExternalAccounts accounts,
+        IdentityDbContext db, TimeProvider time, PrincipalFactory factory, MultiFactor mfa, SecurityEvents events)
+    {
+        var request = http.GetOpenIddictServerRequest()!;
+        if (providers.Find((string?)request[FederationGrant.Provider]) is not { } provider)
+            return ApiErrors.Result(http, 404, "NOT_FOUND", "No such external provider is configured.");
+
+        var hash = Digest((string)request[FederationGrant.State]!);
+        var now = time.GetUtcNow();
+        var spent = await db.FederationStates
+            .Where(s => s.Id == hash && s.Provider == provider.Name && s.ConsumedAt == null && s.ExpiresAt > now)
+            .ExecuteUpdateAsync(s => s.SetProperty(x => x.ConsumedAt, now));
+        if (spent != 1)
+            return await FailAsync(http, events, provider, 400, "INVALID_REQUEST", "state is unknown, expired or already used.", "invalid_state");
+        var started = await db.FederationStates.AsNoTracking().SingleAsync(s => s.Id == hash);
+
+        var verifier = (string)request[FederationGrant.CodeVerifier]!;
+        var challenge = Base64Url(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(challenge), Encoding.ASCII.GetBytes(started.CodeChallenge)))
+            return await FailAsync(http, events, provider, 400, "INVALID_REQUEST", "code_verifier does not match the code_challenge.", "invalid_code_verifier");
+
+        ExternalIdentity? identity;
+        string? error;
+        try
+        {
+            var endpoints = await upstream.EndpointsAsync(provider, http.RequestAborted);
+            (identity, error) = await upstream.RedeemAsync(provider, endpoints, (string)request[FederationGrant.Code]!, started.RedirectUri, verifier, http.RequestAborted);
+        }
+        catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException)
+        {
+            (identity, error) = (null, "provider_unreachable");
+        }
+        if (identity is null)
+            return await FailAsync(http, events, provider, 401, "INVALID_CREDENTIALS", $"{provider.DisplayName} did not accept the code.", error);
+
+        var resolution = await accounts.ResolveAsync(identity);
+        switch (resolution.Outcome)
+        {
+            case ExternalAccounts.Outcome.LinkRequired:
+                return ApiErrors.Result(http, 409, "CONFLICT",
+                    $"An account with this email exists. Sign in with its password, then link {provider.DisplayName} from the account.", new { reason = "link_required" });
+            case ExternalAccounts.Outcome.NoEmail:
+                return ApiErrors.Result(http, 400, "INVALID_REQUEST", $"{provider.DisplayName} did not share an email address.", new { reason = "email_required" });
+            case ExternalAccounts.Outcome.Refused:
+                return ApiErrors.Result(http, 403, "FORBIDDEN", "This account cannot sign in.", new { reason = "account_unavailable" });
+        }
+
+        var user = resolution.User!;
+        if (await mfa.IsEnabledAsync(user.Id))
+            return Results.Ok(new AuthApi.MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId, identityProvider: provider.Name),
+                await mfa.LoginMethodsAsync(user.Id), (long)MultiFactor.ChallengeLifetime.TotalSeconds));
+
+        await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = "federated", provider = provider.Name, source = "auth_api" });
+        return Results.SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Federated], provider.Name),
+            authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    static async Task<IResult> ListLogins(ClaimsPrincipal principal, UserManager<User> users, ExternalProviders providers, HttpContext http)
+    {
+        if (await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "") is not { } user)
+            return ApiErrors.NotFound(http);
+        var logins = await users.GetLoginsAsync(user);
+        return Results.Ok(new LoginsResponse(
+            logins.Select(l => new LoginView(l.LoginProvider, providers.Find(l.LoginProvider)?.DisplayName ?? l.LoginProvider)).ToList(),
+            await users.HasPasswordAsync(user)));
+    }
+
+    static async Task<IResult> RemoveLogin(string provider, ClaimsPrincipal principal, UserManager<User> users, SecurityEvents events, HttpContext http)
+    {
+        if (await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "") is not { } user)
+            return ApiErrors.NotFound(http);
+        var logins = await users.GetLoginsAsync(user);
+        if (logins.FirstOrDefault(l => l.LoginProvider == provider) is not { } login)
+            return ApiErrors.NotFound(http);
+        if (logins.Count == 1 && !await users.HasPasswordAsync(user))
+            return ApiErrors.Result(http, 409, "CONFLICT", "This is the account's only way to sign in: set a password or link another provider first.",
+                new { reason = "last_login" });
+
+        await events.RaiseAsync(EventTypes.LoginRemoved, SecurityEvents.Subject.Of(user), new { provider });
+        var removed = await users.RemoveLoginAsync(user, login.LoginProvider, login.ProviderKey);
+        if (!removed.Succeeded)
+            throw new InvalidOperationException(string.Join(" ", removed.Errors.Select(e => e.Description)));
+        return Results.NoContent();
+    }
+
+    static async Task<IResult> FailAsync(HttpContext http, SecurityEvents events, ExternalProvider provider, int status, string code, string message, string? reason)
+    {
+        await events.RaiseNowAsync(EventTypes.AuthFailed, null, new { reason, provider = provider.Name, source = "auth_api" }, success: false);
+        return ApiErrors.Result(http, status, code, message, new { reason });
+    }
+
+    static IResult Invalid(HttpContext http, string message, string field) => ApiErrors.Result(http, 400, "INVALID_REQUEST", message, new { field });
+
+    // Only local addresses: an open redirect here would turn the sign-in into a phishing relay.
+    static bool IsLocal(string? url) =>
+        !string.IsNullOrEmpty(url) && url[0] == '/' && (url.Length == 1 || (url[1] != '/' && url[1] != '\\'));
+
+    static string Digest(string value) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(value)));
+
+    static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+}
