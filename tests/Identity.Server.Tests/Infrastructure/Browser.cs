@@ -10,9 +10,48 @@ namespace Identity.Server.Tests.Infrastructure;
 /// server, reads the HTML the user would see and submits its forms (antiforgery tokens included). It stops at
 /// the first redirect that leaves the server, which is where a client would receive its answer.
 /// </summary>
-public sealed class Browser(WebApplicationFactory<Program> factory)
+public sealed class Browser
 {
-    readonly HttpClient http = factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = true });
+    readonly HttpClient http;
+    readonly HashSet<string> inside;
+
+    public Browser(WebApplicationFactory<Program> factory)
+    {
+        http = factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = true });
+        inside = [http.BaseAddress!.Authority];
+    }
+
+    /// <summary>A browser over real sockets that follows redirects among several servers (a sign-in through a provider).</summary>
+    public Browser(Uri home, params Uri[] others)
+    {
+        http = new HttpClient(new LoopbackCookies()) { BaseAddress = home };
+        inside = [home.Authority, .. others.Select(o => o.Authority)];
+    }
+
+    /// <summary>
+    /// Cookies as Chromium keeps them for local servers: http://localhost and 127.0.0.1 count as secure contexts, so
+    /// Secure cookies (OpenIddict's correlation cookie, for one) are stored and sent back over plain http there.
+    /// .NET's CookieContainer would drop them.
+    /// </summary>
+    sealed class LoopbackCookies() : DelegatingHandler(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false })
+    {
+        readonly CookieContainer jar = new();
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var uri = request.RequestUri!;
+            if (jar.GetCookieHeader(AsHttps(uri)) is { Length: > 0 } cookies)
+                request.Headers.Add("Cookie", cookies);
+            var response = await base.SendAsync(request, cancellationToken);
+            if (response.Headers.TryGetValues("Set-Cookie", out var setCookies))
+                foreach (var setCookie in setCookies)
+                    jar.SetCookies(AsHttps(uri), setCookie);
+            return response;
+        }
+
+        // The jar is asked as if over https: loopback is a secure context, where Secure cookies belong.
+        static Uri AsHttps(Uri uri) => new UriBuilder(uri) { Scheme = Uri.UriSchemeHttps, Port = uri.Port }.Uri;
+    }
 
     public sealed record Page(HttpStatusCode Status, Uri Url, IHtmlDocument? Document, Uri? LeftTo, string Body = "");
 
@@ -41,7 +80,7 @@ public sealed class Browser(WebApplicationFactory<Program> factory)
             if (response.StatusCode is HttpStatusCode.Found or HttpStatusCode.Redirect or HttpStatusCode.SeeOther or HttpStatusCode.RedirectKeepVerb)
             {
                 var location = new Uri(url, response.Headers.Location!);
-                if (location.Authority != http.BaseAddress!.Authority)
+                if (!inside.Contains(location.Authority))
                     return new Page(response.StatusCode, url, null, location);
                 request = new HttpRequestMessage(HttpMethod.Get, location);
                 continue;
