@@ -12,6 +12,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using OpenIddict.Abstractions;
+using OpenIddict.Client;
 using OpenIddict.Client.AspNetCore;
 using OpenIddict.Server;
 using OpenIddict.Server.AspNetCore;
@@ -73,20 +74,40 @@ public static class FederationApi
         return app;
     }
 
-    /// <summary>Sends the browser to the provider; it comes back to the login page through the external cookie.</summary>
-    static IResult Challenge(string provider, string? returnUrl, ExternalProviders providers)
+    /// <summary>
+    /// Sends the browser to the provider; it comes back to the login page through the external cookie. A provider
+    /// that cannot be reached (its metadata, say) sends the user back to the login page, not to an error page.
+    /// </summary>
+    static async Task Challenge(string provider, string? returnUrl, HttpContext http, ExternalProviders providers, ILoggerFactory logs)
     {
         if (providers.Find(provider) is not { } found)
-            return Results.Redirect("/Account/Login");
+        {
+            http.Response.Redirect("/Account/Login");
+            return;
+        }
         var back = LoginPageHandler + "&ReturnUrl=" + Uri.EscapeDataString(IsLocal(returnUrl) ? returnUrl! : "/");
         var properties = new AuthenticationProperties { RedirectUri = back };
         properties.Items[LoginProviderKey] = found.Name;
-        if (found.Kind is ProviderKind.GitHub or ProviderKind.Oidc)
+        var scheme = found.Name;
+        try
         {
-            properties.Items[OpenIddictClientAspNetCoreConstants.Properties.ProviderName] = found.Name;
-            return Results.Challenge(properties, [OpenIddictClientAspNetCoreDefaults.AuthenticationScheme]);
+            if (found.Kind is ProviderKind.GitHub or ProviderKind.Oidc)
+            {
+                // OpenIddict answers a challenge it cannot make with an error page of its own: ask for the provider's
+                // metadata first (cached after the first success), so a failure lands here instead.
+                await http.RequestServices.GetRequiredService<OpenIddictClientService>().GetServerConfigurationByProviderNameAsync(found.Name, http.RequestAborted);
+                properties.Items[OpenIddictClientAspNetCoreConstants.Properties.ProviderName] = found.Name;
+                scheme = OpenIddictClientAspNetCoreDefaults.AuthenticationScheme;
+            }
+            await http.ChallengeAsync(scheme, properties);
         }
-        return Results.Challenge(properties, [found.Name]);
+        catch (Exception e) when (e is HttpRequestException or InvalidOperationException or IOException or OpenIddictExceptions.ProtocolException
+                                   && !http.Response.HasStarted)
+        {
+            logs.CreateLogger(typeof(FederationApi)).LogWarning(e, "The sign-in with {Provider} could not start.", found.Name);
+            http.Response.Clear();
+            http.Response.Redirect("/Account/Login?error=external");
+        }
     }
 
     /// <summary>
@@ -142,7 +163,7 @@ public static class FederationApi
         {
             endpoints = await upstream.EndpointsAsync(found, http.RequestAborted);
         }
-        catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException)
+        catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException or OpenIddictExceptions.ProtocolException)
         {
             logs.CreateLogger(typeof(FederationApi)).LogWarning(e, "The metadata of {Provider} could not be read.", found.Name);
             return ApiErrors.Result(http, 502, "INTERNAL_ERROR", $"{found.DisplayName} could not be reached; try again later.");
@@ -192,7 +213,7 @@ public static class FederationApi
             var endpoints = await upstream.EndpointsAsync(provider, http.RequestAborted);
             (identity, error) = await upstream.RedeemAsync(provider, endpoints, (string)request[FederationGrant.Code]!, started.RedirectUri, verifier, http.RequestAborted);
         }
-        catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException)
+        catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException or OpenIddictExceptions.ProtocolException)
         {
             (identity, error) = (null, "provider_unreachable");
         }

@@ -93,7 +93,7 @@ public sealed partial class FederationOptions
                 providers.Add(new(oidc.Name, oidc.DisplayName ?? oidc.Name, ProviderKind.Oidc));
         }
         foreach (var uri in RedirectUris)
-            if (!Uri.TryCreate(uri, UriKind.Absolute, out var parsed) || parsed.Fragment.Length > 0)
+            if (!Uri.TryCreate(uri, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https") || parsed.Fragment.Length > 0)
                 errors.Add($"{Section}:RedirectUris: '{uri}' must be an absolute URL without a fragment.");
 
         if (errors.Count > 0)

@@ -2,6 +2,8 @@ using Identity.Server.Hosting;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.OpenIdConnect;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Http.Resilience;
+using Polly;
 using Microsoft.Identity.Web;
 using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Client;
@@ -86,7 +88,13 @@ public static class FederationSetup
                     .EnableRedirectionEndpointPassthrough()
                     // TransportSecurity enforces HTTPS itself, with the loopback and Development exceptions.
                     .DisableTransportSecurityRequirement();
-                client.UseSystemNetHttp().SetProductInformation(typeof(FederationSetup).Assembly);
+                // A user waits on the login page while the provider is asked: two quick retries, not OpenIddict's
+                // default half-minute of back-off, then the login page says the provider did not answer.
+                client.UseSystemNetHttp()
+                    .SetProductInformation(typeof(FederationSetup).Assembly)
+                    .SetHttpResiliencePipeline(pipeline => pipeline
+                        .AddRetry(new HttpRetryStrategyOptions { MaxRetryAttempts = 2, Delay = TimeSpan.FromMilliseconds(200), UseJitter = true })
+                        .AddTimeout(TimeSpan.FromSeconds(10)));
 
                 if (options.GitHub?.IsSet == true)
                 {

@@ -32,7 +32,7 @@ public sealed class UpstreamClient(IHttpClientFactory httpClients, IServiceProvi
 
             case ProviderKind.Microsoft:
                 var microsoft = services.GetRequiredService<IOptionsMonitor<OpenIdConnectOptions>>().Get(provider.Name);
-                var metadata = microsoft.Configuration ?? await microsoft.ConfigurationManager!.GetConfigurationAsync(cancellationToken);
+                var metadata = await microsoft.ConfigurationManager!.GetConfigurationAsync(cancellationToken);
                 return new(metadata.AuthorizationEndpoint, metadata.TokenEndpoint, metadata.UserInfoEndpoint,
                     microsoft.ClientId!, microsoft.ClientSecret!, microsoft.Scope);
 

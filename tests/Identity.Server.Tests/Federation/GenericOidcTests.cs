@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Duende.IdentityModel.Client;
@@ -129,7 +128,7 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
     public async Task OAuthApi_CodeAndVerifier_GiveTheSameTokensAsLogin()
     {
         var email = await UpstreamUserAsync("example.test", verified: true);
-        var (verifier, challenge) = Pkce();
+        var (verifier, challenge) = Pkce.New();
 
         var started = await ApiAsync(HttpMethod.Get, StartPath(challenge));
         Assert.Equal(HttpStatusCode.OK, started.Status);
@@ -162,12 +161,12 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
     public async Task OAuthApi_WrongVerifier_IsRefusedAndSpendsTheState()
     {
         var email = await UpstreamUserAsync("example.test", verified: true);
-        var (verifier, challenge) = Pkce();
+        var (verifier, challenge) = Pkce.New();
         var started = await ApiAsync(HttpMethod.Get, StartPath(challenge));
         var state = started.Body.GetProperty("state").GetString()!;
         var code = await CodeFromProviderAsync(new Uri(started.Body.GetProperty("authorization_url").GetString()!), email, state);
 
-        var wrong = await ApiAsync(HttpMethod.Post, CallbackPath, body: new { code, state, code_verifier = Pkce().Verifier });
+        var wrong = await ApiAsync(HttpMethod.Post, CallbackPath, body: new { code, state, code_verifier = Pkce.New().Verifier });
         var right = await ApiAsync(HttpMethod.Post, CallbackPath, body: new { code, state, code_verifier = verifier });
 
         Assert.Equal(HttpStatusCode.BadRequest, wrong.Status);
@@ -182,7 +181,7 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
         var email = await CreateUserAsync();
         await UpstreamUserAsync(email, verified: true, exactEmail: true);
         var key = await EnrollTotpAsync(email);
-        var (verifier, challenge) = Pkce();
+        var (verifier, challenge) = Pkce.New();
         var started = await ApiAsync(HttpMethod.Get, StartPath(challenge));
         var state = started.Body.GetProperty("state").GetString()!;
         var code = await CodeFromProviderAsync(new Uri(started.Body.GetProperty("authorization_url").GetString()!), email, state);
@@ -207,7 +206,7 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
     {
         var email = await CreateUserAsync();
         await UpstreamUserAsync(email, verified: false, exactEmail: true);
-        var (verifier, challenge) = Pkce();
+        var (verifier, challenge) = Pkce.New();
         var started = await ApiAsync(HttpMethod.Get, StartPath(challenge));
         var state = started.Body.GetProperty("state").GetString()!;
         var code = await CodeFromProviderAsync(new Uri(started.Body.GetProperty("authorization_url").GetString()!), email, state);
@@ -310,18 +309,10 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
 
     Browser NewBrowser() => new(Factory.Address, Factory.UpstreamAddress);
 
-    static (string Verifier, string Challenge) Pkce()
-    {
-        var verifier = Base64Url(RandomNumberGenerator.GetBytes(32));
-        return (verifier, Base64Url(SHA256.HashData(Encoding.ASCII.GetBytes(verifier))));
-    }
-
-    static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
     /// <summary>An authorization request of the confidential "web" client, with PKCE.</summary>
     (string Url, string Verifier) AuthorizeUrl()
     {
-        var (verifier, challenge) = Pkce();
+        var (verifier, challenge) = Pkce.New();
         var url = QueryHelpers.AddQueryString(new Uri(Factory.Address, "connect/authorize").ToString(), new Dictionary<string, string?>
         {
             ["client_id"] = ServerFactory.Web, ["redirect_uri"] = ServerFactory.WebRedirect, ["response_type"] = "code", ["scope"] = WebScopes,

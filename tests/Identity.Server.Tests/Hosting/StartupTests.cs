@@ -117,6 +117,10 @@ public sealed class StartupTests : IDisposable
     [InlineData("Identity:Clients:0:RedirectUris:0", "/relative/callback", "'/relative/callback' is not an absolute URI")]
     [InlineData("Identity:Clients:0:ConsentType", "sometimes", "ConsentType 'sometimes'")]
     [InlineData("Identity:Keys:SigningAlgorithm", "HS256", "RS256 or ES256")]
+    [InlineData("Identity:ExternalProviders:Google:ClientId", "only-an-id", "Identity:ExternalProviders:Google:ClientSecret is required")]
+    [InlineData("Identity:ExternalProviders:Oidc:0:Name", "corp", "Identity:ExternalProviders:Oidc:0:Authority must be")]
+    [InlineData("Identity:ExternalProviders:Oidc:0:Name", "Not A Name", "Identity:ExternalProviders:Oidc:0:Name is required")]
+    [InlineData("Identity:ExternalProviders:RedirectUris:0", "/relative", "'/relative' must be an absolute URL")]
     public void Misconfiguration_FailsAtStartWithAClearMessage(string key, string value, string message)
     {
         using var server = new ServerFactory(database, keys, [Set(key, value)]);

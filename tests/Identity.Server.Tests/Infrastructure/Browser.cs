@@ -15,9 +15,13 @@ public sealed class Browser
     readonly HttpClient http;
     readonly HashSet<string> inside;
 
-    public Browser(WebApplicationFactory<Program> factory)
+    /// <summary>A browser of the in-memory server; give an https <paramref name="baseAddress"/> where Secure cookies must come back.</summary>
+    public Browser(WebApplicationFactory<Program> factory, Uri? baseAddress = null)
     {
-        http = factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = true });
+        var options = new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = true };
+        if (baseAddress is not null)
+            options.BaseAddress = baseAddress;
+        http = factory.CreateClient(options);
         inside = [http.BaseAddress!.Authority];
     }
 
