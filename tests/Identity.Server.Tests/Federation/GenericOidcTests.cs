@@ -5,7 +5,6 @@ using System.Text.Json;
 using Duende.IdentityModel.Client;
 using Identity.Server.Data;
 using Identity.Server.Tests.Infrastructure;
-using Identity.Server.Users;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
@@ -362,15 +361,11 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
         return query["code"].ToString();
     }
 
-    /// <summary>An account at the provider, with or without a verified email.</summary>
+    /// <summary>An account at the provider: a new address at <paramref name="domainOrEmail"/>, or that very address.</summary>
     async Task<string> UpstreamUserAsync(string domainOrEmail, bool verified, bool exactEmail = false)
     {
         var email = exactEmail ? domainOrEmail : $"fed-{Guid.NewGuid():N}@{domainOrEmail}";
-        await using var scope = Factory.Upstream.Services.CreateAsyncScope();
-        var services = scope.ServiceProvider;
-        var user = new User { Email = email, Name = "Federated User", EmailConfirmed = verified };
-        Assert.True((await Accounts.CreateAsync(services.GetRequiredService<UserManager<User>>(), services.GetRequiredService<IdentityDbContext>(),
-            services.GetRequiredService<Identity.Server.Events.SecurityEvents>(), user, Password, [])).Succeeded);
+        await Factory.CreateProviderUserAsync(email, verified);
         return email;
     }
 

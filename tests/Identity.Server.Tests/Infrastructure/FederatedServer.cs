@@ -1,5 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
+using Identity.Server.Data;
+using Identity.Server.Users;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Identity.Server.Tests.Infrastructure;
 
@@ -32,6 +36,18 @@ public sealed class FederatedServer : ServerFactory
         Upstream.StartServer();
         UseKestrel(options => options.ListenLocalhost(port));
         StartServer();
+    }
+
+    /// <summary>An account at the provider, with or without a verified email, and <see cref="ServerTests{T}.Password"/>.</summary>
+    public async Task CreateProviderUserAsync(string email, bool verified)
+    {
+        await using var scope = Upstream.Services.CreateAsyncScope();
+        var services = scope.ServiceProvider;
+        var user = new User { Email = email, Name = "Federated User", EmailConfirmed = verified };
+        var created = await Accounts.CreateAsync(services.GetRequiredService<UserManager<User>>(), services.GetRequiredService<IdentityDbContext>(),
+            services.GetRequiredService<Identity.Server.Events.SecurityEvents>(), user, ServerTests<FederatedServer>.Password, []);
+        if (!created.Succeeded)
+            throw new InvalidOperationException(string.Join(" ", created.Errors.Select(e => e.Description)));
     }
 
     static IEnumerable<KeyValuePair<string, string?>> Settings(int upstreamPort) => Pairs(

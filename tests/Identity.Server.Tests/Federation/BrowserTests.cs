@@ -1,0 +1,92 @@
+using Duende.IdentityModel.Client;
+using Identity.Server.Tests.Infrastructure;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Playwright;
+
+namespace Identity.Server.Tests.Federation;
+
+/// <summary>
+/// The pages in a real browser (Chromium): a user goes from the client app to this server's login page, through
+/// the external provider's login page (a second server), and back to the app with a code, clicking what they see.
+/// </summary>
+public sealed class BrowserTests(FederatedServer server, Chromium chromium) : ServerTests<FederatedServer>(server), IClassFixture<Chromium>
+{
+    [Fact]
+    public async Task ExternalSignIn_ThroughBothLoginPages_EndsAtTheAppWithACode()
+    {
+        var email = $"chromium-{Guid.NewGuid():N}@browsercorp.test";
+        await Factory.CreateProviderUserAsync(email, verified: true);
+        var (verifier, challenge) = Pkce.New();
+        var start = QueryHelpers.AddQueryString(new Uri(Factory.Address, "connect/authorize").ToString(), new Dictionary<string, string?>
+        {
+            ["client_id"] = ServerFactory.Web, ["redirect_uri"] = ServerFactory.WebRedirect, ["response_type"] = "code",
+            ["scope"] = "openid profile email identity", ["state"] = "chromium", ["code_challenge"] = challenge, ["code_challenge_method"] = "S256",
+        });
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        var arrived = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // The app itself is not running: its redirect URI is answered here, and the address it was sent to kept.
+        await page.RouteAsync(ServerFactory.WebRedirect + "**", async route =>
+        {
+            arrived.TrySetResult(new Uri(route.Request.Url));
+            await route.FulfillAsync(new RouteFulfillOptions { Status = 200, Body = "app" });
+        });
+
+        await page.GotoAsync(start);
+        Assert.Equal(Factory.Address.Authority, new Uri(page.Url).Authority);
+        await page.GetByRole(AriaRole.Link, new() { Name = $"Sign in with {FederatedServer.ProviderDisplayName}" }).ClickAsync();
+        await page.WaitForURLAsync(url => new Uri(url).Authority == Factory.UpstreamAddress.Authority);
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync(Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var query = QueryHelpers.ParseQuery(back.Query);
+        Assert.Equal("chromium", query["state"].ToString());
+        var tokens = await Http.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            Code = query["code"].ToString(), RedirectUri = ServerFactory.WebRedirect, CodeVerifier = verifier,
+        });
+        Assert.False(tokens.IsError, tokens.Error);
+        var jwt = await ValidateJwtAsync(tokens.AccessToken!, "identity");
+        Assert.Equal(email, jwt.GetClaim("email").Value);
+        Assert.Equal(FederatedServer.Provider, jwt.GetClaim("idp").Value);
+    }
+
+    [Fact]
+    public async Task PasswordSignIn_LoginAndConsentPages_EndAtTheAppWithACode()
+    {
+        var email = await CreateUserAsync();
+        var (verifier, challenge) = Pkce.New();
+        var start = QueryHelpers.AddQueryString(new Uri(Factory.Address, "connect/authorize").ToString(), new Dictionary<string, string?>
+        {
+            ["client_id"] = ServerFactory.Spa, ["redirect_uri"] = ServerFactory.SpaRedirect, ["response_type"] = "code",
+            ["scope"] = "openid profile identity", ["state"] = "spa", ["code_challenge"] = challenge, ["code_challenge_method"] = "S256",
+        });
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        var arrived = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await page.RouteAsync(ServerFactory.SpaRedirect + "**", async route =>
+        {
+            arrived.TrySetResult(new Uri(route.Request.Url));
+            await route.FulfillAsync(new RouteFulfillOptions { Status = 200, Body = "spa" });
+        });
+
+        await page.GotoAsync(start);
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync(Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.WaitForURLAsync("**/Account/Consent**");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Allow" }).ClickAsync();
+        var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var tokens = await Http.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Spa, Code = QueryHelpers.ParseQuery(back.Query)["code"].ToString(),
+            RedirectUri = ServerFactory.SpaRedirect, CodeVerifier = verifier,
+        });
+        Assert.False(tokens.IsError, tokens.Error);
+        Assert.Equal(["pwd"], (await ValidateJwtAsync(tokens.AccessToken!, "identity")).GetPayloadValue<string[]>("amr"));
+    }
+}
