@@ -170,12 +170,12 @@ public static class FederationApi
         }
 
         // The state sent to the provider is this server's: unguessable, single-use, bound to this request.
-        var state = Base64Url(RandomNumberGenerator.GetBytes(32));
+        var state = OneTimeTokens.New();
         var now = time.GetUtcNow();
         await db.FederationStates.Where(s => s.ExpiresAt < now).ExecuteDeleteAsync();
         db.FederationStates.Add(new FederationState
         {
-            Id = Digest(state), Provider = found.Name, RedirectUri = redirectUri, CodeChallenge = codeChallenge, ExpiresAt = now + StateLifetime,
+            Id = OneTimeTokens.Digest(state), Provider = found.Name, RedirectUri = redirectUri, CodeChallenge = codeChallenge, ExpiresAt = now + StateLifetime,
         });
         await db.SaveChangesAsync();
         return Results.Ok(new StartResponse(UpstreamClient.AuthorizationUrl(endpoints, redirectUri, state, codeChallenge), state, (long)StateLifetime.TotalSeconds));
@@ -192,7 +192,7 @@ public static class FederationApi
         if (providers.Find((string?)request[FederationGrant.Provider]) is not { } provider)
             return ApiErrors.Result(http, 404, "NOT_FOUND", "No such external provider is configured.");
 
-        var hash = Digest((string)request[FederationGrant.State]!);
+        var hash = OneTimeTokens.Digest((string)request[FederationGrant.State]!);
         var now = time.GetUtcNow();
         var spent = await db.FederationStates
             .Where(s => s.Id == hash && s.Provider == provider.Name && s.ConsumedAt == null && s.ExpiresAt > now)
@@ -202,7 +202,7 @@ public static class FederationApi
         var started = await db.FederationStates.AsNoTracking().SingleAsync(s => s.Id == hash);
 
         var verifier = (string)request[FederationGrant.CodeVerifier]!;
-        var challenge = Base64Url(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+        var challenge = Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
         if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(challenge), Encoding.ASCII.GetBytes(started.CodeChallenge)))
             return await FailAsync(http, events, provider, 400, "INVALID_REQUEST", "code_verifier does not match the code_challenge.", "invalid_code_verifier");
 
@@ -281,8 +281,4 @@ public static class FederationApi
     // Only local addresses: an open redirect here would turn the sign-in into a phishing relay.
     static bool IsLocal(string? url) =>
         !string.IsNullOrEmpty(url) && url[0] == '/' && (url.Length == 1 || (url[1] != '/' && url[1] != '\\'));
-
-    static string Digest(string value) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(value)));
-
-    static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 }

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Identity.Server.Data;
 using Identity.Server.Events;
+using Identity.Server.Hosting;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
 using OtpNet;
@@ -103,9 +104,9 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     /// <summary>Texts a fresh code for the challenge; only its hash is kept, on the challenge.</summary>
     async Task SendCodeAsync(MfaFactor factor, string challengeToken)
     {
-        var challenge = (await db.MfaChallenges.FindAsync(Digest(challengeToken)))!;
+        var challenge = (await db.MfaChallenges.FindAsync(OneTimeTokens.Digest(challengeToken)))!;
         var code = RandomNumberGenerator.GetInt32(0, 1_000_000).ToString("D6");
-        challenge.CodeHash = Digest(challenge.Id + ":" + code);
+        challenge.CodeHash = OneTimeTokens.Digest(challenge.Id + ":" + code);
         await sms!.SendAsync(protector.Unprotect(factor.ProtectedPhone!), $"Your {Issuer} code is {code}. It expires in {ChallengeLifetime.TotalMinutes:0} minutes.");
     }
 
@@ -165,10 +166,10 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     /// </summary>
     public async Task<string> ChallengeAsync(User user, string? clientId, bool send = true, string? identityProvider = null)
     {
-        var token = Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
+        var token = OneTimeTokens.New();
         db.MfaChallenges.Add(new MfaChallenge
         {
-            Id = Digest(token), UserId = user.Id, ClientId = clientId, IdentityProvider = identityProvider, ExpiresAt = time.GetUtcNow() + ChallengeLifetime,
+            Id = OneTimeTokens.Digest(token), UserId = user.Id, ClientId = clientId, IdentityProvider = identityProvider, ExpiresAt = time.GetUtcNow() + ChallengeLifetime,
         });
         await db.MfaChallenges.Where(c => c.ExpiresAt < time.GetUtcNow() || c.ConsumedAt != null).ExecuteDeleteAsync();
         await db.SaveChangesAsync();
@@ -186,7 +187,7 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     /// </summary>
     public async Task<(Outcome Outcome, User? User, string? IdentityProvider)> CompleteAsync(string? mfaToken, string? clientId, string? method, string? code)
     {
-        var challenge = string.IsNullOrEmpty(mfaToken) ? null : await db.MfaChallenges.FindAsync(Digest(mfaToken));
+        var challenge = string.IsNullOrEmpty(mfaToken) ? null : await db.MfaChallenges.FindAsync(OneTimeTokens.Digest(mfaToken));
         if (challenge is null || challenge.ConsumedAt is not null || challenge.ExpiresAt < time.GetUtcNow() ||
             challenge.Attempts >= MaxAttempts || challenge.ClientId != clientId)
             return (Outcome.ChallengeInvalid, null, null);
@@ -214,7 +215,7 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         var accepted = method switch
         {
             Totp or Sms when factor.Method == Phone => challenge?.CodeHash is { } hash && code is { Length: 6 } &&
-                CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(hash), Encoding.ASCII.GetBytes(Digest(challenge.Id + ":" + code))),
+                CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(hash), Encoding.ASCII.GetBytes(OneTimeTokens.Digest(challenge.Id + ":" + code))),
             Totp or Sms => CheckTotp(factor, code),
             BackupCode => await UseBackupCodeAsync(factor, code),
             _ => false,
@@ -271,7 +272,4 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         return Convert.ToBase64String(Rfc2898DeriveBytes.Pbkdf2(normalized, Convert.FromBase64String(salt), 10_000, HashAlgorithmName.SHA256, 32));
     }
 
-    static string Digest(string token) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
-
-    static string Base64UrlEncode(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 }

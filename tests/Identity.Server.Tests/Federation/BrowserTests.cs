@@ -24,13 +24,7 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         });
         await using var context = await chromium.Browser.NewContextAsync();
         var page = await context.NewPageAsync();
-        var arrived = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
-        // The app itself is not running: its redirect URI is answered here, and the address it was sent to kept.
-        await page.RouteAsync(ServerFactory.WebRedirect + "**", async route =>
-        {
-            arrived.TrySetResult(new Uri(route.Request.Url));
-            await route.FulfillAsync(new RouteFulfillOptions { Status = 200, Body = "app" });
-        });
+        var arrived = await AppRedirectAsync(page, ServerFactory.WebRedirect);
 
         await page.GotoAsync(start);
         Assert.Equal(Factory.Address.Authority, new Uri(page.Url).Authority);
@@ -66,12 +60,7 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         });
         await using var context = await chromium.Browser.NewContextAsync();
         var page = await context.NewPageAsync();
-        var arrived = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await page.RouteAsync(ServerFactory.SpaRedirect + "**", async route =>
-        {
-            arrived.TrySetResult(new Uri(route.Request.Url));
-            await route.FulfillAsync(new RouteFulfillOptions { Status = 200, Body = "spa" });
-        });
+        var arrived = await AppRedirectAsync(page, ServerFactory.SpaRedirect);
 
         await page.GotoAsync(start);
         await page.GetByLabel("Email").FillAsync(email);
@@ -88,5 +77,20 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         });
         Assert.False(tokens.IsError, tokens.Error);
         Assert.Equal(["pwd"], (await ValidateJwtAsync(tokens.AccessToken!, "identity")).GetPayloadValue<string[]>("amr"));
+    }
+
+    /// <summary>
+    /// The app itself is not running: its redirect URI is answered here, and the address the browser was sent to is
+    /// what the returned task completes with.
+    /// </summary>
+    static async Task<TaskCompletionSource<Uri>> AppRedirectAsync(IPage page, string redirectUri)
+    {
+        var arrived = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await page.RouteAsync(redirectUri + "**", async route =>
+        {
+            arrived.TrySetResult(new Uri(route.Request.Url));
+            await route.FulfillAsync(new RouteFulfillOptions { Status = 200, Body = "app" });
+        });
+        return arrived;
     }
 }

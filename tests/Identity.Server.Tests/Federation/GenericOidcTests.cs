@@ -160,10 +160,7 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
     public async Task OAuthApi_WrongVerifier_IsRefusedAndSpendsTheState()
     {
         var email = await UpstreamUserAsync("example.test", verified: true);
-        var (verifier, challenge) = Pkce.New();
-        var started = await ApiAsync(HttpMethod.Get, StartPath(challenge));
-        var state = started.Body.GetProperty("state").GetString()!;
-        var code = await CodeFromProviderAsync(new Uri(started.Body.GetProperty("authorization_url").GetString()!), email, state);
+        var (code, state, verifier) = await SignedInAtProviderAsync(email);
 
         var wrong = await ApiAsync(HttpMethod.Post, CallbackPath, body: new { code, state, code_verifier = Pkce.New().Verifier });
         var right = await ApiAsync(HttpMethod.Post, CallbackPath, body: new { code, state, code_verifier = verifier });
@@ -180,10 +177,7 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
         var email = await CreateUserAsync();
         await UpstreamUserAsync(email, verified: true, exactEmail: true);
         var key = await EnrollTotpAsync(email);
-        var (verifier, challenge) = Pkce.New();
-        var started = await ApiAsync(HttpMethod.Get, StartPath(challenge));
-        var state = started.Body.GetProperty("state").GetString()!;
-        var code = await CodeFromProviderAsync(new Uri(started.Body.GetProperty("authorization_url").GetString()!), email, state);
+        var (code, state, verifier) = await SignedInAtProviderAsync(email);
 
         var held = await ApiAsync(HttpMethod.Post, CallbackPath, body: new { code, state, code_verifier = verifier });
         Assert.Equal(HttpStatusCode.OK, held.Status);
@@ -205,10 +199,7 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
     {
         var email = await CreateUserAsync();
         await UpstreamUserAsync(email, verified: false, exactEmail: true);
-        var (verifier, challenge) = Pkce.New();
-        var started = await ApiAsync(HttpMethod.Get, StartPath(challenge));
-        var state = started.Body.GetProperty("state").GetString()!;
-        var code = await CodeFromProviderAsync(new Uri(started.Body.GetProperty("authorization_url").GetString()!), email, state);
+        var (code, state, verifier) = await SignedInAtProviderAsync(email);
 
         var answer = await ApiAsync(HttpMethod.Post, CallbackPath, body: new { code, state, code_verifier = verifier });
 
@@ -347,6 +338,15 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
             Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
             Code = QueryHelpers.ParseQuery(back.LeftTo.Query)["code"].ToString(), RedirectUri = ServerFactory.WebRedirect, CodeVerifier = verifier,
         });
+    }
+
+    /// <summary>The auth API's external sign-in up to the app's callback: the code, the state and the app's verifier.</summary>
+    async Task<(string Code, string State, string Verifier)> SignedInAtProviderAsync(string email)
+    {
+        var (verifier, challenge) = Pkce.New();
+        var started = await ApiAsync(HttpMethod.Get, StartPath(challenge));
+        var state = started.Body.GetProperty("state").GetString()!;
+        return (await CodeFromProviderAsync(new Uri(started.Body.GetProperty("authorization_url").GetString()!), email, state), state, verifier);
     }
 
     /// <summary>The user signs in at the provider, which sends the browser to the app with a code.</summary>
