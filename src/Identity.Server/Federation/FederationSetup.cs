@@ -26,7 +26,7 @@ public static class FederationSetup
     {
         var options = builder.Configuration.GetSection(FederationOptions.Section).Get<FederationOptions>() ?? new();
         // http authorities only where tokens may travel in the clear anyway (TransportSecurity): Development.
-        var providers = options.Validate(allowHttpAuthorities: builder.Environment.IsDevelopment() || builder.Configuration.GetValue<bool>("Identity:ExternalProviders:AllowHttpAuthorities"));
+        var providers = options.Validate(allowHttpAuthorities: builder.Environment.IsDevelopment());
         builder.Services.AddSingleton(new ExternalProviders(providers));
         builder.Services.AddSingleton(options);
         builder.Services.AddScoped<ExternalAccounts>();
@@ -132,10 +132,11 @@ public static class FederationSetup
     }
 
     /// <summary>A refused or broken answer from a provider sends the user back to the login page, not to an error page.</summary>
-    static Task BackToLogin(RemoteFailureContext context)
+    static async Task BackToLogin(RemoteFailureContext context)
     {
+        await context.HttpContext.RequestServices.GetRequiredService<Events.SecurityEvents>().RaiseNowAsync(Events.EventTypes.AuthFailed, null,
+            new { reason = "external_sign_in_failed", provider = context.Scheme.Name }, success: false);
         context.Response.Redirect("/Account/Login?error=external");
         context.HandleResponse();
-        return Task.CompletedTask;
     }
 }

@@ -118,6 +118,8 @@ public sealed class SocialProviderTests(SocialProvidersServer server) : ServerTe
         Assert.Equal("/Account/Login", back.Url.AbsolutePath);
         Assert.Contains("did not complete", back.Document!.Body!.TextContent);
         Assert.DoesNotContain(Factory.Google.TokenRequests, r => r.GetValueOrDefault("code") == code);
+        var audit = await ApiAsync(HttpMethod.Get, "/api/v1/audit?action=auth.failed&limit=100", await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword));
+        Assert.Contains(audit.Body.GetProperty("entries").EnumerateArray(), e => e.GetRawText().Contains("external_sign_in_failed"));
     }
 
     [Fact]
