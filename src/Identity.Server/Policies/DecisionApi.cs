@@ -43,7 +43,7 @@ public static class DecisionApi
         return app;
     }
 
-    static async Task<IResult> Authorize(HttpContext http, IdentityDbContext db, ActivePolicies active)
+    static async Task<IResult> Authorize(HttpContext http, IdentityDbContext db, ActivePolicies active, DirectoryFacts facts)
     {
         try
         {
@@ -56,7 +56,7 @@ public static class DecisionApi
                 Optional(resource, "attributes"),
                 Optional(body, "context"),
                 Optional(body, "entities"));
-            var result = await Decisions.DecideAsync(request, db, active, http.RequestAborted);
+            var result = await Decisions.DecideAsync(request, db, active, facts, http.RequestAborted);
             return Results.Ok(new AuthorizeResponse(result.Decision.ToString(), result.Reasons, Errors(result), http.TraceIdentifier));
         }
         catch (PolicyFormatException ex)
@@ -65,12 +65,12 @@ public static class DecisionApi
         }
     }
 
-    static async Task<IResult> Evaluation(HttpContext http, IdentityDbContext db, ActivePolicies active)
+    static async Task<IResult> Evaluation(HttpContext http, IdentityDbContext db, ActivePolicies active, DirectoryFacts facts)
     {
         try
         {
             var body = await ReadObjectAsync(http);
-            return Results.Ok(await EvaluateAsync(FromAuthZen(body, defaults: null), db, active, http.RequestAborted));
+            return Results.Ok(await EvaluateAsync(FromAuthZen(body, defaults: null), db, active, facts, http.RequestAborted));
         }
         catch (PolicyFormatException ex)
         {
@@ -83,14 +83,14 @@ public static class DecisionApi
     /// <c>options.evaluations_semantic</c> may stop at the first deny or the first permit; without items, the
     /// request is a single evaluation.
     /// </summary>
-    static async Task<IResult> Evaluations(HttpContext http, IdentityDbContext db, ActivePolicies active)
+    static async Task<IResult> Evaluations(HttpContext http, IdentityDbContext db, ActivePolicies active, DirectoryFacts facts)
     {
         try
         {
             var body = await ReadObjectAsync(http);
             var items = Optional(body, "evaluations");
             if (items.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null || (items.ValueKind == JsonValueKind.Array && items.GetArrayLength() == 0))
-                return Results.Ok(await EvaluateAsync(FromAuthZen(body, defaults: null), db, active, http.RequestAborted));
+                return Results.Ok(await EvaluateAsync(FromAuthZen(body, defaults: null), db, active, facts, http.RequestAborted));
             if (items.ValueKind != JsonValueKind.Array)
                 throw new PolicyFormatException("evaluations must be an array");
             if (items.GetArrayLength() > MaxEvaluations)
@@ -104,7 +104,7 @@ public static class DecisionApi
             var decisions = new List<AuthZenDecision>();
             foreach (var request in requests)
             {
-                var decision = await EvaluateAsync(request, db, active, http.RequestAborted);
+                var decision = await EvaluateAsync(request, db, active, facts, http.RequestAborted);
                 decisions.Add(decision);
                 if ((semantic == "deny_on_first_deny" && !decision.Decision) || (semantic == "permit_on_first_permit" && decision.Decision))
                     break;
@@ -117,9 +117,10 @@ public static class DecisionApi
         }
     }
 
-    static async Task<AuthZenDecision> EvaluateAsync(DecisionRequest request, IdentityDbContext db, ActivePolicies active, CancellationToken cancellationToken)
+    static async Task<AuthZenDecision> EvaluateAsync(DecisionRequest request, IdentityDbContext db, ActivePolicies active, DirectoryFacts facts,
+        CancellationToken cancellationToken)
     {
-        var result = await Decisions.DecideAsync(request, db, active, cancellationToken);
+        var result = await Decisions.DecideAsync(request, db, active, facts, cancellationToken);
         return new AuthZenDecision(result.Decision == Decision.Allow, new AuthZenContext(result.Reasons, Errors(result)));
     }
 

@@ -30,7 +30,11 @@ public static partial class Decisions
 
     static readonly JsonElement NoEntities = JsonDocument.Parse("[]").RootElement;
 
-    public static async Task<AuthorizationResult> DecideAsync(DecisionRequest request, IdentityDbContext db, ActivePolicies active, CancellationToken cancellationToken)
+    // The key under which DirectoryFacts remembers which organization a seed-style id prefix names.
+    const string SeedPrefix = "seed id prefix";
+
+    public static async Task<AuthorizationResult> DecideAsync(DecisionRequest request, IdentityDbContext db, ActivePolicies active, DirectoryFacts facts,
+        CancellationToken cancellationToken)
     {
         var schema = ServerSchema.Schema;
         var requestEntities = EntityJson.ParseEntities(request.Entities.ValueKind == JsonValueKind.Undefined ? NoEntities : request.Entities, schema);
@@ -39,10 +43,10 @@ public static partial class Decisions
         var context = EntityJson.ParseContext(request.Context, schema, request.Action);
 
         var entities = new Dictionary<EntityUid, Entity>();
-        var principal = await LoadAsync(db, request.Principal, entities, cancellationToken);
+        var principal = await LoadAsync(db, facts, request.Principal, entities, cancellationToken);
         if (principal is null)
             return Unknown(request.Principal);
-        var resource = await LoadAsync(db, request.Resource, entities, cancellationToken);
+        var resource = await LoadAsync(db, facts, request.Resource, entities, cancellationToken);
         if (resource is null)
             return Unknown(request.Resource);
         if (ServerSchema.ServerTypes.Contains(resource.Type) && request.ResourceAttributes.ValueKind != JsonValueKind.Undefined)
@@ -56,7 +60,7 @@ public static partial class Decisions
                 throw new PolicyFormatException($"{resource} is in entities: give its attributes there, not in resource.attributes");
         }
         else if (!ServerSchema.ServerTypes.Contains(resource.Type))
-            entities[resource] = await DescribeResourceAsync(db, resource, request.ResourceAttributes, cancellationToken);
+            entities[resource] = await DescribeResourceAsync(db, facts, resource, request.ResourceAttributes, cancellationToken);
 
         var policies = await active.GetAsync(db, cancellationToken);
         return Authorizer.IsAuthorized(new Request(principal, request.Action, resource, context), new EntityStore(entities.Values), policies);
@@ -70,7 +74,13 @@ public static partial class Decisions
     /// canonical uid (a user is named by id even when asked for by email); null if there is no such one. Other
     /// types are returned as they are.
     /// </summary>
-    static async Task<EntityUid?> LoadAsync(IdentityDbContext db, EntityUid uid, Dictionary<EntityUid, Entity> entities, CancellationToken cancellationToken)
+    static Task<EntityUid?> LoadAsync(IdentityDbContext db, DirectoryFacts facts, EntityUid uid, Dictionary<EntityUid, Entity> entities,
+        CancellationToken cancellationToken) =>
+        uid.Type is "User" or "Organization"
+            ? facts.GetAsync(uid, entities, loaded => ReadAsync(db, uid, loaded, cancellationToken))
+            : Task.FromResult<EntityUid?>(uid);
+
+    static async Task<EntityUid?> ReadAsync(IdentityDbContext db, EntityUid uid, Dictionary<EntityUid, Entity> entities, CancellationToken cancellationToken)
     {
         switch (uid.Type)
         {
@@ -139,7 +149,7 @@ public static partial class Decisions
     /// reference) or <c>organization_domain</c>, or else read from a seed-style id (<c>org-acme-...</c>: the one
     /// organization whose domain starts with <c>acme.</c>).
     /// </summary>
-    static async Task<Entity> DescribeResourceAsync(IdentityDbContext db, EntityUid resource, JsonElement json, CancellationToken cancellationToken)
+    static async Task<Entity> DescribeResourceAsync(IdentityDbContext db, DirectoryFacts facts, EntityUid resource, JsonElement json, CancellationToken cancellationToken)
     {
         var attributes = new Dictionary<string, Value>(StringComparer.Ordinal);
         if (json.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null))
@@ -163,9 +173,11 @@ public static partial class Decisions
         if (domain is null && SeedOrganizationId().Match(resource.Id) is { Success: true } match)
         {
             var prefix = match.Groups[1].Value.ToLowerInvariant() + ".";
-            var candidates = await db.Organizations.AsNoTracking().Where(o => o.Domain.StartsWith(prefix)).Select(o => o.Domain).Take(2).ToListAsync(cancellationToken);
-            if (candidates.Count == 1)
-                domain = candidates[0];
+            domain = (await facts.GetAsync(new EntityUid(SeedPrefix, prefix), [], async _ =>
+            {
+                var candidates = await db.Organizations.AsNoTracking().Where(o => o.Domain.StartsWith(prefix)).Select(o => o.Domain).Take(2).ToListAsync(cancellationToken);
+                return candidates.Count == 1 ? new EntityUid("Organization", candidates[0]) : null;
+            }))?.Id;
         }
         if (domain is null)
             return new Entity(resource, attributes);

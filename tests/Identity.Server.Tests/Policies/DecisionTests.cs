@@ -108,6 +108,27 @@ public abstract class DecisionTests<TFactory>(TFactory factory) : PolicyServerTe
     }
 
     [Fact]
+    public async Task Authorize_FactsCachedBetweenDecisions_FollowEveryChangeAtOnce()
+    {
+        var email = await CreateUserInAsync("acme.com", "admin");
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var id = (await ApiAsync(HttpMethod.Get, $"/api/v1/users?search={Uri.EscapeDataString(email)}", admin)).Body
+            .GetProperty("users").EnumerateArray().Single().GetProperty("id").GetString();
+
+        var asAdmin = await AuthorizeAsync(SeedRequest(email, action: "delete"));
+        var again = await AuthorizeAsync(SeedRequest(email, action: "delete"));
+        Assert.Equal(HttpStatusCode.OK, (await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/roles/admin", admin)).Status);
+        var demoted = await AuthorizeAsync(SeedRequest(email, action: "delete"));
+        Assert.Equal(HttpStatusCode.NoContent, (await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}", admin)).Status);
+        var deleted = await AuthorizeAsync(SeedRequest(email));
+
+        Assert.Equal(("Allow", "admins-all"), (asAdmin.Decision, asAdmin.Reasons.Single()));
+        Assert.Equal(asAdmin.Decision, again.Decision);
+        Assert.Equal("Deny", demoted.Decision);
+        Assert.Equal("Deny", deleted.Decision);
+    }
+
+    [Fact]
     public async Task Authorize_MemberWritesOwnDocument_DeniedByDefault()
     {
         var john = await CreateUserInAsync("acme.com");
