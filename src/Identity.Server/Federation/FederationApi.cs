@@ -27,7 +27,7 @@ namespace Identity.Server.Federation;
 public static class FederationApi
 {
     /// <summary>Where the login page picks up a finished external sign-in.</summary>
-    public const string LoginPageHandler = "/Account/Login?handler=External";
+    const string LoginPageHandler = "/Account/Login?handler=External";
     /// <summary>The key under which ASP.NET Core Identity keeps the provider of an external sign-in.</summary>
     const string LoginProviderKey = "LoginProvider";
     static readonly PathString OAuthPrefix = AuthFacade.Prefix + "/oauth";

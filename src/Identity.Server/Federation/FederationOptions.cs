@@ -101,8 +101,6 @@ public sealed partial class FederationOptions
         return providers;
     }
 
-    public OidcProviderOptions? OidcNamed(string name) => Oidc.FirstOrDefault(o => o.Name == name);
-
     [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,31}$")]
     private static partial Regex NamePattern();
 }
