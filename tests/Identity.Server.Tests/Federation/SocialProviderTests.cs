@@ -84,7 +84,7 @@ public sealed class SocialProviderTests(SocialProvidersServer server) : ServerTe
         var state = QueryHelpers.ParseQuery(google.LeftTo!.Query)["state"].ToString();
 
         // Google sends the browser back with a code; the server redeems it at the (local) token endpoint.
-        var code = Factory.Google.Issue(new FakeGoogle.GoogleUser("google-sub-" + Guid.NewGuid().ToString("N"), email, true, "Gail Google"));
+        var code = Factory.Google.Issue(new LocalProvider.Account("google-sub-" + Guid.NewGuid().ToString("N"), email, true, "Gail Google"));
         var back = await browser.OpenAsync($"/signin/google?code={Uri.EscapeDataString(code)}&state={Uri.EscapeDataString(state)}");
 
         Assert.True(back.LeftTo is not null, $"stopped at {back.Url}: {back.Document?.Body?.TextContent}");
@@ -107,11 +107,53 @@ public sealed class SocialProviderTests(SocialProvidersServer server) : ServerTe
     }
 
     [Fact]
+    public async Task Microsoft_SignInFromItsAnswer_ValidatesTheIdentityTokenAndCreatesTheUser()
+    {
+        var email = $"ms-{Guid.NewGuid():N}@contoso.test";
+        var browser = new Browser(Factory, Https);
+        var microsoft = await browser.OpenAsync("/Account/External/microsoft?returnUrl=%2FAccount%2FLogin");
+        var query = QueryHelpers.ParseQuery(microsoft.LeftTo!.Query);
+
+        // Microsoft sends the browser back with a code; its identity token must carry the nonce the server asked for.
+        var code = Factory.Microsoft.Issue(new LocalProvider.Account(Guid.NewGuid().ToString(), email, false, "Mia Microsoft",
+            Nonce: query["nonce"].ToString(), TenantId: Guid.NewGuid().ToString()));
+        var back = await browser.OpenAsync($"/signin/microsoft?code={Uri.EscapeDataString(code)}&state={Uri.EscapeDataString(query["state"].ToString())}");
+
+        Assert.True(back.Status == HttpStatusCode.OK && back.Url.AbsolutePath == "/Account/Login", $"{back.Status} {back.Url}: {back.Body}");
+        var redeemed = Factory.Microsoft.TokenRequests.Last(r => r.GetValueOrDefault("code") == code);
+        Assert.Equal(43, redeemed["code_verifier"].Length);
+        await using var scope = Factory.Services.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<User>>();
+        var user = await users.FindByEmailAsync(email);
+        Assert.NotNull(user);
+        Assert.False(user.EmailConfirmed);
+        Assert.Equal("microsoft", (await users.GetLoginsAsync(user)).Single().LoginProvider);
+    }
+
+    [Fact]
+    public async Task Microsoft_IdentityTokenWithAnotherNonce_IsRefused()
+    {
+        var email = $"ms-{Guid.NewGuid():N}@contoso.test";
+        var browser = new Browser(Factory, Https);
+        var microsoft = await browser.OpenAsync("/Account/External/microsoft?returnUrl=%2F");
+        var state = QueryHelpers.ParseQuery(microsoft.LeftTo!.Query)["state"].ToString();
+        var code = Factory.Microsoft.Issue(new LocalProvider.Account(Guid.NewGuid().ToString(), email, false, "Replayed",
+            Nonce: "a-nonce-from-another-sign-in", TenantId: Guid.NewGuid().ToString()));
+
+        var back = await browser.OpenAsync($"/signin/microsoft?code={Uri.EscapeDataString(code)}&state={Uri.EscapeDataString(state)}");
+
+        Assert.Equal("/Account/Login", back.Url.AbsolutePath);
+        Assert.Contains("did not complete", back.Document!.Body!.TextContent);
+        await using var scope = Factory.Services.CreateAsyncScope();
+        Assert.Null(await scope.ServiceProvider.GetRequiredService<UserManager<User>>().FindByEmailAsync(email));
+    }
+
+    [Fact]
     public async Task Google_ForgedState_IsSentBackToTheLoginPage()
     {
         var browser = new Browser(Factory, Https);
         await browser.OpenAsync("/Account/External/google");
-        var code = Factory.Google.Issue(new FakeGoogle.GoogleUser("forged", "forged@example.test", true, "Forged"));
+        var code = Factory.Google.Issue(new LocalProvider.Account("forged", "forged@example.test", true, "Forged"));
 
         var back = await browser.OpenAsync($"/signin/google?code={code}&state=forged");
 
@@ -131,7 +173,7 @@ public sealed class SocialProviderTests(SocialProvidersServer server) : ServerTe
         var url = new Uri(started.Body.GetProperty("authorization_url").GetString()!);
         var query = QueryHelpers.ParseQuery(url.Query);
         var email = $"api-{Guid.NewGuid():N}@example.test";
-        var code = Factory.Google.Issue(new FakeGoogle.GoogleUser("api-" + Guid.NewGuid().ToString("N"), email, true, "Api User"));
+        var code = Factory.Google.Issue(new LocalProvider.Account("api-" + Guid.NewGuid().ToString("N"), email, true, "Api User"));
 
         var finished = await ApiAsync(HttpMethod.Post, "/api/v1/auth/oauth/google/callback",
             body: new { code, state = started.Body.GetProperty("state").GetString(), code_verifier = verifier });

@@ -9,15 +9,20 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using System.Security.Cryptography;
+using Microsoft.Identity.Web;
+using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Protocols;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
+using Microsoft.IdentityModel.Tokens;
 
 namespace Identity.Server.Tests.Infrastructure;
 
 /// <summary>
 /// A server with Google, GitHub and Microsoft configured, offline. Google's token and userinfo endpoints can be set,
-/// so they point at <see cref="FakeGoogle"/> on 127.0.0.1; its authorization endpoint stays Google's own. Microsoft's
-/// metadata is given in place of the download from login.microsoftonline.com (its authorization endpoint as published).
+/// so they point at a <see cref="LocalProvider"/> on 127.0.0.1; its authorization endpoint stays Google's own.
+/// Microsoft's metadata is given in place of the download from login.microsoftonline.com: its published
+/// authorization endpoint, and a local token endpoint whose identity tokens are signed with a key the metadata lists.
 /// A fourth provider cannot be reached at all.
 /// </summary>
 public sealed class SocialProvidersServer : ServerFactory
@@ -28,7 +33,10 @@ public sealed class SocialProvidersServer : ServerFactory
     public const string AppRedirect = "https://app.example.test/oauth-callback";
     public const string Unreachable = "unreachable";
 
-    public FakeGoogle Google { get; } = new();
+    public const string MicrosoftIssuer = "https://login.microsoftonline.com/{tenantid}/v2.0";
+
+    public LocalProvider Google { get; } = new(GoogleClientId, "google-secret");
+    public LocalProvider Microsoft { get; } = new(MicrosoftClientId, "microsoft-secret", MicrosoftIssuer);
 
     public SocialProvidersServer() : base(DatabaseSettings.Sqlite(), overrides: Settings()) { }
 
@@ -63,14 +71,22 @@ public sealed class SocialProvidersServer : ServerFactory
                 google.TokenEndpoint = Google.Url + "/token";
                 google.UserInformationEndpoint = Google.Url + "/userinfo";
             });
-            services.PostConfigure<OpenIdConnectOptions>("microsoft", microsoft => microsoft.ConfigurationManager =
-                new StaticConfigurationManager<OpenIdConnectConfiguration>(new OpenIdConnectConfiguration
+            services.PostConfigure<OpenIdConnectOptions>("microsoft", microsoft =>
+            {
+                var metadata = new OpenIdConnectConfiguration
                 {
-                    Issuer = "https://login.microsoftonline.com/{tenantid}/v2.0",
+                    Issuer = MicrosoftIssuer,
                     AuthorizationEndpoint = "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
-                    TokenEndpoint = "https://login.microsoftonline.com/common/oauth2/v2.0/token",
-                    UserInfoEndpoint = "https://graph.microsoft.com/oidc/userinfo",
-                }));
+                    TokenEndpoint = Microsoft.Url + "/token",
+                    UserInfoEndpoint = Microsoft.Url + "/userinfo",
+                };
+                metadata.SigningKeys.Add(Microsoft.SigningKey);
+                microsoft.ConfigurationManager = new StaticConfigurationManager<OpenIdConnectConfiguration>(metadata);
+            });
+            // Microsoft.Identity.Web checks the token's issuer against the tenant-independent metadata, which it
+            // downloads through the HttpClient its options name: that document is answered here.
+            services.Configure<AadIssuerValidatorOptions>(options => options.HttpClientName = "microsoft-metadata");
+            services.AddHttpClient("microsoft-metadata").ConfigurePrimaryHttpMessageHandler(() => new MicrosoftMetadata());
         });
     }
 
@@ -78,25 +94,47 @@ public sealed class SocialProvidersServer : ServerFactory
     {
         base.Dispose(disposing);
         if (disposing)
+        {
             Google.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            Microsoft.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
     }
 }
 
-/// <summary>
-/// Google's token and userinfo endpoints, served locally: a code it issued (<see cref="Issue"/>) buys an access
-/// token once, and the access token reads the user. Every token request is kept for the tests to inspect.
-/// </summary>
-public sealed class FakeGoogle : IAsyncDisposable
+/// <summary>The common-endpoint metadata of login.microsoftonline.com, as far as issuer validation reads it.</summary>
+sealed class MicrosoftMetadata : HttpMessageHandler
 {
-    public sealed record GoogleUser(string Sub, string Email, bool EmailVerified, string Name);
+    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+        Task.FromResult(request.RequestUri!.AbsolutePath.EndsWith("/.well-known/openid-configuration", StringComparison.Ordinal)
+            ? new HttpResponseMessage(System.Net.HttpStatusCode.OK)
+            {
+                Content = new StringContent(System.Text.Json.JsonSerializer.Serialize(new
+                {
+                    issuer = SocialProvidersServer.MicrosoftIssuer,
+                    authorization_endpoint = "https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
+                }), System.Text.Encoding.UTF8, "application/json"),
+            }
+            : new HttpResponseMessage(System.Net.HttpStatusCode.NotFound));
+}
+
+/// <summary>
+/// A provider's token and userinfo endpoints, served locally: a code it issued (<see cref="Issue"/>) buys an access
+/// token once (and, for an OpenID provider, an identity token signed with <see cref="SigningKey"/>), and the access
+/// token reads the user. Every token request is kept for the tests to inspect.
+/// </summary>
+public sealed class LocalProvider : IAsyncDisposable
+{
+    public sealed record Account(string Sub, string Email, bool EmailVerified, string Name, string? Nonce = null, string? TenantId = null);
 
     readonly WebApplication app;
-    readonly ConcurrentDictionary<string, GoogleUser> codes = new();
-    readonly ConcurrentDictionary<string, GoogleUser> accessTokens = new();
+    readonly ConcurrentDictionary<string, Account> codes = new();
+    readonly ConcurrentDictionary<string, Account> accessTokens = new();
     public ConcurrentQueue<IReadOnlyDictionary<string, string>> TokenRequests { get; } = new();
+    public RsaSecurityKey SigningKey { get; } = new(RSA.Create(2048)) { KeyId = "local-provider" };
     public string Url { get; }
 
-    public FakeGoogle()
+    /// <param name="issuer">The identity token's issuer ({tenantid} is replaced by the account's tenant); null for OAuth only.</param>
+    public LocalProvider(string clientId, string clientSecret, string? issuer = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -106,25 +144,37 @@ public sealed class FakeGoogle : IAsyncDisposable
         {
             var form = (await http.Request.ReadFormAsync()).ToDictionary(f => f.Key, f => f.Value.ToString());
             TokenRequests.Enqueue(form);
-            if (form.GetValueOrDefault("client_secret") != "google-secret" || !codes.TryRemove(form.GetValueOrDefault("code") ?? "", out var user))
+            if (form.GetValueOrDefault("client_secret") != clientSecret || !codes.TryRemove(form.GetValueOrDefault("code") ?? "", out var account))
                 return Results.Json(new { error = "invalid_grant" }, statusCode: 400);
             var token = Guid.NewGuid().ToString("N");
-            accessTokens[token] = user;
-            return Results.Json(new { access_token = token, token_type = "Bearer", expires_in = 3599, scope = "openid email profile" });
+            accessTokens[token] = account;
+            var idToken = issuer is null ? null : new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+            {
+                Issuer = issuer.Replace("{tenantid}", account.TenantId),
+                Audience = clientId,
+                Expires = DateTime.UtcNow.AddMinutes(5),
+                SigningCredentials = new SigningCredentials(SigningKey, SecurityAlgorithms.RsaSha256),
+                Claims = new Dictionary<string, object>
+                {
+                    ["sub"] = account.Sub, ["oid"] = account.Sub, ["tid"] = account.TenantId ?? "", ["email"] = account.Email,
+                    ["preferred_username"] = account.Email, ["name"] = account.Name, ["nonce"] = account.Nonce ?? "", ["ver"] = "2.0",
+                },
+            });
+            return Results.Json(new { access_token = token, token_type = "Bearer", expires_in = 3599, id_token = idToken });
         });
         app.MapGet("/userinfo", (HttpContext http) =>
-            accessTokens.TryGetValue(http.Request.Headers.Authorization.ToString().Replace("Bearer ", ""), out var user)
-                ? Results.Json(new { sub = user.Sub, email = user.Email, email_verified = user.EmailVerified, name = user.Name })
+            accessTokens.TryGetValue(http.Request.Headers.Authorization.ToString().Replace("Bearer ", ""), out var account)
+                ? Results.Json(new { sub = account.Sub, email = account.Email, email_verified = account.EmailVerified, name = account.Name })
                 : Results.Unauthorized());
         app.StartAsync().GetAwaiter().GetResult();
         Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
     }
 
-    /// <summary>A code Google would hand the browser after <paramref name="user"/> signed in.</summary>
-    public string Issue(GoogleUser user)
+    /// <summary>A code the provider would hand the browser after <paramref name="account"/> signed in.</summary>
+    public string Issue(Account account)
     {
         var code = "4/" + Guid.NewGuid().ToString("N");
-        codes[code] = user;
+        codes[code] = account;
         return code;
     }
 
