@@ -27,6 +27,19 @@ public sealed record ExternalIdentity(string Provider, string Subject, string? E
         var verified = bool.TryParse(First(Claims.EmailVerified), out var v) && v;
         return new(provider, subject, email?.Trim(), verified && email is not null, First(Claims.Name, ClaimTypes.Name, "login"));
     }
+
+    /// <summary>The same, as the claims <see cref="From"/> reads back.</summary>
+    public ClaimsPrincipal ToPrincipal()
+    {
+        var identity = new ClaimsIdentity(Provider);
+        identity.AddClaim(new Claim(Claims.Subject, Subject));
+        if (Email is not null)
+            identity.AddClaim(new Claim(Claims.Email, Email));
+        identity.AddClaim(new Claim(Claims.EmailVerified, EmailVerified ? "true" : "false"));
+        if (Name is not null)
+            identity.AddClaim(new Claim(Claims.Name, Name));
+        return new ClaimsPrincipal(identity);
+    }
 }
 
 /// <summary>

@@ -114,19 +114,23 @@ public static class FederationApi
     /// The OpenIddict client has checked the provider's answer (state, code, tokens, userinfo): its principal goes into
     /// the external cookie, where the Google and Microsoft handlers put theirs.
     /// </summary>
-    static async Task<IResult> OpenIddictCallback(string provider, HttpContext http, ExternalProviders providers, SecurityEvents events)
+    static async Task<IResult> OpenIddictCallback(string provider, HttpContext http, ExternalProviders providers, SecurityEvents events,
+        IHttpClientFactory httpClients)
     {
         var result = await http.AuthenticateAsync(OpenIddictClientAspNetCoreDefaults.AuthenticationScheme);
         var name = result.Principal?.GetClaim(Claims.Private.ProviderName);
-        if (!result.Succeeded || result.Principal is null || providers.Find(name) is null || name != provider)
+        var identity = result.Succeeded && name == provider && providers.Find(name) is not null ? ExternalIdentity.From(name, result.Principal!) : null;
+        if (identity is null)
         {
             await events.RaiseNowAsync(EventTypes.AuthFailed, null, new { reason = "external_sign_in_failed", provider }, success: false);
             return Results.Redirect("/Account/Login?error=external");
         }
+        identity = await GitHubEmails.CompleteAsync(identity, httpClients.CreateClient(UpstreamClient.HttpClientName),
+            result.Properties?.GetTokenValue(OpenIddictClientAspNetCoreConstants.Tokens.BackchannelAccessToken), http.RequestAborted);
 
         var properties = new AuthenticationProperties { RedirectUri = result.Properties?.RedirectUri ?? LoginPageHandler };
-        properties.Items[LoginProviderKey] = name;
-        await http.SignInAsync(IdentityConstants.ExternalScheme, new ClaimsPrincipal(new ClaimsIdentity(result.Principal.Claims, name)), properties);
+        properties.Items[LoginProviderKey] = identity.Provider;
+        await http.SignInAsync(IdentityConstants.ExternalScheme, identity.ToPrincipal(), properties);
         return Results.Redirect(IsLocal(properties.RedirectUri) ? properties.RedirectUri : LoginPageHandler);
     }
 

@@ -86,6 +86,8 @@ public static class FederationSetup
                 client.SetRedirectionEndpointUris(openIddictProviders.Select(p => CallbackPrefix.TrimStart('/') + p.Name).ToArray());
                 client.UseAspNetCore()
                     .EnableRedirectionEndpointPassthrough()
+                    // A refused or forged answer reaches our callback too, which sends the user back to the login page.
+                    .EnableErrorPassthrough()
                     // TransportSecurity enforces HTTPS itself, with the loopback and Development exceptions.
                     .DisableTransportSecurityRequirement();
                 // A user waits on the login page while the provider is asked: two quick retries, not OpenIddict's
@@ -102,6 +104,8 @@ public static class FederationSetup
                         .SetClientId(options.GitHub.ClientId!)
                         .SetClientSecret(options.GitHub.ClientSecret!)
                         .SetProviderName(ExternalProvider.GitHub)
+                        // A stable id, the same on every instance and after restarts (OpenIddict names state and clients by it).
+                        .SetRegistrationId(ExternalProvider.GitHub)
                         .SetRedirectUri(CallbackPrefix.TrimStart('/') + ExternalProvider.GitHub)
                         .AddScopes("user:email"));
                 }

@@ -95,7 +95,9 @@ public sealed class UpstreamClient(IHttpClientFactory httpClients, IServiceProvi
             .Where(p => p.Value.ValueKind is JsonValueKind.String or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False)
             .Select(p => new Claim(p.Name, p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : p.Value.GetRawText()));
         var identity = ExternalIdentity.From(provider.Name, new ClaimsPrincipal(new ClaimsIdentity(claims, provider.Name)));
-        return identity is null ? (null, "no_subject") : (identity, null);
+        return identity is null
+            ? (null, "no_subject")
+            : (await GitHubEmails.CompleteAsync(identity, http, accessToken.GetString(), cancellationToken), null);
     }
 
     static async Task<JsonElement?> ReadObjectAsync(HttpResponseMessage response, CancellationToken cancellationToken)

@@ -149,6 +149,66 @@ public sealed class SocialProviderTests(SocialProvidersServer server) : ServerTe
     }
 
     [Fact]
+    public async Task GitHub_SignInFromItsAnswer_CreatesTheUser()
+    {
+        var email = $"octo-{Guid.NewGuid():N}@octo.test";
+        var browser = new Browser(Factory, Https);
+        var github = await browser.OpenAsync("/Account/External/github?returnUrl=%2FAccount%2FLogin");
+        var state = QueryHelpers.ParseQuery(github.LeftTo!.Query)["state"].ToString();
+        var code = Factory.GitHub.Issue(new GitHubApi.Account(Random.Shared.NextInt64(1, long.MaxValue), "octo", "Octo Cat", null, email, true));
+
+        // GitHub names itself in its answer (RFC 9207), as OpenIddict requires.
+        var back = await browser.OpenAsync($"/signin/github?code={code}&state={Uri.EscapeDataString(state)}&iss={Uri.EscapeDataString("https://github.com/login/oauth")}");
+
+        Assert.True(back.Status == HttpStatusCode.OK && back.Url.AbsolutePath == "/Account/Login", $"{back.Status} {back.Url}: {back.Body}");
+        Assert.Contains("POST https://github.com/login/oauth/access_token", Factory.GitHub.Requests);
+        await using var scope = Factory.Services.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<User>>();
+        var user = await users.FindByEmailAsync(email);
+        Assert.True(user is not null, $"no account for {email}; GitHub was asked: {string.Join(", ", Factory.GitHub.Requests)}; page: {back.Document?.Body?.TextContent}");
+        Assert.Equal("github", (await users.GetLoginsAsync(user)).Single().LoginProvider);
+        // The address is private on the profile: it came from the emails API, with GitHub's verified flag.
+        Assert.Contains("GET https://api.github.com/user/emails", Factory.GitHub.Requests);
+        Assert.True(user.EmailConfirmed);
+    }
+
+    [Fact]
+    public async Task OAuthApi_GitHub_VerifiedPrimaryEmailLinksTheExistingAccount()
+    {
+        var email = await CreateUserAsync();
+        var (verifier, challenge) = Pkce.New();
+        var started = await ApiAsync(HttpMethod.Get,
+            $"/api/v1/auth/oauth/github?redirect_uri={Uri.EscapeDataString(SocialProvidersServer.AppRedirect)}&code_challenge={challenge}&code_challenge_method=S256");
+        var url = new Uri(started.Body.GetProperty("authorization_url").GetString()!);
+        var code = Factory.GitHub.Issue(new GitHubApi.Account(Random.Shared.NextInt64(1, long.MaxValue), "linked", "Linked Octo", null, email, true));
+
+        var finished = await ApiAsync(HttpMethod.Post, "/api/v1/auth/oauth/github/callback",
+            body: new { code, state = started.Body.GetProperty("state").GetString(), code_verifier = verifier });
+
+        Assert.Equal("github.com", url.Host);
+        Assert.Equal("/login/oauth/authorize", url.AbsolutePath);
+        Assert.True(finished.Status == HttpStatusCode.OK, finished.Body.ToString());
+        Assert.Equal(email, finished.Body.GetProperty("user").GetProperty("email").GetString());
+        await using var scope = Factory.Services.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<User>>();
+        Assert.Equal("github", (await users.GetLoginsAsync((await users.FindByEmailAsync(email))!)).Single().LoginProvider);
+    }
+
+    [Fact]
+    public async Task GitHub_ForgedState_IsSentBackToTheLoginPage()
+    {
+        var browser = new Browser(Factory, Https);
+        await browser.OpenAsync("/Account/External/github");
+        var code = Factory.GitHub.Issue(new GitHubApi.Account(7, "forger", "Forger", null, "forger@octo.test", true));
+
+        var back = await browser.OpenAsync($"/signin/github?code={code}&state=forged&iss={Uri.EscapeDataString("https://github.com/login/oauth")}");
+
+        Assert.Equal("/Account/Login", back.Url.AbsolutePath);
+        Assert.Contains("did not complete", back.Document!.Body!.TextContent);
+        Assert.DoesNotContain("POST https://github.com/login/oauth/access_token", Factory.GitHub.Requests.Where(r => r.Contains(code)));
+    }
+
+    [Fact]
     public async Task Google_ForgedState_IsSentBackToTheLoginPage()
     {
         var browser = new Browser(Factory, Https);

@@ -37,6 +37,7 @@ public sealed class SocialProvidersServer : ServerFactory
 
     public LocalProvider Google { get; } = new(GoogleClientId, "google-secret");
     public LocalProvider Microsoft { get; } = new(MicrosoftClientId, "microsoft-secret", MicrosoftIssuer);
+    public GitHubApi GitHub { get; } = new();
 
     public SocialProvidersServer() : base(DatabaseSettings.Sqlite(), overrides: Settings()) { }
 
@@ -86,6 +87,13 @@ public sealed class SocialProvidersServer : ServerFactory
             // Microsoft.Identity.Web checks the token's issuer against the tenant-independent metadata, which it
             // downloads through the HttpClient its options name: that document is answered here.
             services.Configure<AadIssuerValidatorOptions>(options => options.HttpClientName = "microsoft-metadata");
+            // GitHub's endpoints are fixed in OpenIddict's web providers; the HttpClient OpenIddict names after the
+            // registration (base64url of the SHA-256 of its id, "github") is answered here.
+            var registration = Base64UrlEncoder.Encode(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("github")));
+            // OpenIddict keeps its own primary handler, so GitHub is answered by a handler in front of it.
+            services.AddHttpClient("OpenIddict.Client.SystemNetHttp:" + registration).AddHttpMessageHandler(() => new GitHubApi.Handler(GitHub));
+            // The server's own calls to providers (the emails API, the auth API's code exchange) go through "upstream".
+            services.AddHttpClient("upstream").AddHttpMessageHandler(() => new GitHubApi.Handler(GitHub));
             services.AddHttpClient("microsoft-metadata").ConfigurePrimaryHttpMessageHandler(() => new MicrosoftMetadata());
         });
     }
@@ -115,6 +123,63 @@ sealed class MicrosoftMetadata : HttpMessageHandler
                 }), System.Text.Encoding.UTF8, "application/json"),
             }
             : new HttpResponseMessage(System.Net.HttpStatusCode.NotFound));
+}
+
+/// <summary>
+/// github.com's token endpoint and api.github.com's user and emails, answered in process: a code it issued
+/// (<see cref="Issue"/>) buys an access token once, which reads the account. Every request is kept.
+/// </summary>
+public sealed class GitHubApi
+{
+    /// <summary>Answers for github.com and api.github.com in place of the network; passes every other request on.</summary>
+    public sealed class Handler(GitHubApi api) : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            request.RequestUri!.Host is "github.com" or "api.github.com" ? api.AnswerAsync(request, cancellationToken) : base.SendAsync(request, cancellationToken);
+    }
+
+    public sealed record Account(long Id, string Login, string Name, string? PublicEmail, string PrimaryEmail, bool PrimaryVerified);
+
+    readonly ConcurrentDictionary<string, Account> codes = new();
+    readonly ConcurrentDictionary<string, Account> accessTokens = new();
+    public ConcurrentQueue<string> Requests { get; } = new();
+
+    public string Issue(Account account)
+    {
+        var code = Guid.NewGuid().ToString("N")[..20];
+        codes[code] = account;
+        return code;
+    }
+
+    async Task<HttpResponseMessage> AnswerAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var uri = request.RequestUri!;
+        Requests.Enqueue($"{request.Method} {uri.GetLeftPart(UriPartial.Path)}");
+        if (uri.Host == "github.com" && uri.AbsolutePath == "/login/oauth/access_token")
+        {
+            var form = System.Web.HttpUtility.ParseQueryString(await request.Content!.ReadAsStringAsync(cancellationToken));
+            var basic = request.Headers.Authorization?.Parameter is { } p ? System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(p)) : null;
+            var secretOk = form["client_secret"] == "github-secret" || basic == SocialProvidersServer.GitHubClientId + ":github-secret";
+            if (!secretOk || !codes.TryRemove(form["code"] ?? "", out var account))
+                return Json(new { error = "bad_verification_code" });
+            var token = "gho_" + Guid.NewGuid().ToString("N");
+            accessTokens[token] = account;
+            return Json(new { access_token = token, token_type = "bearer", scope = "user:email" });
+        }
+        if (uri.Host == "api.github.com" && accessTokens.TryGetValue(request.Headers.Authorization?.Parameter ?? "", out var owner))
+        {
+            if (uri.AbsolutePath == "/user")
+                return Json(new { id = owner.Id, login = owner.Login, name = owner.Name, email = owner.PublicEmail });
+            if (uri.AbsolutePath == "/user/emails")
+                return Json(new[] { new { email = owner.PrimaryEmail, primary = true, verified = owner.PrimaryVerified, visibility = "private" } });
+        }
+        return new HttpResponseMessage(System.Net.HttpStatusCode.Unauthorized) { Content = new StringContent("{\"message\":\"Bad credentials\"}") };
+    }
+
+    static HttpResponseMessage Json(object body) => new(System.Net.HttpStatusCode.OK)
+    {
+        Content = new StringContent(System.Text.Json.JsonSerializer.Serialize(body), System.Text.Encoding.UTF8, "application/json"),
+    };
 }
 
 /// <summary>
