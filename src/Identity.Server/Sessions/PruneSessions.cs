@@ -2,6 +2,7 @@ using Identity.Server.Data;
 using Identity.Server.Events;
 using Microsoft.EntityFrameworkCore;
 using OpenIddict.Abstractions;
+using OpenIddict.EntityFrameworkCore.Models;
 using Quartz;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
@@ -22,24 +23,26 @@ public sealed class PruneSessions(IdentityDbContext db, IOpenIddictAuthorization
     {
         var threshold = time.GetUtcNow() - Grace;
         var sessions = await db.Sessions.ToListAsync(cancellationToken);
-        var wasValid = new HashSet<string>();
-        foreach (var session in sessions)
-            if (await authorizations.FindByIdAsync(session.AuthorizationId, cancellationToken) is { } authorization &&
-                await authorizations.HasStatusAsync(authorization, Statuses.Valid, cancellationToken))
-                wasValid.Add(session.AuthorizationId);
+        var ids = sessions.Select(s => s.AuthorizationId).ToList();
+        var wasValid = await AuthorizationIdsAsync(ids, onlyValid: true, cancellationToken);
 
         await tokens.PruneAsync(threshold, cancellationToken);
         await authorizations.PruneAsync(threshold, cancellationToken);
 
-        foreach (var session in sessions)
+        // Read from the table itself: pruning deletes in bulk, around the managers' caches.
+        var remaining = await AuthorizationIdsAsync(ids, onlyValid: false, cancellationToken);
+        foreach (var session in sessions.Where(s => !remaining.Contains(s.AuthorizationId)))
         {
-            if (await authorizations.FindByIdAsync(session.AuthorizationId, cancellationToken) is not null)
-                continue;
             if (wasValid.Contains(session.AuthorizationId))
-                await events.RaiseAsync(EventTypes.SessionExpired, await db.Users.FindAsync(session.UserId) is { } user
+                await events.RaiseAsync(EventTypes.SessionExpired, await db.Users.FindAsync([session.UserId], cancellationToken) is { } user
                     ? SecurityEvents.Subject.Of(user) : new SecurityEvents.Subject(session.UserId), new { session = session.AuthorizationId });
             db.Sessions.Remove(session);
         }
         await db.SaveChangesAsync(cancellationToken);
     }
+
+    async Task<HashSet<string>> AuthorizationIdsAsync(List<string> ids, bool onlyValid, CancellationToken cancellationToken) =>
+        (await db.Set<OpenIddictEntityFrameworkCoreAuthorization>().AsNoTracking()
+            .Where(a => ids.Contains(a.Id!) && (!onlyValid || a.Status == Statuses.Valid))
+            .Select(a => a.Id!).ToListAsync(cancellationToken)).ToHashSet();
 }

@@ -289,6 +289,39 @@ public sealed class StartupTests : IDisposable
         Assert.False(broken.GetProperty("valid").GetBoolean());
     }
 
+    [Fact]
+    public async Task PruneSessions_ASessionWhoseTokensAllExpired_IsRemovedWithSessionExpired()
+    {
+        var clock = new ShiftedClock();
+        await using var server = new ServerFactory(database, keys,
+            [Set("Identity:Tokens:AccessTokenLifetime", "00:00:01"), Set("Identity:Tokens:RefreshTokenLifetime", "00:00:01"),
+             Set("Identity:Tokens:IdentityTokenLifetime", "00:00:01")])
+            .WithWebHostBuilder(b => b.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(clock)));
+        var http = server.CreateClient();
+        var email = $"expiring-{Guid.NewGuid():N}@example.test";
+        var registered = await http.PostAsJsonAsync("/api/v1/auth/register", new { email, password = "a long enough passphrase" });
+        var userId = JsonDocument.Parse(await registered.Content.ReadAsStringAsync()).RootElement.GetProperty("user").GetProperty("id").GetString();
+        async Task<int> SessionsAsync()
+        {
+            using var scope = server.Services.CreateScope();
+            return await scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>().Sessions.CountAsync(s => s.UserId == userId);
+        }
+        Assert.Equal(1, await SessionsAsync());
+
+        // The tokens expire after a second; pruning takes what is a day past that.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        clock.Shift = TimeSpan.FromDays(2);
+        using (var scope = server.Services.CreateScope())
+            await ActivatorUtilities.CreateInstance<Identity.Server.Sessions.PruneSessions>(scope.ServiceProvider).Execute(null!, CancellationToken.None);
+
+        Assert.Equal(0, await SessionsAsync());
+        using (var scope = server.Services.CreateScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>();
+            Assert.Equal(1, await db.AuditEntries.CountAsync(a => a.Action == "session.expired" && a.SubjectId == userId));
+        }
+    }
+
     sealed class ShiftedClock : TimeProvider
     {
         public TimeSpan Shift { get; set; }
