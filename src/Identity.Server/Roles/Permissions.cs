@@ -50,6 +50,7 @@ public static class BuiltInRoles
         new(Admin, "Administers the whole server", false, [.. Roles.Permissions.Catalogue.Keys]),
         new(User, "Every account", false, [Roles.Permissions.ReadProfile, Roles.Permissions.WriteProfile]),
         new(OrgAdmin, "Administers the users of their own organization", true,
-            [Roles.Permissions.UsersRead, Roles.Permissions.UsersWrite, Roles.Permissions.RolesRead]),
+            // audit:read here shows the organization's own entries only (see AuditApi).
+            [Roles.Permissions.UsersRead, Roles.Permissions.UsersWrite, Roles.Permissions.RolesRead, Roles.Permissions.AuditRead]),
     ];
 }

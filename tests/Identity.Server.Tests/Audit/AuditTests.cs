@@ -41,6 +41,33 @@ public abstract class AuditTests<TFactory>(TFactory factory) : ServerTests<TFact
     }
 
     [Fact]
+    public async Task Audit_OrgAdminSeesOnlyTheirOrganizationsEntries()
+    {
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var orgAdmin = await CreateUserInAsync($"acme-{tag}.test", "org_admin");
+        var colleague = await CreateUserInAsync($"acme-{tag}.test");
+        var outsider = await CreateUserInAsync($"globex-{tag}.test");
+        await LoginAsync(colleague);
+        await LoginAsync(outsider);
+        var token = await LoginAsync(orgAdmin);
+
+        var log = await ApiAsync(HttpMethod.Get, "/api/v1/audit?limit=100", token);
+        var verify = await ApiAsync(HttpMethod.Get, "/api/v1/audit/verify", token);
+
+        Assert.Equal(HttpStatusCode.OK, log.Status);
+        var entries = log.Body.GetProperty("entries").EnumerateArray().ToList();
+        var organizations = entries.Select(e => e.GetProperty("organization").GetString()).Distinct().ToList();
+        Assert.Single(organizations);
+        Assert.NotNull(organizations[0]);
+        Assert.Contains(entries, e => e.GetProperty("action").GetString() == "auth.login");
+        var admin = await AdminAsync();
+        var outsiderEntries = (await ApiAsync(HttpMethod.Get, "/api/v1/audit?limit=100", admin)).Body.GetProperty("entries").EnumerateArray()
+            .Where(e => e.GetProperty("organization").GetString() is { } org && org != organizations[0]).ToList();
+        Assert.NotEmpty(outsiderEntries);
+        Assert.Equal("FORBIDDEN", ErrorCode(verify));
+    }
+
+    [Fact]
     public async Task Audit_NeedsAuditRead_AndValidatesItsQuery()
     {
         var user = await LoginAsync(await CreateUserAsync());
