@@ -49,6 +49,25 @@ public sealed class WebhookTests(SqliteServer server) : ServerTests<SqliteServer
     }
 
     [Fact]
+    public async Task Webhook_OneSubscriptionsEventsArriveInTheOrderTheyHappened_EvenAcrossRetries()
+    {
+        await using var receiver = new WebhookReceiver(Secret) { FailFirst = 2 };
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        await SubscribeAsync(admin, receiver.Url, new { max_attempts = 5, initial_delay = 1, backoff_multiplier = 1 }, "user.created");
+        var emails = Enumerable.Range(0, 3).Select(i => $"ordered-{i}-{Guid.NewGuid():N}@example.test").ToList();
+
+        // The first event's delivery fails twice; the later ones must wait behind it, not overtake it.
+        foreach (var email in emails)
+            await ApiAsync(HttpMethod.Post, "/api/v1/auth/register", body: new { email, password = Password });
+        var received = await receiver.WaitForAsync(5, TimeSpan.FromSeconds(30));
+
+        var accepted = received.Where(r => r.AnsweredWith == 200)
+            .Select(r => JsonDocument.Parse(r.Body).RootElement.GetProperty("data").GetProperty("user").GetProperty("email").GetString()!).ToList();
+        Assert.Equal(emails, accepted);
+        Assert.All(received.Where(r => r.AnsweredWith == 500), r => Assert.Contains(emails[0], r.Body));
+    }
+
+    [Fact]
     public async Task Webhook_GivesUpAfterTheLastAttempt_AndRaisesWebhookFailed()
     {
         await using var receiver = new WebhookReceiver(Secret) { FailFirst = int.MaxValue };
