@@ -4,6 +4,9 @@ using System.Text.Json;
 using Duende.IdentityModel.Client;
 using Identity.Server.Tests.Infrastructure;
 using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Identity.Server.Tests.Mfa;
 
@@ -74,6 +77,18 @@ public sealed class MfaTests(SqliteServer server) : ServerTests<SqliteServer>(se
         Assert.True(right.Body.GetProperty("verified").GetBoolean());
         Assert.Equal(10, right.Body.GetProperty("remaining_backup_codes").GetInt32());
         Assert.True(afterVerify.Body.GetProperty("mfa_required").GetBoolean());
+
+        // At rest: the secret only encrypted, the backup codes only hashed; the change is in the audit log.
+        using var scope = Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>();
+        var user = await db.Users.SingleAsync(u => u.Email == email);
+        var factor = await db.MfaFactors.SingleAsync(f => f.UserId == user.Id);
+        Assert.DoesNotContain(secret, factor.ProtectedSecret);
+        Assert.Equal(secret, scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.DataProtection.IDataProtectionProvider>()
+            .CreateProtector("Identity.Mfa.TotpSecret").Unprotect(factor.ProtectedSecret));
+        var hashes = await db.MfaBackupCodes.Where(c => c.UserId == user.Id).Select(c => c.Hash).ToListAsync();
+        Assert.DoesNotContain(hashes, h => codes.Any(c => h.Contains(c!.Replace("-", ""))));
+        Assert.Equal(1, await db.AuditEntries.CountAsync(a => a.SubjectId == user.Id && a.Action == "mfa.enabled"));
     }
 
     [Fact]
@@ -229,6 +244,13 @@ public sealed class MfaTests(SqliteServer server) : ServerTests<SqliteServer>(se
         var id = (await ApiAsync(HttpMethod.Get, $"/api/v1/users?search={Uri.EscapeDataString(other.Email)}", admin)).Body.GetProperty("users")[0].GetProperty("id").GetString();
         Assert.Equal(HttpStatusCode.NoContent, (await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/mfa", admin)).Status);
         Assert.True((await LoginRawAsync(other.Email)).Body.TryGetProperty("access_token", out _));
+
+        // Both ways off are on record, the admin's with the admin as the actor.
+        var disabled = (await ApiAsync(HttpMethod.Get, "/api/v1/audit?action=mfa.disabled&limit=100", admin)).Body.GetProperty("entries").EnumerateArray().ToList();
+        var selfId = (await ApiAsync(HttpMethod.Get, $"/api/v1/users?search={Uri.EscapeDataString(user.Email)}", admin)).Body.GetProperty("users")[0].GetProperty("id").GetString();
+        Assert.Contains(disabled, e => e.GetProperty("subject").GetString() == selfId);
+        var reset = Assert.Single(disabled, e => e.GetProperty("subject").GetString() == id);
+        Assert.NotEqual(id, reset.GetProperty("actor").GetString());
     }
 
     [Fact]
