@@ -13,7 +13,8 @@ namespace Identity.Server.Tests.Infrastructure;
 
 /// <summary>
 /// A real webhook receiver on 127.0.0.1 (Kestrel): checks each signature with the seed's verifyWebhook algorithm,
-/// answers 500 to the first <see cref="FailFirst"/> requests, then 200.
+/// leaves the first <see cref="HangFirst"/> requests unanswered (kept with status 0), answers 500 to the first
+/// <see cref="FailFirst"/> requests, then 200.
 /// </summary>
 public sealed class WebhookReceiver : IAsyncDisposable
 {
@@ -23,6 +24,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
     public ConcurrentQueue<Received> Requests { get; } = new();
     public string Secret { get; }
     public int FailFirst { get; set; }
+    public int HangFirst { get; set; }
     public string Url { get; }
 
     public WebhookReceiver(string secret)
@@ -37,6 +39,14 @@ public sealed class WebhookReceiver : IAsyncDisposable
             using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
             var body = await reader.ReadToEndAsync();
             var signature = http.Request.Headers["X-Webhook-Signature"].ToString();
+            // A hanging receiver: never answers the first requests; the server has to give up on them.
+            if (Requests.Count < HangFirst)
+            {
+                Requests.Enqueue(new Received(body, signature, http.Request.Headers["X-Webhook-Id"], http.Request.Headers["X-Webhook-Timestamp"],
+                    Verify(body, signature), 0));
+                await Task.Delay(TimeSpan.FromMinutes(1), http.RequestAborted).ContinueWith(_ => { });
+                return Results.StatusCode(504);
+            }
             var status = Requests.Count < FailFirst ? 500 : 200;
             Requests.Enqueue(new Received(body, signature, http.Request.Headers["X-Webhook-Id"], http.Request.Headers["X-Webhook-Timestamp"],
                 Verify(body, signature), status));

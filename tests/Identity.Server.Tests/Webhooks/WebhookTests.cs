@@ -158,6 +158,34 @@ public sealed class WebhookHostingTests : IDisposable
         Assert.All(received, r => Assert.True(r.SignatureValid));
     }
 
+    [Fact]
+    public async Task Webhook_HangingReceiver_TimesOutAndIsRetried()
+    {
+        await using var receiver = new WebhookReceiver(Secret) { HangFirst = 1 };
+        await using var server = new ServerFactory(database, keys, [new("Identity:Webhooks:Timeout", "00:00:01")]);
+        var http = server.CreateClient();
+        http.DefaultRequestHeaders.Authorization = new("Bearer", await AdminTokenAsync(http));
+        var created = await http.PostAsJsonAsync("/api/v1/webhooks", new
+        {
+            url = receiver.Url, events = new[] { "user.created" }, secret = Secret,
+            retry_policy = new { max_attempts = 3, initial_delay = 1, backoff_multiplier = 1 },
+        });
+        var id = JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement.GetProperty("webhook").GetProperty("id").GetString();
+
+        await http.PostAsJsonAsync("/api/v1/auth/register", new { email = $"hang-{Guid.NewGuid():N}@example.test", password = "a long enough passphrase" });
+        var received = await receiver.WaitForAsync(2, TimeSpan.FromSeconds(30));
+        JsonElement delivery = default;
+        for (var i = 0; i < 50 && delivery.ValueKind == JsonValueKind.Undefined; i++, await Task.Delay(100))
+            delivery = JsonDocument.Parse(await http.GetStringAsync($"/api/v1/webhooks/{id}/deliveries")).RootElement.GetProperty("deliveries")
+                .EnumerateArray().FirstOrDefault(d => d.GetProperty("status").GetString() == "delivered");
+
+        Assert.Equal([0, 200], received.Select(r => r.AnsweredWith));
+        var attempts = delivery.GetProperty("attempt_log").EnumerateArray().ToList();
+        Assert.Equal(2, attempts.Count);
+        Assert.Contains("No answer within 1 s", attempts[0].GetProperty("error").GetString());
+        Assert.Equal(200, attempts[1].GetProperty("status_code").GetInt32());
+    }
+
     [Theory]
     [InlineData("http://127.0.0.1:9/hook")]
     [InlineData("http://10.1.2.3/hook")]
