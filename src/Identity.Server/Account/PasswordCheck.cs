@@ -55,10 +55,7 @@ public static class PasswordCheck
                 : Outcome.Invalid;
         }
 
-        // A plain column update: concurrent logins of one account must not trip over its concurrency stamp.
-        user.LastLoginAt = DateTimeOffset.UtcNow;
-        await db.Users.Where(u => u.Id == user.Id).ExecuteUpdateAsync(s => s.SetProperty(u => u.LastLoginAt, user.LastLoginAt));
-        db.Entry(user).Property(u => u.LastLoginAt).IsModified = false;
+        await Users.Accounts.RecordLoginAsync(db, user);
         return new Outcome(user, null);
     }
 }

@@ -80,7 +80,7 @@ public static class AuthApi
 
     static async Task<IResult> Me(ClaimsPrincipal principal, UserManager<User> users, IdentityDbContext db, HttpContext http)
     {
-        var user = await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "");
+        var user = await users.GetUserAsync(principal);
         if (user is null)
             return ApiErrors.Result(http, StatusCodes.Status404NotFound, "NOT_FOUND", "The token does not belong to a user.");
         return Results.Ok(new MeResponse(await UserView.OfAsync(db, user)));

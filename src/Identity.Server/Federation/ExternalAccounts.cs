@@ -57,13 +57,7 @@ public sealed class ExternalAccounts(UserManager<User> users, SignInManager<User
     {
         var resolution = await FindOrCreateAsync(external);
         if (resolution.Outcome is Outcome.SignedIn or Outcome.Linked or Outcome.Created)
-        {
-            // A plain column update, as for password logins: concurrent sign-ins must not trip over the concurrency stamp.
-            var user = resolution.User!;
-            user.LastLoginAt = DateTimeOffset.UtcNow;
-            await db.Users.Where(u => u.Id == user.Id).ExecuteUpdateAsync(s => s.SetProperty(u => u.LastLoginAt, user.LastLoginAt));
-            db.Entry(user).Property(u => u.LastLoginAt).IsModified = false;
-        }
+            await Accounts.RecordLoginAsync(db, resolution.User!);
         else
         {
             await events.RaiseNowAsync(EventTypes.AuthFailed, resolution.User is null ? null : SecurityEvents.Subject.Of(resolution.User),

@@ -85,7 +85,8 @@ public static class FederationApi
             http.Response.Redirect("/Account/Login");
             return;
         }
-        var back = LoginPageHandler + "&ReturnUrl=" + Uri.EscapeDataString(IsLocal(returnUrl) ? returnUrl! : "/");
+        // The login page accepts only a local return URL when it finally redirects, as for password sign-ins.
+        var back = LoginPageHandler + "&ReturnUrl=" + Uri.EscapeDataString(returnUrl ?? "/");
         var properties = new AuthenticationProperties { RedirectUri = back };
         properties.Items[LoginProviderKey] = found.Name;
         var scheme = found.Name;
@@ -128,10 +129,11 @@ public static class FederationApi
         identity = await GitHubEmails.CompleteAsync(identity, httpClients.CreateClient(UpstreamClient.HttpClientName),
             result.Properties?.GetTokenValue(OpenIddictClientAspNetCoreConstants.Tokens.BackchannelAccessToken), http.RequestAborted);
 
+        // The redirect address is the one Challenge set: it comes back inside OpenIddict's encrypted state.
         var properties = new AuthenticationProperties { RedirectUri = result.Properties?.RedirectUri ?? LoginPageHandler };
         properties.Items[LoginProviderKey] = identity.Provider;
         await http.SignInAsync(IdentityConstants.ExternalScheme, identity.ToPrincipal(), properties);
-        return Results.Redirect(IsLocal(properties.RedirectUri) ? properties.RedirectUri : LoginPageHandler);
+        return Results.Redirect(properties.RedirectUri);
     }
 
     /// <summary>The external sign-in the login page picks up: the provider and what it said of the user.</summary>
@@ -248,7 +250,7 @@ public static class FederationApi
 
     static async Task<IResult> ListLogins(ClaimsPrincipal principal, UserManager<User> users, ExternalProviders providers, HttpContext http)
     {
-        if (await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "") is not { } user)
+        if (await users.GetUserAsync(principal) is not { } user)
             return ApiErrors.NotFound(http);
         var logins = await users.GetLoginsAsync(user);
         return Results.Ok(new LoginsResponse(
@@ -258,7 +260,7 @@ public static class FederationApi
 
     static async Task<IResult> RemoveLogin(string provider, ClaimsPrincipal principal, UserManager<User> users, SecurityEvents events, HttpContext http)
     {
-        if (await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "") is not { } user)
+        if (await users.GetUserAsync(principal) is not { } user)
             return ApiErrors.NotFound(http);
         var logins = await users.GetLoginsAsync(user);
         if (logins.FirstOrDefault(l => l.LoginProvider == provider) is not { } login)
@@ -282,7 +284,4 @@ public static class FederationApi
 
     static IResult Invalid(HttpContext http, string message, string field) => ApiErrors.Result(http, 400, "INVALID_REQUEST", message, new { field });
 
-    // Only local addresses: an open redirect here would turn the sign-in into a phishing relay.
-    static bool IsLocal(string? url) =>
-        !string.IsNullOrEmpty(url) && url[0] == '/' && (url.Length == 1 || (url[1] != '/' && url[1] != '\\'));
 }

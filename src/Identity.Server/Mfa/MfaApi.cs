@@ -55,7 +55,7 @@ public static class MfaApi
         if (method is not (MultiFactor.Totp or MultiFactor.Phone))
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "method must be \"totp\" or \"phone\".", new { field = "method" });
 
-        var user = await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "");
+        var user = await users.GetUserAsync(principal);
         if (user is null)
             return ApiErrors.Result(http, 401, "UNAUTHORIZED", "The token's account no longer exists.");
         if (method == MultiFactor.Phone)
@@ -95,7 +95,7 @@ public static class MfaApi
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The body must be a JSON object {token, method}.");
         if ((body.Method ?? MultiFactor.Totp) is not (MultiFactor.Totp or MultiFactor.Phone or MultiFactor.Sms))
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "A setup is confirmed with method \"totp\" or \"phone\".", new { field = "method" });
-        var user = await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "");
+        var user = await users.GetUserAsync(principal);
         if (user is null)
             return ApiErrors.Result(http, 401, "UNAUTHORIZED", "The token's account no longer exists.");
 
@@ -105,7 +105,7 @@ public static class MfaApi
 
     static async Task<IResult> Disable(HttpContext http, [Microsoft.AspNetCore.Mvc.FromBody] DisableRequest? body, ClaimsPrincipal principal, UserManager<User> users, MultiFactor mfa)
     {
-        var user = await users.FindByIdAsync(principal.FindFirstValue(Claims.Subject) ?? "");
+        var user = await users.GetUserAsync(principal);
         if (user is null)
             return ApiErrors.Result(http, 401, "UNAUTHORIZED", "The token's account no longer exists.");
         return Answer(http, await mfa.DisableAsync(user, body?.Token)) ?? Results.NoContent();

@@ -35,6 +35,17 @@ public static class Accounts
         return await users.AddToRolesAsync(user, granted);
     }
 
+    /// <summary>
+    /// Stamps a successful sign-in on the account. A plain column update: concurrent logins of one account must not
+    /// trip over its concurrency stamp.
+    /// </summary>
+    public static async Task RecordLoginAsync(IdentityDbContext db, User user)
+    {
+        user.LastLoginAt = DateTimeOffset.UtcNow;
+        await db.Users.Where(u => u.Id == user.Id).ExecuteUpdateAsync(s => s.SetProperty(u => u.LastLoginAt, user.LastLoginAt));
+        db.Entry(user).Property(u => u.LastLoginAt).IsModified = false;
+    }
+
     /// <summary>Deletes the account and revokes every session and token it had, so nothing it held still works.</summary>
     public static async Task DeleteAsync(UserManager<User> users, IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens,
         SecurityEvents events, User user)

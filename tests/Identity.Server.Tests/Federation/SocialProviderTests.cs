@@ -209,6 +209,21 @@ public sealed class SocialProviderTests(SocialProvidersServer server) : ServerTe
     }
 
     [Fact]
+    public async Task ExternalSignIn_ForeignReturnUrl_IsNeverFollowed()
+    {
+        var browser = new Browser(Factory, Https);
+        var google = await browser.OpenAsync("/Account/External/google?returnUrl=" + Uri.EscapeDataString("https://evil.example/phish"));
+        var state = QueryHelpers.ParseQuery(google.LeftTo!.Query)["state"].ToString();
+        var code = Factory.Google.Issue(new LocalProvider.Account("redirect-" + Guid.NewGuid().ToString("N"), $"r-{Guid.NewGuid():N}@example.test", true, "R"));
+
+        var back = await browser.OpenAsync($"/signin/google?code={Uri.EscapeDataString(code)}&state={Uri.EscapeDataString(state)}");
+
+        Assert.Null(back.LeftTo);
+        Assert.Equal("localhost", back.Url.Host);
+        Assert.Equal("/", back.Url.AbsolutePath);
+    }
+
+    [Fact]
     public async Task Google_ForgedState_IsSentBackToTheLoginPage()
     {
         var browser = new Browser(Factory, Https);
