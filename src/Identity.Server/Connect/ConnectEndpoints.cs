@@ -87,24 +87,41 @@ public static class ConnectEndpoints
         return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
-    /// <summary>The token endpoint; also behind the auth API's refresh address.</summary>
-    internal static async Task<IResult> Exchange(HttpContext http, UserManager<User> users, SignInManager<User> signIn,
-        IOpenIddictApplicationManager applications, PrincipalFactory factory, MultiFactor mfa, SecurityEvents events, IdentityDbContext db)
+    /// <summary>
+    /// The token endpoint; also behind the auth API's refresh and MFA verify addresses. Each grant asks for the
+    /// services it uses, when it runs: building the user and sign-in managers for a client_credentials request
+    /// (which needs neither) cost a sixth of it.
+    /// </summary>
+    internal static async Task<IResult> Exchange(HttpContext http, IServiceProvider services)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
 
+        if (request.IsClientCredentialsGrantType())
+        {
+            var applications = services.GetRequiredService<IOpenIddictApplicationManager>();
+            var application = await applications.FindByClientIdAsync(request.ClientId!)
+                ?? throw new InvalidOperationException("The client was validated by OpenIddict but no longer exists.");
+            return SignIn(PrincipalFactory.ForClient(services.GetRequiredService<ScopeResources>(), request.ClientId!,
+                await applications.GetDisplayNameAsync(application), request.GetScopes()));
+        }
+
+        var users = services.GetRequiredService<UserManager<User>>();
+        var factory = services.GetRequiredService<PrincipalFactory>();
         if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType())
         {
             var previous = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal!;
             var user = await users.FindByIdAsync(previous.GetClaim(Claims.Subject)!);
-            if (user is null || !await signIn.CanSignInAsync(user) || await users.IsLockedOutAsync(user))
+            if (user is null || !await services.GetRequiredService<SignInManager<User>>().CanSignInAsync(user) || await users.IsLockedOutAsync(user))
                 return Forbid(Errors.InvalidGrant, "The token is no longer valid.");
             return SignIn(await factory.RenewAsync(previous, user));
         }
 
+        var mfa = services.GetRequiredService<MultiFactor>();
+        var events = services.GetRequiredService<SecurityEvents>();
         if (request.IsPasswordGrantType())
         {
-            var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, db, request.Username, request.Password);
+            var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, services.GetRequiredService<SignInManager<User>>(), events,
+                services.GetRequiredService<IdentityDbContext>(), request.Username, request.Password);
             if (user is null)
                 return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid." : "The account is locked.");
             if (await mfa.IsEnabledAsync(user.Id))
@@ -128,13 +145,6 @@ public static class ConnectEndpoints
                 MultiFactor.Outcome.Rejected => Forbid(Errors.InvalidGrant, "The code is not valid.", "invalid_code"),
                 _ => Forbid(Errors.InvalidGrant, "The mfa_token is invalid, expired or already used.", "invalid_mfa_token"),
             };
-        }
-
-        if (request.IsClientCredentialsGrantType())
-        {
-            var application = await applications.FindByClientIdAsync(request.ClientId!)
-                ?? throw new InvalidOperationException("The client was validated by OpenIddict but no longer exists.");
-            return SignIn(await factory.ForClientAsync(request.ClientId!, await applications.GetDisplayNameAsync(application), request.GetScopes()));
         }
 
         return Forbid(Errors.UnsupportedGrantType, "The grant type is not supported.");

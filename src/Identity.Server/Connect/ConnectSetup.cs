@@ -28,6 +28,8 @@ public static class ConnectSetup
         builder.Services.AddScoped<PrincipalFactory>();
         builder.Services.AddScoped<Sessions.SessionStore>();
         builder.Services.AddSingleton<VerifiedSecrets>();
+        builder.Services.AddSingleton<ClientSnapshots>();
+        builder.Services.AddScoped<OpenIddict.Abstractions.IOpenIddictApplicationCache<OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreApplication>, ClientCache>();
         builder.Services.AddOpenIddict()
             .AddCore(core =>
             {

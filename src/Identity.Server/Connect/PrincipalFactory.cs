@@ -37,7 +37,7 @@ public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext 
             user, previous.GetClaims(Claims.AuthenticationMethodReference));
 
     /// <summary>A client acting on its own behalf (client credentials): the subject is the client.</summary>
-    public async Task<ClaimsPrincipal> ForClientAsync(string clientId, string? displayName, IEnumerable<string> scopes)
+    public static ClaimsPrincipal ForClient(ScopeResources scopeResources, string clientId, string? displayName, IEnumerable<string> scopes)
     {
         var identity = NewIdentity();
         identity.SetClaim(Claims.Subject, clientId).SetClaim(Claims.Name, displayName ?? clientId);

@@ -37,15 +37,25 @@ public sealed class VerifiedSecrets(TimeProvider time)
         Convert.ToBase64String(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(storedHash + "\n" + secret)));
 }
 
-/// <summary>OpenIddict's application manager, with <see cref="VerifiedSecrets"/> in front of the PBKDF2 check.</summary>
+/// <summary>
+/// OpenIddict's application manager, with <see cref="VerifiedSecrets"/> in front of the PBKDF2 check, and the
+/// shared <see cref="ClientSnapshots"/> emptied once a client is deleted (OpenIddict tells its cache just before).
+/// </summary>
 public sealed class ApplicationManager<TApplication>(
     IOpenIddictApplicationCache<TApplication> cache,
     ILogger<OpenIddictApplicationManager<TApplication>> logger,
     IOptionsMonitor<OpenIddictCoreOptions> options,
     IOpenIddictApplicationStore<TApplication> store,
-    VerifiedSecrets verified)
+    VerifiedSecrets verified,
+    ClientSnapshots snapshots)
     : OpenIddictApplicationManager<TApplication>(cache, logger, options, store) where TApplication : class
 {
+    public override async ValueTask DeleteAsync(TApplication application, CancellationToken cancellationToken = default)
+    {
+        await base.DeleteAsync(application, cancellationToken);
+        snapshots.Clear();
+    }
+
     protected override async ValueTask<bool> ValidateClientSecretAsync(string secret, string comparand, CancellationToken cancellationToken = default)
     {
         if (verified.Contains(secret, comparand))

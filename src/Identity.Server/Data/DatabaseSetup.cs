@@ -24,13 +24,13 @@ public static class DatabaseSetup
         {
             case DatabaseProvider.Sqlite:
                 connection = PrepareSqlite(connection ?? DefaultSqliteConnection, builder.Environment.ContentRootPath);
-                builder.Services.AddDbContext<IdentityDbContext, SqliteIdentityDbContext>(o => o.UseSqlite(connection).AddInterceptors(SqlitePragmas.Instance, Audit.AuditChain.Instance, Policies.DirectoryChanges.Instance));
+                builder.Services.AddDbContextPool<IdentityDbContext, SqliteIdentityDbContext>(o => o.UseSqlite(connection).AddInterceptors(SqlitePragmas.Instance, Audit.AuditChain.Instance, Policies.DirectoryChanges.Instance));
                 break;
             case DatabaseProvider.PostgreSql:
-                builder.Services.AddDbContext<IdentityDbContext, PostgreSqlIdentityDbContext>(o => o.UseNpgsql(Require(connection, options.Provider)).AddInterceptors(Audit.AuditChain.Instance, Policies.DirectoryChanges.Instance));
+                builder.Services.AddDbContextPool<IdentityDbContext, PostgreSqlIdentityDbContext>(o => o.UseNpgsql(Require(connection, options.Provider)).AddInterceptors(Audit.AuditChain.Instance, Policies.DirectoryChanges.Instance));
                 break;
             case DatabaseProvider.SqlServer:
-                builder.Services.AddDbContext<IdentityDbContext, SqlServerIdentityDbContext>(o => o.UseSqlServer(Require(connection, options.Provider)).AddInterceptors(Audit.AuditChain.Instance, Policies.DirectoryChanges.Instance));
+                builder.Services.AddDbContextPool<IdentityDbContext, SqlServerIdentityDbContext>(o => o.UseSqlServer(Require(connection, options.Provider)).AddInterceptors(Audit.AuditChain.Instance, Policies.DirectoryChanges.Instance));
                 break;
         }
 

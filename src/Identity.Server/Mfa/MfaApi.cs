@@ -72,12 +72,11 @@ public static class MfaApi
         return Results.Ok(new SetupResponse(setup.Secret, setup.SetupUri, setup.QrCode, setup.BackupCodes));
     }
 
-    static async Task<IResult> Verify(HttpContext http, UserManager<User> users, SignInManager<User> signIn,
-        IOpenIddictApplicationManager applications, PrincipalFactory factory, MultiFactor mfa, Events.SecurityEvents events, IdentityDbContext db)
+    static async Task<IResult> Verify(HttpContext http, UserManager<User> users, MultiFactor mfa)
     {
         // Finishing a login: OpenIddict has read and validated it as a token request (the MFA grant).
         if (http.GetOpenIddictServerRequest() is not null)
-            return await ConnectEndpoints.Exchange(http, users, signIn, applications, factory, mfa, events, db);
+            return await ConnectEndpoints.Exchange(http, http.RequestServices);
 
         var principal = (await http.AuthenticateAsync(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)).Principal;
         if (principal is null)

@@ -133,6 +133,34 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     }
 
     [Fact]
+    public async Task Client_DeletedThroughTheManager_IsRefusedAtOnce()
+    {
+        var clientId = $"deleted-{Guid.NewGuid():N}";
+        const string secret = "deleted-secret-0123456789abcdef0123456789abcdef";
+        using (var scope = Factory.Services.CreateScope())
+            await scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>().CreateAsync(new OpenIddictApplicationDescriptor
+            {
+                ClientId = clientId, ClientSecret = secret, ClientType = OpenIddictConstants.ClientTypes.Confidential,
+                Permissions = { OpenIddictConstants.Permissions.Endpoints.Token, OpenIddictConstants.Permissions.GrantTypes.ClientCredentials },
+            });
+        Task<TokenResponse> TokenAsync() => Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = clientId, ClientSecret = secret,
+        });
+        Assert.False((await TokenAsync()).IsError);
+
+        using (var scope = Factory.Services.CreateScope())
+        {
+            var applications = scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>();
+            await applications.DeleteAsync((await applications.FindByClientIdAsync(clientId))!);
+        }
+
+        var refused = await TokenAsync();
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.HttpStatusCode);
+        Assert.Equal("invalid_client", JsonDocument.Parse(refused.Raw!).RootElement.GetProperty("error").GetString());
+    }
+
+    [Fact]
     public async Task Token_UnsupportedGrant_Returns400()
     {
         var response = await Http.RequestTokenAsync(new TokenRequest

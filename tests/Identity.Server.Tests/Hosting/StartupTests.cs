@@ -322,6 +322,28 @@ public sealed class StartupTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Clients_AreReadFromMemory_AndAChangeMadeElsewhereCountsAfterMaxAge()
+    {
+        var clock = new ShiftedClock();
+        await using var server = new ServerFactory(database, keys).WithWebHostBuilder(b =>
+            b.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(clock)));
+        var http = server.CreateClient();
+        Assert.False((await ServiceTokenAsync(http)).IsError);
+
+        // Another server instance (or an operator) takes client_credentials away from the client, around this one.
+        using (var scope = server.Services.CreateScope())
+            await scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>()
+                .Set<OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreApplication>()
+                .Where(a => a.ClientId == ServerFactory.Service)
+                .ExecuteUpdateAsync(a => a.SetProperty(x => x.Permissions, "[\"ept:token\"]"));
+
+        Assert.False((await ServiceTokenAsync(http)).IsError);
+        clock.Shift = Identity.Server.Connect.ClientSnapshots.MaxAge + TimeSpan.FromSeconds(1);
+        var refused = await ServiceTokenAsync(http);
+        Assert.Equal("unauthorized_client", refused.Error);
+    }
+
     sealed class ShiftedClock : TimeProvider
     {
         public TimeSpan Shift { get; set; }
