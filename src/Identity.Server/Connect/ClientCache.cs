@@ -108,7 +108,8 @@ public sealed class ClientCache(ClientSnapshots snapshots, IOpenIddictApplicatio
     {
         if (db.Set<Application>().Local.FindEntry(application.Id!) is { } entry)
             return entry.Entity;
-        db.Attach(application);
+        // Unchanged, as if just read; only this entity (Attach would also walk its empty navigations).
+        db.Entry(application).State = Microsoft.EntityFrameworkCore.EntityState.Unchanged;
         return application;
     }
 
