@@ -34,7 +34,9 @@ public sealed class WebhookReceiver : IAsyncDisposable
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
         app = builder.Build();
-        app.MapPost("/hook", async (HttpContext http) =>
+        // A path of its own: a subscription left by an earlier test whose receiver had this port must not count here.
+        var path = "/hook/" + Guid.NewGuid().ToString("N");
+        app.MapPost(path, async (HttpContext http) =>
         {
             using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
             var body = await reader.ReadToEndAsync();
@@ -53,7 +55,7 @@ public sealed class WebhookReceiver : IAsyncDisposable
             return Results.StatusCode(status);
         });
         app.StartAsync().GetAwaiter().GetResult();
-        Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/hook";
+        Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + path;
     }
 
     // The seed's verifyWebhook(payload, signature, secret), in C#.
