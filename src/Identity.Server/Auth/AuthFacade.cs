@@ -140,7 +140,8 @@ public static class AuthFacade
                 request[Federation.FederationGrant.Code] = body.String("code");
                 request[Federation.FederationGrant.State] = body.String("state");
                 request[Federation.FederationGrant.CodeVerifier] = body.String("code_verifier");
-                if (new[] { "code", "state", "code_verifier" }.Any(name => string.IsNullOrEmpty(body.String(name))))
+                if (new[] { Federation.FederationGrant.Code, Federation.FederationGrant.State, Federation.FederationGrant.CodeVerifier }
+                        .Any(name => string.IsNullOrEmpty((string?)request[name])))
                 {
                     context.Reject(Errors.InvalidRequest, "code, state and code_verifier are required.");
                     return;

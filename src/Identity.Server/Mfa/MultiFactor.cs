@@ -271,5 +271,4 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         var normalized = new string(code.Where(char.IsLetterOrDigit).Select(char.ToLowerInvariant).ToArray());
         return Convert.ToBase64String(Rfc2898DeriveBytes.Pbkdf2(normalized, Convert.FromBase64String(salt), 10_000, HashAlgorithmName.SHA256, 32));
     }
-
 }

@@ -22,6 +22,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     ExternalProviders providers, ExternalAccounts accounts) : PageModel
 {
     const string Client = "login-page";
+    const string ExternalIncomplete = "The sign-in with the external provider did not complete. Try again.";
 
     [BindProperty] public string? Email { get; set; }
     [BindProperty] public string? Password { get; set; }
@@ -37,7 +38,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     public void OnGet([FromQuery] string? error)
     {
         if (error == "external")
-            Error = "The sign-in with the external provider did not complete. Try again.";
+            Error = ExternalIncomplete;
     }
 
     public async Task<IActionResult> OnPostAsync()
@@ -58,7 +59,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
         var external = await FederationApi.ReadExternalCookieAsync(HttpContext);
         if (external is null)
         {
-            Error = "The sign-in with the external provider did not complete. Try again.";
+            Error = ExternalIncomplete;
             return Page();
         }
 
