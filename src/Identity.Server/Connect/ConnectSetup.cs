@@ -29,6 +29,7 @@ public static class ConnectSetup
         builder.Services.AddScoped<Sessions.SessionStore>();
         builder.Services.AddSingleton<VerifiedSecrets>();
         builder.Services.AddSingleton<ClientSnapshots>();
+        builder.Services.AddSingleton<VerifiedAccessTokens>();
         builder.Services.AddScoped<OpenIddict.Abstractions.IOpenIddictApplicationCache<OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreApplication>, ClientCache>();
         builder.Services.AddOpenIddict()
             .AddCore(core =>
@@ -99,6 +100,8 @@ public static class ConnectSetup
                 validation.AddAudiences(ServerApi.Audience);
                 validation.EnableTokenEntryValidation();
                 validation.EnableAuthorizationEntryValidation();
+                foreach (var handler in VerifiedAccessTokens.Handlers)
+                    validation.AddEventHandler(handler);
                 validation.UseAspNetCore();
             });
 

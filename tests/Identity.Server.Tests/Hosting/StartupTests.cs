@@ -5,6 +5,7 @@ using Duende.IdentityModel.Client;
 using Identity.Server.Tests.Infrastructure;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -206,8 +207,7 @@ public sealed class StartupTests : IDisposable
     public async Task Api_RefusesExpiredTokens()
     {
         var clock = new ShiftedClock();
-        await using var server = new ServerFactory(database, keys).WithWebHostBuilder(b =>
-            b.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(clock)));
+        await using var server = new ServerFactory(database, keys).At(clock);
         var http = server.CreateClient();
         var token = await http.RequestPasswordTokenAsync(new PasswordTokenRequest
         {
@@ -260,8 +260,7 @@ public sealed class StartupTests : IDisposable
     public async Task AuditRetention_PrunesOldEntriesOnRecord_AndTheChainStillVerifies()
     {
         var clock = new ShiftedClock();
-        await using var server = new ServerFactory(database, keys, [Set("Identity:Audit:RetentionDays", "1")]).WithWebHostBuilder(b =>
-            b.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(clock)));
+        await using var server = new ServerFactory(database, keys, [Set("Identity:Audit:RetentionDays", "1")]).At(clock);
         var http = server.CreateClient();
         await http.PostAsJsonAsync("/api/v1/auth/register", new { email = $"old-{Guid.NewGuid():N}@example.test", password = "a long enough passphrase" });
         clock.Shift = TimeSpan.FromDays(2);
@@ -296,7 +295,7 @@ public sealed class StartupTests : IDisposable
         await using var server = new ServerFactory(database, keys,
             [Set("Identity:Tokens:AccessTokenLifetime", "00:00:01"), Set("Identity:Tokens:RefreshTokenLifetime", "00:00:01"),
              Set("Identity:Tokens:IdentityTokenLifetime", "00:00:01")])
-            .WithWebHostBuilder(b => b.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(clock)));
+            .At(clock);
         var http = server.CreateClient();
         var email = $"expiring-{Guid.NewGuid():N}@example.test";
         var registered = await http.PostAsJsonAsync("/api/v1/auth/register", new { email, password = "a long enough passphrase" });
@@ -326,8 +325,7 @@ public sealed class StartupTests : IDisposable
     public async Task Clients_AreReadFromMemory_AndAChangeMadeElsewhereCountsAfterMaxAge()
     {
         var clock = new ShiftedClock();
-        await using var server = new ServerFactory(database, keys).WithWebHostBuilder(b =>
-            b.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(clock)));
+        await using var server = new ServerFactory(database, keys).At(clock);
         var http = server.CreateClient();
         Assert.False((await ServiceTokenAsync(http)).IsError);
 
@@ -344,6 +342,39 @@ public sealed class StartupTests : IDisposable
         Assert.Equal("unauthorized_client", refused.Error);
     }
 
+    [Fact]
+    public async Task MachineTokens_RememberedByTheApis_AreStillRefusedOnceExpiredOrAltered()
+    {
+        var clock = new ShiftedClock();
+        await using var server = new ServerFactory(database, keys).At(clock);
+        var http = server.CreateClient();
+        var token = await http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Service, ClientSecret = ServerFactory.ServiceSecret, Scope = "identity",
+        });
+        async Task<HttpStatusCode> DecideAsync(string accessToken)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/authorize")
+            {
+                Content = JsonContent.Create(new
+                {
+                    principal = new { type = "User", id = "nobody@example.test" }, action = new { type = "Action", id = "read" },
+                    resource = new { type = "Document", id = "doc-1" }, context = new { },
+                }),
+            };
+            request.SetBearerToken(accessToken);
+            return (await http.SendAsync(request)).StatusCode;
+        }
+        var parts = token.AccessToken!.Split('.');
+        var altered = $"{parts[0]}.{parts[1]}.{parts[2][..^4]}AAAA";
+
+        Assert.Equal(HttpStatusCode.OK, await DecideAsync(token.AccessToken!));
+        Assert.Equal(HttpStatusCode.OK, await DecideAsync(token.AccessToken!));
+        Assert.Equal(HttpStatusCode.Unauthorized, await DecideAsync(altered));
+        clock.Shift = TimeSpan.FromSeconds(token.ExpiresIn + 5);
+        Assert.Equal(HttpStatusCode.Unauthorized, await DecideAsync(token.AccessToken!));
+    }
+
     sealed class ShiftedClock : TimeProvider
     {
         public TimeSpan Shift { get; set; }
@@ -352,4 +383,11 @@ public sealed class StartupTests : IDisposable
 
     static string[] Kids(string jwks) =>
         JsonDocument.Parse(jwks).RootElement.GetProperty("keys").EnumerateArray().Select(k => k.GetProperty("kid").GetString()!).Order().ToArray();
+}
+
+static class ClockedServer
+{
+    /// <summary>The server with <paramref name="clock"/> as its time, to move past lifetimes without waiting.</summary>
+    public static WebApplicationFactory<Program> At(this ServerFactory server, TimeProvider clock) =>
+        server.WithWebHostBuilder(b => b.ConfigureTestServices(services => services.AddSingleton<TimeProvider>(clock)));
 }
