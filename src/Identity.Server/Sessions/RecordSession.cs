@@ -8,10 +8,13 @@ namespace Identity.Server.Sessions;
 
 /// <summary>
 /// A sign-in's OpenIddict authorization is its session: when it is created this records where it came from, and
-/// every later token issued from it (code exchange, refresh) marks it used.
+/// later tokens issued from it (code exchange, refresh) mark it used, to the minute: an app refreshing often would
+/// otherwise pay a database write per refresh for a time nobody reads to the second.
 /// </summary>
 public sealed class RecordSession(IdentityDbContext db, TimeProvider time) : IOpenIddictServerHandler<ProcessSignInContext>
 {
+    public static readonly TimeSpan UseResolution = TimeSpan.FromMinutes(1);
+
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ProcessSignInContext>()
         .UseScopedHandler<RecordSession>()
         .SetOrder(OpenIddictServerHandlers.AttachAuthorization.Descriptor.Order + 1_000)
@@ -36,8 +39,10 @@ public sealed class RecordSession(IdentityDbContext db, TimeProvider time) : IOp
                 UserAgent = string.IsNullOrEmpty(userAgent) ? null : userAgent[..Math.Min(userAgent.Length, 512)],
             });
         }
-        else
+        else if (now - session.LastUsedAt >= UseResolution)
             session.LastUsedAt = now;
+        else
+            return;
         await db.SaveChangesAsync();
     }
 }

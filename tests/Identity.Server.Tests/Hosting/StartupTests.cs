@@ -375,6 +375,36 @@ public sealed class StartupTests : IDisposable
         Assert.Equal(HttpStatusCode.Unauthorized, await DecideAsync(token.AccessToken!));
     }
 
+    [Fact]
+    public async Task Sessions_AreMarkedUsedToTheMinute_NotOnEveryRefresh()
+    {
+        var clock = new ShiftedClock();
+        await using var server = new ServerFactory(database, keys).At(clock);
+        var http = server.CreateClient();
+        var email = $"refresher-{Guid.NewGuid():N}@example.test";
+        var signedIn = await http.PostAsJsonAsync("/api/v1/auth/register", new { email, password = "a long enough passphrase" });
+        var refreshToken = JsonDocument.Parse(await signedIn.Content.ReadAsStringAsync()).RootElement.GetProperty("refresh_token").GetString();
+        async Task<DateTimeOffset> RefreshAndReadLastUseAsync()
+        {
+            var refreshed = await http.PostAsJsonAsync("/api/v1/auth/refresh", new { refresh_token = refreshToken });
+            var body = JsonDocument.Parse(await refreshed.Content.ReadAsStringAsync()).RootElement;
+            refreshToken = body.GetProperty("refresh_token").GetString();
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/sessions");
+            request.SetBearerToken(body.GetProperty("access_token").GetString()!);
+            var sessions = JsonDocument.Parse(await (await http.SendAsync(request)).Content.ReadAsStringAsync()).RootElement;
+            return sessions.GetProperty("sessions")[0].GetProperty("last_used_at").GetDateTimeOffset();
+        }
+
+        var first = await RefreshAndReadLastUseAsync();
+        clock.Shift = TimeSpan.FromSeconds(20);
+        var soonAfter = await RefreshAndReadLastUseAsync();
+        clock.Shift = Identity.Server.Sessions.RecordSession.UseResolution + TimeSpan.FromSeconds(5);
+        var later = await RefreshAndReadLastUseAsync();
+
+        Assert.Equal(first, soonAfter);
+        Assert.True(later - first >= Identity.Server.Sessions.RecordSession.UseResolution, $"{first:O} then {later:O}");
+    }
+
     sealed class ShiftedClock : TimeProvider
     {
         public TimeSpan Shift { get; set; }
