@@ -100,8 +100,8 @@ public static class ConnectSetup
                 validation.AddAudiences(ServerApi.Audience);
                 validation.EnableTokenEntryValidation();
                 validation.EnableAuthorizationEntryValidation();
-                foreach (var handler in VerifiedAccessTokens.Handlers)
-                    validation.AddEventHandler(handler);
+                validation.AddEventHandler(VerifiedAccessTokens.Reuse.Descriptor);
+                validation.AddEventHandler(VerifiedAccessTokens.Remember.Descriptor);
                 validation.UseAspNetCore();
             });
 

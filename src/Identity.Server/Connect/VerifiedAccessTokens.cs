@@ -24,8 +24,6 @@ public sealed class VerifiedAccessTokens(TimeProvider time)
 
     readonly ConcurrentDictionary<string, ClaimsPrincipal> verified = new(StringComparer.Ordinal);
 
-    public static IEnumerable<OpenIddictValidationHandlerDescriptor> Handlers => [Reuse.Descriptor, Remember.Descriptor];
-
     ClaimsPrincipal? Find(string token)
     {
         var key = Key(token);
