@@ -87,4 +87,40 @@ public sealed class ExpressionTests
         Assert.Equal((line, column), (ex.Line, ex.Column));
         Assert.Contains($"line {line}, column {column}", ex.Message);
     }
+
+    public static TheoryData<string> Nestings(int depth) => new()
+    {
+        string.Concat(Enumerable.Repeat("{a: ", depth)) + "1" + new string('}', depth) + " != {}",
+        new string('(', depth) + "true" + new string(')', depth),
+        new string('[', depth) + new string(']', depth) + " != []",
+        string.Concat(Enumerable.Repeat("true && ", depth)) + "true",
+        string.Concat(Enumerable.Repeat("1 + ", depth)) + "1 > 0",
+        "true || context" + string.Concat(Enumerable.Repeat(".a", depth)) + " == 1",
+        "context has " + string.Join('.', Enumerable.Repeat("a", depth)) + " || true",
+    };
+
+    public static TheoryData<string> TooDeep => Nestings(20_000);
+    public static TheoryData<string> DeepButAllowed => Nestings(Parsing.PolicyParser.MaxDepth - 10);
+
+    /// <summary>A stack overflow ends the process: a policy a few kilobytes long must not be able to cause one.</summary>
+    [Theory]
+    [MemberData(nameof(TooDeep))]
+    public void Expressions_nested_too_deep_are_a_parse_error(string expression)
+    {
+        var ex = Assert.Throws<PolicyFormatException>(() => PolicySet.Parse($"permit(principal, action, resource) when {{ {expression} }};"));
+        Assert.Contains("nests more than", ex.Message);
+    }
+
+    /// <summary>Up to the bound, parsing and evaluating fit in a thread stack smaller than the server's (1.5 MB).</summary>
+    [Theory]
+    [MemberData(nameof(DeepButAllowed))]
+    public void Expressions_nested_up_to_the_bound_still_evaluate(string expression)
+    {
+        AuthorizationResult? result = null;
+        var thread = new Thread(() => result = Authorize($"permit(principal, action, resource) when {{ {expression} }};",
+            Uid("User", "alice"), Uid("Action", "view"), Uid("Doc", "d")), maxStackSize: 1024 * 1024);
+        thread.Start();
+        thread.Join();
+        Assert.Equal(Decision.Allow, result!.Decision);
+    }
 }

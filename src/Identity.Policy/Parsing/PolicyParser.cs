@@ -9,8 +9,16 @@ namespace Identity.Policy.Parsing;
 /// <summary>Recursive-descent parser for Cedar policy text (grammar as in the reference's grammar.lalrpop).</summary>
 internal sealed class PolicyParser
 {
+    /// <summary>
+    /// How deep an expression may nest: each parenthesis, record, set, argument list and each link of an operator or
+    /// attribute chain counts one. Parsing, validation and evaluation all recurse over the tree, and without a bound
+    /// a few kilobytes of policy nest deep enough to overflow the stack, which no handler can catch: the process ends.
+    /// </summary>
+    internal const int MaxDepth = 200;
+
     private readonly List<Token> _tokens;
     private int _pos;
+    private int _depth;
 
     private PolicyParser(string text) => _tokens = Lexer.Tokenize(text);
 
@@ -221,8 +229,17 @@ internal sealed class PolicyParser
 
     // ---- expressions ----
 
+    /// <summary>One level deeper; a parse error past <see cref="MaxDepth"/>. Callers restore the depth they began at.</summary>
+    private void Nest()
+    {
+        if (++_depth > MaxDepth) throw Error(Peek, $"the expression nests more than {MaxDepth} levels deep; simplify it");
+    }
+
     private Expr ParseExpr()
     {
+        var depth = _depth;
+        Nest();
+        Expr result;
         if (Peek.Is("if"))
         {
             Next();
@@ -231,22 +248,39 @@ internal sealed class PolicyParser
             var t = ParseExpr();
             Expect("else");
             var e = ParseExpr();
-            return new IfExpr(c, t, e);
+            result = new IfExpr(c, t, e);
         }
-        return ParseOr();
+        else
+        {
+            result = ParseOr();
+        }
+        _depth = depth;
+        return result;
     }
 
     private Expr ParseOr()
     {
+        var depth = _depth;
         var left = ParseAnd();
-        while (Accept("||")) left = new OrExpr(left, ParseAnd());
+        while (Accept("||"))
+        {
+            Nest();
+            left = new OrExpr(left, ParseAnd());
+        }
+        _depth = depth;
         return left;
     }
 
     private Expr ParseAnd()
     {
+        var depth = _depth;
         var left = ParseRelation();
-        while (Accept("&&")) left = new AndExpr(left, ParseRelation());
+        while (Accept("&&"))
+        {
+            Nest();
+            left = new AndExpr(left, ParseRelation());
+        }
+        _depth = depth;
         return left;
     }
 
@@ -316,7 +350,13 @@ internal sealed class PolicyParser
         if (Peek.Kind == TokenKind.String) return new HasAttrExpr(target, Lexer.UnescapeString(Next()));
         var first = ExpectName();
         var path = new List<string> { first.Text };
-        while (Accept(".")) path.Add(ExpectName().Text);
+        var depth = _depth;
+        while (Accept("."))
+        {
+            Nest();
+            path.Add(ExpectName().Text);
+        }
+        _depth = depth;
         Expr result = new HasAttrExpr(target, path[0]);
         Expr access = target;
         for (var i = 1; i < path.Count; i++)
@@ -329,23 +369,35 @@ internal sealed class PolicyParser
 
     private Expr ParseAdd()
     {
+        var depth = _depth;
         var left = ParseMult();
         while (Peek.Kind == TokenKind.Punct && Peek.Text is "+" or "-")
         {
+            Nest();
             var op = Next().Text == "+" ? BinaryOp.Add : BinaryOp.Sub;
             left = new BinaryExpr(op, left, ParseMult());
         }
+        _depth = depth;
         return left;
     }
 
     private Expr ParseMult()
     {
+        var depth = _depth;
         var left = ParseUnary();
         while (true)
         {
-            if (Accept("*")) left = new BinaryExpr(BinaryOp.Mul, left, ParseUnary());
+            if (Accept("*"))
+            {
+                Nest();
+                left = new BinaryExpr(BinaryOp.Mul, left, ParseUnary());
+            }
             else if (Peek.Is("/") || Peek.Is("%")) throw Error(Peek, $"the `{Peek.Text}` operator is not supported");
-            else return left;
+            else
+            {
+                _depth = depth;
+                return left;
+            }
         }
     }
 
@@ -386,9 +438,12 @@ internal sealed class PolicyParser
 
     private Expr ParseMember()
     {
+        var depth = _depth;
         var e = ParsePrimary();
         while (true)
         {
+            if (Peek.Is(".") || Peek.Is("["))
+                Nest();
             if (Accept("."))
             {
                 var name = ExpectName();
@@ -416,6 +471,7 @@ internal sealed class PolicyParser
             }
             else
             {
+                _depth = depth;
                 return e;
             }
         }
