@@ -29,6 +29,21 @@ public sealed class Caller
     public bool CanGrant(IEnumerable<string> permissions, bool organizationScoped) =>
         permissions.All(p => Global.Contains(p) || (organizationScoped && InOrganization.Contains(p)));
 
+    /// <summary>
+    /// Does the caller hold every permission <paramref name="userId"/> holds, at a scope as wide? Changing an account
+    /// (its email, MFA, sessions, roles, existence) needs this on top of reaching its organization: otherwise an
+    /// organization admin could re-address, reset or delete a server admin who shares its domain, and take it over.
+    /// </summary>
+    public async Task<bool> HoldsAllOfAsync(IdentityDbContext db, string userId) =>
+        (await GrantsAsync(db, userId)).All(g => CanGrant([g.Permission], g.OrganizationScoped));
+
+    static Task<List<(bool OrganizationScoped, string Permission)>> GrantsAsync(IdentityDbContext db, string userId) =>
+        (from userRole in db.UserRoles
+         join role in db.Roles on userRole.RoleId equals role.Id
+         join claim in db.RoleClaims on role.Id equals claim.RoleId
+         where userRole.UserId == userId && claim.ClaimType == Permissions.ClaimType
+         select new ValueTuple<bool, string>(role.OrganizationScoped, claim.ClaimValue!)).ToListAsync();
+
     /// <summary>Minimal API binding: an endpoint that takes a Caller answers 401 for a token whose user is gone.</summary>
     public static async ValueTask<Caller?> BindAsync(HttpContext http) =>
         await LoadAsync(http.RequestServices.GetRequiredService<IdentityDbContext>(), http.User.FindFirstValue(Claims.Subject));
@@ -39,19 +54,14 @@ public sealed class Caller
         if (user is null)
             return null;
 
-        var grants = await (
-            from userRole in db.UserRoles
-            join role in db.Roles on userRole.RoleId equals role.Id
-            join claim in db.RoleClaims on role.Id equals claim.RoleId
-            where userRole.UserId == user.Id && claim.ClaimType == Permissions.ClaimType
-            select new { role.OrganizationScoped, claim.ClaimValue }).ToListAsync();
+        var grants = await GrantsAsync(db, user.Id);
 
         return new Caller
         {
             UserId = user.Id,
             OrganizationId = user.OrganizationId,
-            Global = grants.Where(g => !g.OrganizationScoped).Select(g => g.ClaimValue!).ToHashSet(StringComparer.Ordinal),
-            InOrganization = grants.Where(g => g.OrganizationScoped).Select(g => g.ClaimValue!).ToHashSet(StringComparer.Ordinal),
+            Global = grants.Where(g => !g.OrganizationScoped).Select(g => g.Permission).ToHashSet(StringComparer.Ordinal),
+            InOrganization = grants.Where(g => g.OrganizationScoped).Select(g => g.Permission).ToHashSet(StringComparer.Ordinal),
         };
     }
 }

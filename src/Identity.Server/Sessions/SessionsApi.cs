@@ -54,9 +54,11 @@ public static class SessionsApi
     static async Task<IResult> RevokeOneAsync(HttpContext http, SessionStore store, string userId, string id) =>
         await store.RevokeAsync(userId, id) ? Results.NoContent() : ApiErrors.NotFound(http);
 
+    /// <summary>Ending someone's sessions changes their account: it needs what changing it needs (<see cref="Caller.HoldsAllOfAsync"/>).</summary>
     static async Task<bool> ReachesAsync(IdentityDbContext db, Caller caller, string permission, string userId) =>
         await db.Users.AsNoTracking().Where(u => u.Id == userId).Select(u => new { u.OrganizationId }).FirstOrDefaultAsync() is { } user &&
-        caller.Reaches(permission, user.OrganizationId);
+        caller.Reaches(permission, user.OrganizationId) &&
+        (permission != Permissions.UsersWrite || await caller.HoldsAllOfAsync(db, userId));
 
 }
 

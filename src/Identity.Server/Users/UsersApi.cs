@@ -102,9 +102,9 @@ public static class UsersApi
     static async Task<IResult> Update(HttpContext http, string id, UpdateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users,
         SecurityEvents events)
     {
-        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (user is null)
-            return ApiErrors.NotFound(http);
+            return refusal!;
         if (body.Name is { Length: > 256 })
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The name is longer than 256 characters.", new { field = "name" });
 
@@ -134,9 +134,9 @@ public static class UsersApi
     static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, UserManager<User> users,
         IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens, SecurityEvents events)
     {
-        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (user is null)
-            return ApiErrors.NotFound(http);
+            return refusal!;
         await Accounts.DeleteAsync(users, authorizations, tokens, events, user);
         return Results.NoContent();
     }
@@ -144,9 +144,9 @@ public static class UsersApi
     static async Task<IResult> AssignRole(HttpContext http, string id, AssignRoleRequest body, Caller caller, IdentityDbContext db, UserManager<User> users,
         SecurityEvents events)
     {
-        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (user is null)
-            return ApiErrors.NotFound(http);
+            return refusal!;
         var role = string.IsNullOrWhiteSpace(body.RoleId) ? null : await FindRoleAsync(db, body.RoleId);
         if (role is null)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "role_id must name an existing role.", new { field = "role_id" });
@@ -166,9 +166,9 @@ public static class UsersApi
     static async Task<IResult> RemoveRole(HttpContext http, string id, string roleId, Caller caller, IdentityDbContext db, UserManager<User> users,
         SecurityEvents events)
     {
-        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (user is null)
-            return ApiErrors.NotFound(http);
+            return refusal!;
         var role = await FindRoleAsync(db, roleId);
         if (role is null || !await users.IsInRoleAsync(user, role.Name!))
             return ApiErrors.NotFound(http);
@@ -182,9 +182,9 @@ public static class UsersApi
 
     static async Task<IResult> ResetMfa(HttpContext http, string id, Caller caller, IdentityDbContext db, Mfa.MultiFactor mfa)
     {
-        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (user is null)
-            return ApiErrors.NotFound(http);
+            return refusal!;
         await mfa.RemoveAsync(user);
         return Results.NoContent();
     }
@@ -194,6 +194,20 @@ public static class UsersApi
     {
         var user = await db.Users.FindAsync(id);
         return user is not null && caller.Reaches(permission, user.OrganizationId) ? user : null;
+    }
+
+    /// <summary>
+    /// The user, if the caller may change it: in reach of its users:write, and holding nothing the caller lacks (else
+    /// 403: the caller may see this account, but changing it would be a way around <see cref="Caller.CanGrant"/>).
+    /// </summary>
+    static async Task<(User? User, IResult? Refusal)> FindChangeableAsync(HttpContext http, IdentityDbContext db, Caller caller, string id)
+    {
+        var user = await FindReachableAsync(db, caller, Permissions.UsersWrite, id);
+        if (user is null)
+            return (null, ApiErrors.NotFound(http));
+        return await caller.HoldsAllOfAsync(db, user.Id)
+            ? (user, null)
+            : (null, ApiErrors.Result(http, 403, "FORBIDDEN", "You cannot change an account that holds permissions you do not hold."));
     }
 
     /// <summary>A role by id or by name.</summary>

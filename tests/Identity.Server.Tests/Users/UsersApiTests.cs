@@ -202,6 +202,42 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
         Assert.Equal(HttpStatusCode.OK, (await ApiAsync(HttpMethod.Get, $"/api/v1/users/{strangerId}", admin)).Status);
     }
 
+    /// <summary>
+    /// A server admin who shares the organization admin's domain is visible to it, but not changeable: re-addressing,
+    /// resetting MFA, ending sessions or deleting would hand the org admin the server admin's account.
+    /// </summary>
+    [Fact]
+    public async Task OrgAdmin_CannotChangeAnAccountHoldingMoreThanItself()
+    {
+        var acme = $"acme-{Guid.NewGuid():N}.test";
+        var orgAdminEmail = await CreateUserInAsync(acme);           // first verified member: org_admin
+        var rootEmail = await CreateUserInAsync(acme, "admin");
+        var peerEmail = await CreateUserInAsync(acme, "org_admin");
+        var admin = await AdminAsync();
+        var rootId = await IdOfAsync(admin, rootEmail);
+        var peerId = await IdOfAsync(admin, peerEmail);
+        var orgAdmin = await LoginAsync(orgAdminEmail);
+
+        var read = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{rootId}", orgAdmin);
+        var readdress = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{rootId}", orgAdmin, new { email = $"taken@{acme}", email_verified = true });
+        var resetMfa = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{rootId}/mfa", orgAdmin);
+        var giveRole = await ApiAsync(HttpMethod.Post, $"/api/v1/users/{rootId}/roles", orgAdmin, new { role_id = "user" });
+        var endSessions = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{rootId}/sessions", orgAdmin);
+        var delete = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{rootId}", orgAdmin);
+        var renamePeer = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{peerId}", orgAdmin, new { name = "Peer" });
+
+        Assert.Equal(HttpStatusCode.OK, read.Status);
+        Assert.Equal("FORBIDDEN", ErrorCode(readdress));
+        Assert.Equal("FORBIDDEN", ErrorCode(resetMfa));
+        Assert.Equal("FORBIDDEN", ErrorCode(giveRole));
+        Assert.Equal("FORBIDDEN", ErrorCode(delete));
+        Assert.Equal("NOT_FOUND", ErrorCode(endSessions));
+        Assert.Equal(HttpStatusCode.OK, renamePeer.Status);
+        var root = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{rootId}", admin);
+        Assert.Equal(rootEmail, root.Body.GetProperty("user").GetProperty("email").GetString());
+        Assert.NotEmpty(await LoginAsync(rootEmail));
+    }
+
     [Fact]
     public async Task Users_BadInput_Is4xxAndChangesNothing()
     {
