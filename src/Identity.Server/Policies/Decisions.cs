@@ -36,6 +36,10 @@ public static partial class Decisions
     public static async Task<AuthorizationResult> DecideAsync(DecisionRequest request, IdentityDbContext db, ActivePolicies active, DirectoryFacts facts,
         CancellationToken cancellationToken)
     {
+        // Only users act, and they come from the database: any other principal (a role, an organization, an entity the
+        // caller made a child of Role::"admin") would escape tenant-isolation, which is about users.
+        if (request.Principal.Type != "User")
+            throw new PolicyFormatException($"the principal must be a User, not {request.Principal.Type}");
         var schema = ServerSchema.Schema;
         var requestEntities = EntityJson.ParseEntities(request.Entities.ValueKind == JsonValueKind.Undefined ? NoEntities : request.Entities, schema);
         if (requestEntities.All.FirstOrDefault(e => ServerSchema.ServerTypes.Contains(e.Uid.Type)) is { } forged)

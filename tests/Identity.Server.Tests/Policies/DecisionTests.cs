@@ -189,6 +189,10 @@ public abstract class DecisionTests<TFactory>(TFactory factory) : PolicyServerTe
     [InlineData("{\"principal\":{\"type\":\"User\"},\"action\":{\"type\":\"Action\",\"id\":\"read\"},\"resource\":{\"type\":\"Document\",\"id\":\"d\"}}")]
     [InlineData("{\"principal\":{\"type\":\"User\",\"id\":\"x\"},\"action\":{\"type\":\"Action\",\"id\":\"read\"}}")]
     [InlineData("{\"principal\":{\"type\":\"User\",\"id\":\"x\"},\"action\":{\"type\":\"Action\",\"id\":\"read\"},\"resource\":{\"type\":\"Document\",\"id\":\"d\"},\"context\":[1]}")]
+    // Only users act: a role, an organization or a caller-made entity placed under Role::"admin" would pass admins-all.
+    [InlineData("{\"principal\":{\"type\":\"Role\",\"id\":\"admin\"},\"action\":{\"type\":\"Action\",\"id\":\"delete\"},\"resource\":{\"type\":\"Document\",\"id\":\"org-acme-doc-1\"}}")]
+    [InlineData("{\"principal\":{\"type\":\"Organization\",\"id\":\"acme.com\"},\"action\":{\"type\":\"Action\",\"id\":\"read\"},\"resource\":{\"type\":\"Document\",\"id\":\"d\"}}")]
+    [InlineData("{\"principal\":{\"type\":\"Service\",\"id\":\"s\"},\"action\":{\"type\":\"Action\",\"id\":\"delete\"},\"resource\":{\"type\":\"Document\",\"id\":\"d\"},\"entities\":[{\"uid\":{\"type\":\"Service\",\"id\":\"s\"},\"attrs\":{},\"parents\":[{\"type\":\"Role\",\"id\":\"admin\"}]}]}")]
     public async Task Authorize_MalformedBody_Returns400Envelope(string json)
     {
         var answer = await ApiAsync(HttpMethod.Post, "/v1/authorize", await ServiceTokenAsync(),
