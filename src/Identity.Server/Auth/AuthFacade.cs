@@ -278,6 +278,8 @@ public static class AuthFacade
         try
         {
             var root = JsonDocument.Parse(buffer.ToArray()).RootElement;
+            if (!JsonText.IsWellFormed(root))
+                return new(default, "The body is not valid JSON: a string holds an unpaired surrogate.");
             return root.ValueKind == JsonValueKind.Object ? new(root, null) : new(root, "The body must be a JSON object.");
         }
         catch (JsonException)

@@ -118,6 +118,9 @@ public static class FederationApi
     static async Task<IResult> OpenIddictCallback(string provider, HttpContext http, ExternalProviders providers, SecurityEvents events,
         IHttpClientFactory httpClients)
     {
+        // Only GitHub and OpenID providers come back here; without one the OpenIddict client is not even registered.
+        if (providers.Find(provider) is not { Kind: ProviderKind.GitHub or ProviderKind.Oidc })
+            return Results.NotFound();
         var result = await http.AuthenticateAsync(OpenIddictClientAspNetCoreDefaults.AuthenticationScheme);
         var name = result.Principal?.GetClaim(Claims.Private.ProviderName);
         var identity = result.Succeeded && name == provider && providers.Find(name) is not null ? ExternalIdentity.From(name, result.Principal!) : null;
@@ -194,8 +197,8 @@ public static class FederationApi
     static async Task<IResult> Callback(HttpContext http, ExternalProviders providers, UpstreamClient upstream, ExternalAccounts accounts,
         IdentityDbContext db, TimeProvider time, PrincipalFactory factory, MultiFactor mfa, SecurityEvents events)
     {
-        var request = http.GetOpenIddictServerRequest()!;
-        if (providers.Find((string?)request[FederationGrant.Provider]) is not { } provider)
+        // Only a configured provider's callback is a token endpoint address; any other reaches here with no request.
+        if (http.GetOpenIddictServerRequest() is not { } request || providers.Find((string?)request[FederationGrant.Provider]) is not { } provider)
             return ApiErrors.Result(http, 404, "NOT_FOUND", "No such external provider is configured.");
 
         var hash = OneTimeTokens.Digest((string)request[FederationGrant.State]!);

@@ -33,7 +33,14 @@ public static class ApiErrors
     {
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
-            StatusCodeSelector = exception => exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+            // InvalidDataException: a form the server cannot read (a NUL, more than 1,024 fields, a 4 MB value), which
+            // surfaces wherever the form is first read, inside OpenIddict for /connect/*. It is the client's fault.
+            StatusCodeSelector = exception => exception switch
+            {
+                BadHttpRequestException bad => bad.StatusCode,
+                InvalidDataException => StatusCodes.Status400BadRequest,
+                _ => StatusCodes.Status500InternalServerError,
+            },
             ExceptionHandler = async http =>
             {
                 var status = http.Response.StatusCode;
@@ -42,6 +49,12 @@ public static class ApiErrors
                     : ("INTERNAL_ERROR", "An unexpected error occurred.");
                 if (IsApi(http.Request.Path))
                     await http.Response.WriteAsJsonAsync(Envelope(http, code, message, null));
+                else if (http.Request.Path.StartsWithSegments("/connect"))
+                    await http.Response.WriteAsJsonAsync(new Dictionary<string, string>
+                    {
+                        ["error"] = status < 500 ? "invalid_request" : "server_error",
+                        ["error_description"] = $"{message} (request {http.TraceIdentifier})",
+                    });
                 else
                     await http.Response.WriteAsync($"{message} (request {http.TraceIdentifier})");
             },

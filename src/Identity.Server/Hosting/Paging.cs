@@ -15,6 +15,9 @@ public static class Paging
             problem = ("page", "page must be a whole number from 1.");
         if (!TryPositive(limit, DefaultLimit, MaxLimit, out pageSize))
             problem ??= ("limit", $"limit must be a whole number from 1 to {MaxLimit}.");
+        // The offset, (page - 1) * limit, is an int in the queries: past it, the multiplication would wrap to page 1's rows.
+        else if ((long)(pageNumber - 1) * pageSize > int.MaxValue)
+            problem ??= ("page", "page is beyond the last page any list can have.");
         return problem is null;
     }
 

@@ -161,6 +161,8 @@ public static class DecisionApi
         try
         {
             using var document = await JsonDocument.ParseAsync(http.Request.Body, cancellationToken: http.RequestAborted);
+            if (!JsonText.IsWellFormed(document.RootElement))
+                throw new PolicyFormatException("the body is not valid JSON: a string holds an unpaired surrogate");
             return document.RootElement.ValueKind == JsonValueKind.Object
                 ? document.RootElement.Clone()
                 : throw new PolicyFormatException("the body must be a JSON object");

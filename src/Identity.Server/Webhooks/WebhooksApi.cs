@@ -120,7 +120,8 @@ public static class WebhooksApi
                 return ("retry_policy.max_attempts", "max_attempts must be from 1 to 20.");
             if (retry.InitialDelay is < 0 or > 3600)
                 return ("retry_policy.initial_delay", "initial_delay must be from 0 to 3600 seconds.");
-            if (retry.BackoffMultiplier is < 1 or > 10)
+            // NaN compares false with both bounds; it would pass them and then fail to store.
+            if (retry.BackoffMultiplier is { } multiplier && !(multiplier is >= 1 and <= 10))
                 return ("retry_policy.backoff_multiplier", "backoff_multiplier must be from 1 to 10.");
         }
         return null;

@@ -84,12 +84,24 @@ public abstract class AuthApiTests<TFactory>(TFactory factory) : ServerTests<TFa
     [InlineData("[1,2,3]")]
     [InlineData("{not json")]
     [InlineData("")]
+    [InlineData("{\"email\":\"a@example.test\",\"password\":\"a long enough passphrase\",\"name\":\"\\ud800\"}")]
     public async Task Register_BadBody_Is400InvalidRequest(string json)
     {
         var answer = await ApiAsync(HttpMethod.Post, "/api/v1/auth/register", body: new StringContent(json, Encoding.UTF8, "application/json"));
 
         Assert.Equal(HttpStatusCode.BadRequest, answer.Status);
         Assert.Equal("INVALID_REQUEST", ErrorCode(answer));
+    }
+
+    /// <summary>With no external provider configured (the default), their addresses do not exist: 404, not a 500.</summary>
+    [Fact]
+    public async Task ExternalSignIn_WithoutProviders_IsNotFound()
+    {
+        var callback = await ApiAsync(HttpMethod.Post, "/api/v1/auth/oauth/google/callback", body: new { code = "c", state = "s", code_verifier = new string('v', 43) });
+        var browserCallback = await Http.GetAsync("/signin/google?code=c&state=s");
+
+        Assert.Equal("NOT_FOUND", ErrorCode(callback));
+        Assert.Equal(HttpStatusCode.NotFound, browserCallback.StatusCode);
     }
 
     [Fact]

@@ -198,6 +198,23 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         Assert.Equal("invalid_request", error.RootElement.GetProperty("error").GetString());
     }
 
+    /// <summary>A form ASP.NET Core cannot read (a NUL, over 1,024 fields) is the client's error, answered as OAuth's.</summary>
+    [Theory]
+    [InlineData("/connect/token")]
+    [InlineData("/connect/introspect")]
+    [InlineData("/connect/revoke")]
+    public async Task Connect_UnreadableForm_Returns400InvalidRequest(string path)
+    {
+        foreach (var body in new[] { "grant_type=password&username=%00admin&token=%00", string.Join('&', Enumerable.Range(0, 1100).Select(i => $"p{i}=1")) })
+        {
+            var response = await Http.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/x-www-form-urlencoded"));
+
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            Assert.Equal("invalid_request", error.RootElement.GetProperty("error").GetString());
+        }
+    }
+
     [Fact]
     public async Task Token_GetInsteadOfPost_Returns400()
     {

@@ -189,6 +189,7 @@ public abstract class DecisionTests<TFactory>(TFactory factory) : PolicyServerTe
     [InlineData("{\"principal\":{\"type\":\"User\"},\"action\":{\"type\":\"Action\",\"id\":\"read\"},\"resource\":{\"type\":\"Document\",\"id\":\"d\"}}")]
     [InlineData("{\"principal\":{\"type\":\"User\",\"id\":\"x\"},\"action\":{\"type\":\"Action\",\"id\":\"read\"}}")]
     [InlineData("{\"principal\":{\"type\":\"User\",\"id\":\"x\"},\"action\":{\"type\":\"Action\",\"id\":\"read\"},\"resource\":{\"type\":\"Document\",\"id\":\"d\"},\"context\":[1]}")]
+    [InlineData("{\"principal\":{\"type\":\"User\",\"id\":\"\\ud800\"},\"action\":{\"type\":\"Action\",\"id\":\"read\"},\"resource\":{\"type\":\"Document\",\"id\":\"d\"}}")]
     // Only users act: a role, an organization or a caller-made entity placed under Role::"admin" would pass admins-all.
     [InlineData("{\"principal\":{\"type\":\"Role\",\"id\":\"admin\"},\"action\":{\"type\":\"Action\",\"id\":\"delete\"},\"resource\":{\"type\":\"Document\",\"id\":\"org-acme-doc-1\"}}")]
     [InlineData("{\"principal\":{\"type\":\"Organization\",\"id\":\"acme.com\"},\"action\":{\"type\":\"Action\",\"id\":\"read\"},\"resource\":{\"type\":\"Document\",\"id\":\"d\"}}")]

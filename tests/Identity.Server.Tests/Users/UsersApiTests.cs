@@ -77,6 +77,8 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
     [InlineData("limit=101")]
     [InlineData("limit=-5")]
     [InlineData("limit=1e3")]
+    [InlineData("page=2147483647")]
+    [InlineData("page=214748366&limit=20")]
     public async Task Users_ListBadQuery_Is400(string query)
     {
         var answer = await ApiAsync(HttpMethod.Get, $"/api/v1/users?{query}", await AdminAsync());

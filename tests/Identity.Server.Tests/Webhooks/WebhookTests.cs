@@ -99,6 +99,21 @@ public sealed class WebhookTests(SqliteServer server) : ServerTests<SqliteServer
         Assert.Equal(field, answer.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
     }
 
+    /// <summary>"NaN" passes every comparison-based bound; it must be refused, not fail later as a 500 when stored.</summary>
+    [Theory]
+    [InlineData("NaN")]
+    [InlineData("Infinity")]
+    public async Task Webhook_NonNumericBackoff_Is400(string multiplier)
+    {
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+
+        var answer = await ApiAsync(HttpMethod.Post, "/api/v1/webhooks", admin,
+            new { url = "https://example.com/hook", events = new[] { "user.created" }, secret = Secret, retry_policy = new { backoff_multiplier = multiplier } });
+
+        Assert.Equal("INVALID_REQUEST", ErrorCode(answer));
+        Assert.Equal("retry_policy.backoff_multiplier", answer.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
+    }
+
     [Fact]
     public async Task Webhook_NeedsThePermission_AndNeverShowsTheSecret()
     {
