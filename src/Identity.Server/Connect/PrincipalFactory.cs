@@ -57,7 +57,8 @@ public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext 
             .SetClaim(Claims.Email, user.Email)
             .SetClaim(Claims.EmailVerified, user.EmailConfirmed)
             .SetClaim(Claims.Name, user.Name ?? user.Email);
-        var organization = user.OrganizationId is null ? null : await db.Organizations.FindAsync(user.OrganizationId);
+        // Membership needs a verified email (User.OrganizationId): an unproven address carries no org claims.
+        var organization = user.OrganizationId is null || !user.EmailConfirmed ? null : await db.Organizations.FindAsync(user.OrganizationId);
         identity.SetClaim(ClaimDestinations.OrganizationId, organization?.Id)
             .SetClaim(ClaimDestinations.OrganizationDomain, organization?.Domain);
         SetArray(identity, ClaimDestinations.Roles, roles.Order(StringComparer.Ordinal));

@@ -8,7 +8,11 @@ public sealed class User : IdentityUser
     public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
     public DateTimeOffset? LastLoginAt { get; set; }
 
-    /// <summary>The organization of the email's domain; null for free-mail addresses.</summary>
+    /// <summary>
+    /// The organization of the email's domain; null for free-mail addresses. Its admins manage the account, but it
+    /// counts as membership (org claims in tokens, the user's parent in policies, the reach of org-scoped roles) only
+    /// once <see cref="IdentityUser.EmailConfirmed"/>: anyone can type an address at a company's domain.
+    /// </summary>
     public string? OrganizationId { get; set; }
     public Organization? Organization { get; set; }
 }

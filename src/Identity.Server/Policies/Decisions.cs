@@ -114,7 +114,8 @@ public static partial class Decisions
                 var parents = user.Roles.Where(r => r is not null).Select(r => new EntityUid("Role", r!)).ToList();
                 foreach (var role in parents)
                     entities.TryAdd(role, new Entity(role));
-                if (user.Organization is { } organization)
+                // Membership needs a verified email (User.OrganizationId), or anyone could register into a tenant.
+                if (user.EmailConfirmed && user.Organization is { } organization)
                 {
                     var org = AddOrganization(organization, entities);
                     attributes["organization"] = org;

@@ -50,7 +50,9 @@ public sealed class Caller
 
     public static async Task<Caller?> LoadAsync(IdentityDbContext db, string? userId)
     {
-        var user = userId is null ? null : await db.Users.AsNoTracking().Where(u => u.Id == userId).Select(u => new { u.Id, u.OrganizationId }).FirstOrDefaultAsync();
+        // Org-scoped permissions reach only a verified member's organization (User.OrganizationId).
+        var user = userId is null ? null : await db.Users.AsNoTracking().Where(u => u.Id == userId)
+            .Select(u => new { u.Id, OrganizationId = u.EmailConfirmed ? u.OrganizationId : null }).FirstOrDefaultAsync();
         if (user is null)
             return null;
 

@@ -21,7 +21,8 @@ public static class Accounts
         user.UserName ??= user.Email;
         var organization = await Membership.ForEmailAsync(db, user.Email!);
         user.OrganizationId = organization?.Id;
-        var firstMember = organization is not null && !await db.Users.AnyAsync(u => u.OrganizationId == organization.Id);
+        // Unverified accounts of the domain do not count: an early squatter must not keep the organization admin-less.
+        var firstMember = organization is not null && !await db.Users.AnyAsync(u => u.OrganizationId == organization.Id && u.EmailConfirmed);
 
         var created = password is null ? await users.CreateAsync(user) : await users.CreateAsync(user, password);
         if (!created.Succeeded)

@@ -241,22 +241,34 @@ public abstract class AuthApiTests<TFactory>(TFactory factory) : ServerTests<TFa
         Assert.NotEqual(JsonValueKind.Null, user.GetProperty("last_login").ValueKind);
     }
 
+    /// <summary>
+    /// Anyone can register an address at a company's domain: until the email is verified the account is no member
+    /// (no org claims), and once an admin verifies it, its next token carries the organization all members share.
+    /// </summary>
     [Fact]
-    public async Task Organizations_UsersOfADomainShareOne_FreeMailFormsNone()
+    public async Task Organizations_MembershipNeedsAVerifiedEmail_MembersShareOne_FreeMailFormsNone()
     {
         var domain = $"acme-{Guid.NewGuid():N}.test";
-        var first = (await PostAsync("/api/v1/auth/register", new { email = NewEmail(domain), password = Password })).Body;
-        var second = (await PostAsync("/api/v1/auth/register", new { email = NewEmail(domain), password = Password })).Body;
+        var firstEmail = NewEmail(domain);
+        var first = (await PostAsync("/api/v1/auth/register", new { email = firstEmail, password = Password })).Body;
         var gmail = (await PostAsync("/api/v1/auth/register", new { email = NewEmail("gmail.com"), password = Password })).Body;
+        var verifiedColleague = await CreateUserInAsync(domain);
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var verify = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{first.GetProperty("user").GetProperty("id").GetString()}", admin, new { email_verified = true });
 
-        var firstJwt = await ValidateJwtAsync(first.GetProperty("access_token").GetString()!, "identity");
-        var secondJwt = await ValidateJwtAsync(second.GetProperty("access_token").GetString()!, "identity");
+        var unverifiedJwt = await ValidateJwtAsync(first.GetProperty("access_token").GetString()!, "identity");
+        var verifiedJwt = await ValidateJwtAsync(await LoginAsync(firstEmail), "identity");
+        var colleagueJwt = await ValidateJwtAsync(await LoginAsync(verifiedColleague), "identity");
         var gmailJwt = await ValidateJwtAsync(gmail.GetProperty("access_token").GetString()!, "identity");
-        Assert.Equal(domain, firstJwt.GetClaim("org_domain").Value);
-        Assert.Equal(firstJwt.GetClaim("org_id").Value, secondJwt.GetClaim("org_id").Value);
+        Assert.False(unverifiedJwt.TryGetClaim("org_id", out _));
+        Assert.False(unverifiedJwt.TryGetClaim("org_domain", out _));
+        Assert.Equal(HttpStatusCode.OK, verify.Status);
+        Assert.Equal(domain, verifiedJwt.GetClaim("org_domain").Value);
+        Assert.Equal(colleagueJwt.GetClaim("org_id").Value, verifiedJwt.GetClaim("org_id").Value);
         Assert.False(gmailJwt.TryGetClaim("org_id", out _));
-        // Registration does not verify the email, so the first registrant is not made the organization's admin.
+        // The unverified registrant was not made the organization's admin, and did not keep the verified colleague from it.
         Assert.DoesNotContain("org_admin", first.GetProperty("user").GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
+        Assert.Contains("org_admin", colleagueJwt.Claims.Where(c => c.Type == "roles").Select(c => c.Value));
     }
 
     [Fact]

@@ -62,6 +62,21 @@ public abstract class DecisionTests<TFactory>(TFactory factory) : PolicyServerTe
         Assert.Equal(["organization-members-read"], reasons);
     }
 
+    /// <summary>Registering an address at acme.com proves nothing: its unverified account reads none of acme's documents.</summary>
+    [Fact]
+    public async Task Authorize_UnverifiedAddressAtTheDomain_IsNoMember()
+    {
+        await CreateUserInAsync("acme.com");
+        var mallory = $"mallory-{Guid.NewGuid():N}@acme.com";
+        var registered = await ApiAsync(HttpMethod.Post, "/api/v1/auth/register", body: new { email = mallory, password = Password });
+
+        var (decision, reasons) = await AuthorizeAsync(SeedRequest(mallory));
+
+        Assert.Equal(HttpStatusCode.OK, registered.Status);
+        Assert.Equal("Deny", decision);
+        Assert.DoesNotContain("organization-members-read", reasons);
+    }
+
     [Fact]
     public async Task Authorize_CompetitorReadsAcmeDocument_DeniedByTenantIsolation()
     {
