@@ -43,9 +43,11 @@ public sealed record ExternalIdentity(string Provider, string Subject, string? E
 }
 
 /// <summary>
-/// Finds or makes the account behind an external sign-in. An existing account is linked only when the provider
-/// vouches for the email address; otherwise its owner must prove the account is theirs (its password) first, so
-/// that an address typed into some provider cannot take over an account here.
+/// Finds or makes the account behind an external sign-in. An existing account is linked at once only when both
+/// sides vouch for the email address, the provider and the account (a verified email); otherwise its owner must
+/// prove the account is theirs (its password) first. So an address typed into some provider cannot take over an
+/// account here, and an account someone registered in advance under another person's address (whose password they
+/// chose) is not silently handed to that person's provider login and shared.
 /// </summary>
 public sealed class ExternalAccounts(UserManager<User> users, SignInManager<User> signIn, IdentityDbContext db, SecurityEvents events)
 {
@@ -76,7 +78,7 @@ public sealed class ExternalAccounts(UserManager<User> users, SignInManager<User
             return new(Outcome.NoEmail, null);
 
         user = await users.FindByEmailAsync(external.Email);
-        if (user is not null && !external.EmailVerified)
+        if (user is not null && !(external.EmailVerified && user.EmailConfirmed))
             return new(Outcome.LinkRequired, user);
         if (user is not null)
         {

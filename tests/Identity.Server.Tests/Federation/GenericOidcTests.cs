@@ -93,6 +93,26 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
         Assert.Equal([FederatedServer.Provider], await LoginsAsync(email));
     }
 
+    /// <summary>
+    /// Pre-hijacking: someone registers the victim's address here first, with a password of their choosing. The
+    /// victim's provider login vouches for the address, but the account's own email was never verified: it is not
+    /// linked until the account's password is given, or the attacker's password would keep working on it.
+    /// </summary>
+    [Fact]
+    public async Task LoginPage_VerifiedEmailOfAnUnverifiedAccount_AsksForItsPasswordBeforeLinking()
+    {
+        var email = $"victim-{Guid.NewGuid():N}@example.test";
+        var registered = await ApiAsync(HttpMethod.Post, "/api/v1/auth/register", body: new { email, password = Password });
+        await UpstreamUserAsync(email, verified: true, exactEmail: true);
+        var (start, _) = AuthorizeUrl();
+
+        var linkPage = await ThroughProviderAsync(NewBrowser(), start, email);
+
+        Assert.Equal(HttpStatusCode.OK, registered.Status);
+        Assert.Contains("already exists", linkPage.Document!.Body!.TextContent);
+        Assert.Empty(await LoginsAsync(email));
+    }
+
     [Fact]
     public async Task LoginPage_AccountWithMfa_AsksForTheCodeAfterTheProvider()
     {
