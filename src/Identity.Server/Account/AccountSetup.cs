@@ -1,5 +1,7 @@
+using System.Security.Claims;
 using Identity.Server.Data;
 using Microsoft.AspNetCore.Identity;
+using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Identity.Server.Account;
 
@@ -38,6 +40,17 @@ public static class AccountSetup
             cookie.Cookie.SameSite = SameSiteMode.Lax;
             cookie.ExpireTimeSpan = TimeSpan.FromHours(8);
             cookie.SlidingExpiration = true;
+        });
+
+        // Every 30 minutes the session cookie is rebuilt from the database (security stamp check). The claims of the
+        // sign-in itself (how and when the user authenticated, through which provider) exist only in the cookie: keep
+        // them, or later tokens would lose their MFA evidence and max_age would count from the rebuild.
+        builder.Services.Configure<SecurityStampValidatorOptions>(options => options.OnRefreshingPrincipal = context =>
+        {
+            if (context.NewPrincipal?.Identity is ClaimsIdentity renewed && context.CurrentPrincipal is { } current)
+                renewed.AddClaims(current.Claims.Where(c => c.Type is Claims.AuthenticationMethodReference or Claims.AuthenticationTime
+                    or Connect.ClaimDestinations.IdentityProvider).Select(c => new Claim(c.Type, c.Value, c.ValueType)));
+            return Task.CompletedTask;
         });
 
         // Each page names its route (@page "/Account/Login"), so the folder layout does not leak into URLs.

@@ -46,8 +46,9 @@ public static class ConnectEndpoints
             if (request.HasPromptValue(PromptValues.None))
                 return Forbid(Errors.LoginRequired, "The user is not logged in.");
 
-            // Back to this endpoint after login, without prompt=login so the login is not asked for again.
-            var back = http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt));
+            // Back to this endpoint after login, without prompt=login or max_age, so the login just made is not asked
+            // for again (with max_age=0 it would be, forever); the identity token's auth_time tells the client when it was.
+            var back = http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt, Parameters.MaxAge));
             return Results.Challenge(new AuthenticationProperties { RedirectUri = back }, [IdentityConstants.ApplicationScheme]);
         }
 
@@ -83,7 +84,7 @@ public static class ConnectEndpoints
         // No authorization id is attached: OpenIddict creates an ad-hoc authorization per sign-in, which is the
         // session its tokens belong to (and the chain revoked on refresh token reuse).
         var principal = await factory.ForUserAsync(user, request.GetScopes(), session.Principal!.FindAll(Claims.AuthenticationMethodReference).Select(c => c.Value),
-            session.Principal.FindFirst(ClaimDestinations.IdentityProvider)?.Value);
+            session.Principal.FindFirst(ClaimDestinations.IdentityProvider)?.Value, AuthenticatedAt(session));
         return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
@@ -175,12 +176,21 @@ public static class ConnectEndpoints
     }
 
     static bool IsTooOld(AuthenticateResult session, OpenIddictRequest request) =>
-        request.MaxAge is long maxAge && session.Properties?.IssuedUtc is DateTimeOffset issued &&
-        DateTimeOffset.UtcNow - issued > TimeSpan.FromSeconds(maxAge);
+        request.MaxAge is long maxAge && AuthenticatedAt(session) is { } authenticated &&
+        DateTimeOffset.UtcNow - authenticated > TimeSpan.FromSeconds(maxAge);
 
-    static IEnumerable<KeyValuePair<string, string?>> RequestParameters(HttpContext http, string excluded) =>
+    /// <summary>
+    /// When the session's user last proved who they are: the auth_time the login page stamped on the cookie (kept
+    /// through its renewals), else for an older cookie its issue time.
+    /// </summary>
+    static DateTimeOffset? AuthenticatedAt(AuthenticateResult session) =>
+        long.TryParse(session.Principal?.FindFirst(Claims.AuthenticationTime)?.Value, out var seconds)
+            ? DateTimeOffset.FromUnixTimeSeconds(seconds)
+            : session.Properties?.IssuedUtc;
+
+    static IEnumerable<KeyValuePair<string, string?>> RequestParameters(HttpContext http, params string[] excluded) =>
         (http.Request.HasFormContentType ? (IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>>)http.Request.Form : http.Request.Query)
-        .Where(p => p.Key != excluded && !p.Key.StartsWith("__", StringComparison.Ordinal))
+        .Where(p => !excluded.Contains(p.Key) && !p.Key.StartsWith("__", StringComparison.Ordinal))
         .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string?>(p.Key, v)));
 
     static object ClaimValue(Claim claim) => claim.ValueType switch

@@ -13,24 +13,27 @@ namespace Identity.Server.Connect;
 /// The one place that builds the principal behind every token: authorization code, refresh, password and client
 /// credentials all come through here, so every flow issues the same claims.
 /// </summary>
-public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext db, ScopeResources scopeResources)
+public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext db, ScopeResources scopeResources, TimeProvider time)
 {
     /// <summary>
     /// A new sign-in of <paramref name="user"/> with the given scopes and authentication methods (RFC 8176), through
-    /// <paramref name="identityProvider"/> when an external provider vouched for the user (the idp claim).
+    /// <paramref name="identityProvider"/> when an external provider vouched for the user (the idp claim), by an
+    /// authentication at <paramref name="authenticatedAt"/> (the auth_time claim; now, unless a browser session's).
     /// </summary>
-    public async Task<ClaimsPrincipal> ForUserAsync(User user, IEnumerable<string> scopes, IEnumerable<string> amr, string? identityProvider = null)
+    public async Task<ClaimsPrincipal> ForUserAsync(User user, IEnumerable<string> scopes, IEnumerable<string> amr, string? identityProvider = null,
+        DateTimeOffset? authenticatedAt = null)
     {
         var identity = NewIdentity();
         identity.SetClaim(ClaimDestinations.IdentityProvider, identityProvider);
+        identity.SetClaim(Claims.AuthenticationTime, (authenticatedAt ?? time.GetUtcNow()).ToUnixTimeSeconds());
         identity.SetScopes(scopes);
         identity.SetResources(scopeResources.For(identity.GetScopes()));
         return await WithUserClaimsAsync(identity, user, amr);
     }
 
     /// <summary>
-    /// Reissue from a code or refresh token: OpenIddict's own claims (scopes, resources, authorization) and the
-    /// original authentication methods carry over; the user's claims are read afresh so a role change shows at once.
+    /// Reissue from a code or refresh token: OpenIddict's own claims (scopes, resources, authorization), the
+    /// original authentication methods and auth_time carry over; the user's claims are read afresh so a role change shows at once.
     /// </summary>
     public Task<ClaimsPrincipal> RenewAsync(ClaimsPrincipal previous, User user) =>
         WithUserClaimsAsync(new ClaimsIdentity(previous.Claims, TokenValidationParameters.DefaultAuthenticationType, Claims.Name, ClaimDestinations.Roles),

@@ -71,6 +71,32 @@ public abstract class AuthorizationCodeTests<TFactory>(TFactory factory) : Serve
         Assert.False(result.IsError, result.Error);
     }
 
+    /// <summary>
+    /// max_age (OIDC Core 3.1.2.1): a session older than it means a fresh login, once, even with max_age=0 (which no
+    /// session can meet, so asking again after the login would loop); the identity token's auth_time says when.
+    /// </summary>
+    [Fact]
+    public async Task CodeFlow_MaxAge_AsksForAFreshLoginOnce_AndTheIdentityTokenSaysWhen()
+    {
+        var email = await CreateUserAsync();
+        var browser = new Browser(Factory);
+        var client = SpaClient();
+        var first = await client.PrepareLoginAsync();
+        await browser.SubmitAsync(await browser.LoginAsync(await browser.OpenAsync(first.StartUrl), email, Password), button: "consent", value: "accept");
+        await Task.Delay(TimeSpan.FromSeconds(1.1));
+
+        var fresh = await client.PrepareLoginAsync(new Parameters { { "max_age", "0" } });
+        var login = await browser.OpenAsync(fresh.StartUrl);
+        var loggedIn = DateTimeOffset.UtcNow;
+        var back = await browser.LoginAsync(login, email, Password);
+        var result = await client.ProcessResponseAsync(back.LeftTo!.ToString(), fresh);
+
+        Assert.Equal("/Account/Login", login.Url.AbsolutePath);
+        Assert.False(result.IsError, result.Error);
+        var authTime = DateTimeOffset.FromUnixTimeSeconds(new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(result.IdentityToken).GetPayloadValue<long>("auth_time"));
+        Assert.InRange(authTime, loggedIn.AddSeconds(-1), DateTimeOffset.UtcNow.AddSeconds(1));
+    }
+
     [Fact]
     public async Task CodeFlow_ConsentDenied_ReturnsAccessDeniedToTheClient()
     {

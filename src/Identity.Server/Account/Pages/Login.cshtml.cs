@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Claims;
 using Identity.Server.Connect;
 using Identity.Server.Data;
@@ -19,7 +20,7 @@ namespace Identity.Server.Account.Pages;
 /// account's password before linking the two.
 /// </summary>
 public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa, SecurityEvents events, IdentityDbContext db,
-    ExternalProviders providers, ExternalAccounts accounts) : PageModel
+    ExternalProviders providers, ExternalAccounts accounts, TimeProvider time) : PageModel
 {
     const string Client = "login-page";
     const string ExternalIncomplete = "The sign-in with the external provider did not complete. Try again.";
@@ -134,6 +135,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     async Task<IActionResult> SignInAsync(User user, string[] methods, string? identityProvider)
     {
         var claims = methods.Select(m => new Claim(Claims.AuthenticationMethodReference, m)).ToList();
+        claims.Add(new Claim(Claims.AuthenticationTime, time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture), ClaimValueTypes.Integer64));
         if (identityProvider is not null)
             claims.Add(new Claim(ClaimDestinations.IdentityProvider, identityProvider));
         await signIn.SignInWithClaimsAsync(user, isPersistent: false, claims);
