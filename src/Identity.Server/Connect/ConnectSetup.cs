@@ -108,7 +108,12 @@ public static class ConnectSetup
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(ServerApi.Policy, policy => policy
                 .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
-                .RequireAuthenticatedUser());
+                .RequireAuthenticatedUser()
+                .RequireAssertion(context => !ServerApi.IsClient(context.User)))
+            .AddPolicy(ServerApi.ServicePolicy, policy => policy
+                .AddAuthenticationSchemes(OpenIddictValidationAspNetCoreDefaults.AuthenticationScheme)
+                .RequireAuthenticatedUser()
+                .RequireAssertion(context => ServerApi.IsClient(context.User)));
         return builder;
     }
 }

@@ -1,3 +1,5 @@
+using OpenIddict.Abstractions;
+
 namespace Identity.Server.Connect;
 
 public sealed class TokenOptions
@@ -20,10 +22,22 @@ public sealed class TokenOptions
     public bool StoreClientCredentialsTokens { get; set; }
 }
 
-/// <summary>The server's own API: its scope and the audience its access tokens must carry.</summary>
+/// <summary>The server's own API: its scope, the audience its access tokens must carry, and who may call what.</summary>
 public static class ServerApi
 {
     public const string Scope = "identity";
     public const string Audience = "identity";
+
+    /// <summary>The /api/v1 APIs act for a user: a user's token (a client's own token has no account to act for).</summary>
     public const string Policy = "identity-api";
+
+    /// <summary>
+    /// The policy decision endpoints answer for services (client credentials): their answers tell who exists and
+    /// which roles and organization they have, which no end user may ask about others.
+    /// </summary>
+    public const string ServicePolicy = "identity-services";
+
+    /// <summary>A client acting as itself (client credentials): its token's subject is its own client id.</summary>
+    public static bool IsClient(System.Security.Claims.ClaimsPrincipal principal) =>
+        principal.GetClaim(OpenIddictConstants.Claims.Subject) is { } subject && subject == principal.GetClaim(OpenIddictConstants.Claims.ClientId);
 }

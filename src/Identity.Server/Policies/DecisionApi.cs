@@ -10,7 +10,8 @@ namespace Identity.Server.Policies;
 
 /// <summary>
 /// Authorization decisions for resource servers: the seed's <c>POST /v1/authorize</c> and the same decisions
-/// through the OpenID AuthZEN Authorization API 1.0. Callers present a bearer token for the identity audience.
+/// through the OpenID AuthZEN Authorization API 1.0. Callers are services: a client credentials token for the
+/// identity audience (<see cref="ServerApi.ServicePolicy"/>).
 /// </summary>
 public static class DecisionApi
 {
@@ -25,9 +26,9 @@ public static class DecisionApi
 
     public static IEndpointRouteBuilder MapPolicyDecisions(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/v1/authorize", Authorize).RequireAuthorization(ServerApi.Policy).WithTags("Policies")
+        app.MapPost("/v1/authorize", Authorize).RequireAuthorization(ServerApi.ServicePolicy).WithTags("Policies")
             .WithSummary("Decide whether a principal may do an action on a resource");
-        var authZen = app.MapGroup("/access/v1").RequireAuthorization(ServerApi.Policy).WithTags("AuthZEN");
+        var authZen = app.MapGroup("/access/v1").RequireAuthorization(ServerApi.ServicePolicy).WithTags("AuthZEN");
         authZen.MapPost("/evaluation", Evaluation).WithSummary("AuthZEN 1.0 access evaluation");
         authZen.MapPost("/evaluations", Evaluations).WithSummary("AuthZEN 1.0 batch access evaluations");
         app.MapGet("/.well-known/authzen-configuration", (HttpContext http) =>

@@ -189,6 +189,31 @@ public abstract class DecisionTests<TFactory>(TFactory factory) : PolicyServerTe
         Assert.Empty(reasons);
     }
 
+    /// <summary>
+    /// Decisions are for services: an end user's token would let anyone ask whether an account exists and what it
+    /// holds. The other way round, the /api/v1 APIs act for a user, and a service's token gets the same clear 403.
+    /// </summary>
+    [Fact]
+    public async Task Decisions_AreForServices_AndTheAccountApisForUsers()
+    {
+        var member = await CreateUserInAsync("acme.com");
+        var userToken = await LoginAsync(member);
+        var serviceToken = await ServiceTokenAsync();
+
+        var byUser = await ApiAsync(HttpMethod.Post, "/v1/authorize", userToken, SeedRequest(member));
+        var authZenByUser = await ApiAsync(HttpMethod.Post, "/access/v1/evaluation", userToken,
+            new { subject = new { type = "user", id = member }, action = new { name = "read" }, resource = new { type = "document", id = "org-acme-doc-001" } });
+        var usersByService = await ApiAsync(HttpMethod.Get, "/api/v1/users", serviceToken);
+        var sessionsByService = await ApiAsync(HttpMethod.Get, "/api/v1/sessions", serviceToken);
+        var meByService = await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", serviceToken);
+
+        Assert.Equal("FORBIDDEN", ErrorCode(byUser));
+        Assert.Equal("FORBIDDEN", ErrorCode(authZenByUser));
+        Assert.Equal("FORBIDDEN", ErrorCode(usersByService));
+        Assert.Equal("FORBIDDEN", ErrorCode(sessionsByService));
+        Assert.Equal("FORBIDDEN", ErrorCode(meByService));
+    }
+
     [Fact]
     public async Task Authorize_Anonymous_Returns401Envelope()
     {
