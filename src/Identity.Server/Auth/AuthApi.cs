@@ -67,8 +67,8 @@ public static class AuthApi
         var name = (string?)request["name"];
         if (!MailAddress.TryCreate(email, out var address) || address.Address != email)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The email address is not valid.", new { field = "email" });
-        if (name is { Length: > 256 })
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The name is longer than 256 characters.", new { field = "name" });
+        if (FreeText.Problem(name, "name", 256) is { } problem)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem, new { field = "name" });
 
         var user = new User { Email = email, Name = string.IsNullOrWhiteSpace(name) ? null : name.Trim(), LastLoginAt = DateTimeOffset.UtcNow };
         var created = await Accounts.CreateAsync(users, db, events, user, request.Password, []);

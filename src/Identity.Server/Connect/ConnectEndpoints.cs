@@ -99,6 +99,9 @@ public static class ConnectEndpoints
 
         if (request.IsClientCredentialsGrantType())
         {
+            // OpenIddict lets any client ask for openid; here there is no user for an identity token to be about.
+            if (request.HasScope(Scopes.OpenId))
+                return Forbid(Errors.InvalidScope, "The openid scope needs a user; client credentials has none.");
             var applications = services.GetRequiredService<IOpenIddictApplicationManager>();
             var application = await applications.FindByClientIdAsync(request.ClientId!)
                 ?? throw new InvalidOperationException("The client was validated by OpenIddict but no longer exists.");

@@ -2,6 +2,7 @@ using Identity.Server.Data;
 using Identity.Server.Hosting;
 using Microsoft.AspNetCore.DataProtection;
 using OpenIddict.Validation.AspNetCore;
+using static OpenIddict.Server.OpenIddictServerEvents;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Identity.Server.Connect;
@@ -78,6 +79,10 @@ public static class ConnectSetup
                 keys.AddTo(server, builder.Services, keyOptions.SigningAlgorithm);
 
                 Auth.AuthFacade.AddTo(server);
+                server.AddEventHandler(RejectRepeatedParameters<ValidateAuthorizationRequestContext>.Descriptor);
+                server.AddEventHandler(RejectRepeatedParameters<ValidateTokenRequestContext>.Descriptor);
+                server.AddEventHandler(RejectRepeatedParameters<ValidateIntrospectionRequestContext>.Descriptor);
+                server.AddEventHandler(RejectRepeatedParameters<ValidateRevocationRequestContext>.Descriptor);
                 server.AddEventHandler(RevokeChainWithRefreshToken.Descriptor);
                 server.AddEventHandler(Sessions.RecordSession.Descriptor);
                 server.AddEventHandler(ReportTokenReuse.Descriptor);

@@ -110,8 +110,8 @@ public static partial class PoliciesApi
     /// <summary>The 400 for text that does not parse (with line and column) or does not validate against the server schema; null if fine.</summary>
     static IResult? Check(HttpContext http, string id, string text, string? description)
     {
-        if (description is { Length: > 1024 })
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The description is longer than 1024 characters.", new { field = "description" });
+        if (FreeText.Problem(description, "description", 1024, multiline: true) is { } problem)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem, new { field = "description" });
         if (text.Length > MaxPolicyLength)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", $"The policy is longer than {MaxPolicyLength} characters.", new { field = "policy" });
         var set = new PolicySet();

@@ -43,8 +43,8 @@ public static partial class RolesApi
         var name = body.Name?.Trim();
         if (name is null || !RoleName().IsMatch(name))
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "name must be 2-64 characters: lowercase letters, digits, and _ : . -", new { field = "name" });
-        if (body.Description is { Length: > 1024 })
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The description is longer than 1024 characters.", new { field = "description" });
+        if (FreeText.Problem(body.Description, "description", 1024, multiline: true) is { } problem)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem, new { field = "description" });
         var permissions = (body.Permissions ?? []).Distinct(StringComparer.Ordinal).ToList();
         var unknown = permissions.Where(p => !Permissions.Catalogue.ContainsKey(p)).ToList();
         if (unknown.Count > 0)

@@ -72,8 +72,8 @@ public static class UsersApi
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "A valid email is required.", new { field = "email" });
         if (string.IsNullOrEmpty(body.Password))
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "A password is required.", new { field = "password" });
-        if (body.Name is { Length: > 256 })
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The name is longer than 256 characters.", new { field = "name" });
+        if (FreeText.Problem(body.Name, "name", 256) is { } problem)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem, new { field = "name" });
 
         // An organization admin creates accounts in their own organization only.
         var organizationDomain = Membership.OrganizationDomain(email);
@@ -105,8 +105,8 @@ public static class UsersApi
         var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (user is null)
             return refusal!;
-        if (body.Name is { Length: > 256 })
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The name is longer than 256 characters.", new { field = "name" });
+        if (FreeText.Problem(body.Name, "name", 256) is { } problem)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem, new { field = "name" });
 
         if (body.Email is { } newEmail && !string.Equals(newEmail.Trim(), user.Email, StringComparison.OrdinalIgnoreCase))
         {

@@ -215,6 +215,27 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         }
     }
 
+    /// <summary>RFC 6749 3.2: a repeated parameter is an error, not a token with no scope (nor an identity token for a client).</summary>
+    [Theory]
+    [InlineData("grant_type=client_credentials&scope=identity&scope=identity", "invalid_request")]
+    [InlineData("grant_type=client_credentials&grant_type=client_credentials&scope=identity", "invalid_request")]
+    [InlineData("grant_type=client_credentials&scope=openid", "invalid_scope")]
+    public async Task ClientCredentials_RepeatedParameterOrOpenIdScope_IsRefused(string body, string error)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/connect/token")
+        {
+            Content = new StringContent(body, Encoding.UTF8, "application/x-www-form-urlencoded"),
+        };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic",
+            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{ServerFactory.Service}:{ServerFactory.ServiceSecret}")));
+
+        var response = await Http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        using var answer = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal(error, answer.RootElement.GetProperty("error").GetString());
+    }
+
     [Fact]
     public async Task Token_GetInsteadOfPost_Returns400()
     {

@@ -255,6 +255,8 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
         var weak = await ApiAsync(HttpMethod.Post, "/api/v1/users", admin, new { email = $"weak-{Guid.NewGuid():N}@example.test", password = "short" });
         var taken = await ApiAsync(HttpMethod.Post, "/api/v1/users", admin, new { email, password = Password });
         var wrongMethod = await ApiAsync(HttpMethod.Patch, "/api/v1/users", admin);
+        var nul = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new { name = "a\u0000b" });
+        var reversed = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new { name = "\u202Eevil" });
 
         Assert.Equal("INVALID_REQUEST", ErrorCode(junk));
         Assert.Equal("INVALID_REQUEST", ErrorCode(wrongType));
@@ -265,6 +267,8 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
         Assert.Equal("CONFLICT", ErrorCode(taken));
         Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.Status);
         Assert.Equal("INVALID_REQUEST", ErrorCode(wrongMethod));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(nul));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(reversed));
         var unchanged = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}", admin);
         Assert.Equal(email, unchanged.Body.GetProperty("user").GetProperty("email").GetString());
         Assert.Equal("Test User", unchanged.Body.GetProperty("user").GetProperty("name").GetString());
