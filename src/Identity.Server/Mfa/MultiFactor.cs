@@ -116,9 +116,10 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         var factor = await db.MfaFactors.FindAsync(user.Id);
         if (factor is null)
             return (Outcome.NotSetUp, 0);
+        var now = time.GetUtcNow();
         // A phone is confirmed with the code of its setup challenge; TOTP with the app's current code.
         var setup = factor.Method == Phone
-            ? await db.MfaChallenges.Where(c => c.UserId == user.Id && c.ClientId == PhoneSetupClient && c.ConsumedAt == null)
+            ? await db.MfaChallenges.Where(c => c.UserId == user.Id && c.ClientId == PhoneSetupClient && c.ConsumedAt == null && c.ExpiresAt > now)
                 .OrderByDescending(c => c.ExpiresAt).FirstOrDefaultAsync()
             : null;
         var outcome = await CheckAsync(factor, Totp, code, setup);
@@ -187,19 +188,27 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     /// </summary>
     public async Task<(Outcome Outcome, User? User, string? IdentityProvider)> CompleteAsync(string? mfaToken, string? clientId, string? method, string? code)
     {
-        var challenge = string.IsNullOrEmpty(mfaToken) ? null : await db.MfaChallenges.FindAsync(OneTimeTokens.Digest(mfaToken));
-        if (challenge is null || challenge.ConsumedAt is not null || challenge.ExpiresAt < time.GetUtcNow() ||
-            challenge.Attempts >= MaxAttempts || challenge.ClientId != clientId)
+        if (string.IsNullOrEmpty(mfaToken))
             return (Outcome.ChallengeInvalid, null, null);
+        var id = OneTimeTokens.Digest(mfaToken);
+        var now = time.GetUtcNow();
+        // Every check first takes one of the challenge's attempts in a single conditional update (read-then-save
+        // would let requests racing on one mfa_token test any number of codes between them).
+        var taken = await db.MfaChallenges
+            .Where(c => c.Id == id && c.ConsumedAt == null && c.ExpiresAt >= now && c.Attempts < MaxAttempts && c.ClientId == clientId)
+            .ExecuteUpdateAsync(s => s.SetProperty(c => c.Attempts, c => c.Attempts + 1));
+        if (taken == 0)
+            return (Outcome.ChallengeInvalid, null, null);
+        var challenge = await db.MfaChallenges.AsNoTracking().SingleAsync(c => c.Id == id);
 
         var factor = await db.MfaFactors.FindAsync(challenge.UserId);
         if (factor is not { Enabled: true })
             return (Outcome.ChallengeInvalid, null, null);
         var outcome = await CheckAsync(factor, method ?? Totp, code, challenge);
-        if (outcome == Outcome.Accepted)
-            challenge.ConsumedAt = time.GetUtcNow();
-        else
-            challenge.Attempts++;
+        // Spent by the first request that got it right, in one conditional update: one mfa_token, one set of tokens.
+        if (outcome == Outcome.Accepted && await db.MfaChallenges.Where(c => c.Id == id && c.ConsumedAt == null)
+                .ExecuteUpdateAsync(s => s.SetProperty(c => c.ConsumedAt, now)) == 0)
+            outcome = Outcome.ChallengeInvalid;
         await db.SaveChangesAsync();
         return outcome == Outcome.Accepted ? (outcome, await db.Users.FindAsync(challenge.UserId), challenge.IdentityProvider) : (outcome, null, null);
     }
@@ -216,7 +225,7 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         {
             Totp or Sms when factor.Method == Phone => challenge?.CodeHash is { } hash && code is { Length: 6 } &&
                 CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(hash), Encoding.ASCII.GetBytes(OneTimeTokens.Digest(challenge.Id + ":" + code))),
-            Totp or Sms => CheckTotp(factor, code),
+            Totp or Sms => await CheckTotpAsync(factor, code),
             BackupCode => await UseBackupCodeAsync(factor, code),
             _ => false,
         };
@@ -234,13 +243,17 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         return Outcome.Rejected;
     }
 
-    bool CheckTotp(MfaFactor factor, string? code)
+    async Task<bool> CheckTotpAsync(MfaFactor factor, string? code)
     {
         if (code is not { Length: 6 } || !code.All(char.IsAsciiDigit))
             return false;
         var totp = new OtpNet.Totp(Base32Encoding.ToBytes(protector.Unprotect(factor.ProtectedSecret)));
         if (!totp.VerifyTotp(time.GetUtcNow().UtcDateTime, code, out var step, new VerificationWindow(previous: 1, future: 1)) ||
             step <= factor.LastTimeStep)
+            return false;
+        // The step moves forward in one conditional update: of two requests with the same code, one passes.
+        if (await db.MfaFactors.Where(f => f.UserId == factor.UserId && f.LastTimeStep < step)
+                .ExecuteUpdateAsync(s => s.SetProperty(f => f.LastTimeStep, step)) == 0)
             return false;
         factor.LastTimeStep = step;
         return true;
@@ -253,10 +266,9 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         var hash = HashBackupCode(factor.BackupSalt, code);
         var codes = await db.MfaBackupCodes.Where(c => c.UserId == factor.UserId && c.UsedAt == null).ToListAsync();
         var match = codes.FirstOrDefault(c => CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(c.Hash), Encoding.ASCII.GetBytes(hash)));
-        if (match is null)
-            return false;
-        match.UsedAt = time.GetUtcNow();
-        return true;
+        // Spent in one conditional update: a code raced by two requests is used once.
+        return match is not null && await db.MfaBackupCodes.Where(c => c.Id == match.Id && c.UsedAt == null)
+            .ExecuteUpdateAsync(s => s.SetProperty(c => c.UsedAt, time.GetUtcNow())) == 1;
     }
 
     static string NewBackupCode()

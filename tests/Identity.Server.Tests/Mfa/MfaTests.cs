@@ -164,6 +164,28 @@ public sealed class MfaTests(SqliteServer server) : ServerTests<SqliteServer>(se
         Assert.Equal("mfa_locked", rightButLocked.Body.GetProperty("error").GetProperty("details").GetProperty("reason").GetString());
     }
 
+    /// <summary>
+    /// Requests racing on one mfa_token: the right code gives one set of tokens, not one per request, and wrong codes
+    /// sent all at once are checked no more times than one after the other would be.
+    /// </summary>
+    [Fact]
+    public async Task RacingRequests_OneMfaTokenGivesOneSignIn_AndNoMoreGuessesThanTheLimit()
+    {
+        var user = await EnrollAsync();
+        var rightCode = NextCode(user);
+        var first = (await LoginRawAsync(user.Email)).Body.GetProperty("mfa_token").GetString();
+        var second = (await LoginRawAsync(user.Email)).Body.GetProperty("mfa_token").GetString();
+
+        var sameRightCode = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ =>
+            ApiAsync(HttpMethod.Post, "/api/v1/auth/mfa/verify", body: new { mfa_token = first, token = rightCode, method = "totp" })));
+        var wrongCodes = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
+            ApiAsync(HttpMethod.Post, "/api/v1/auth/mfa/verify", body: new { mfa_token = second, token = $"{i:000000}", method = "totp" })));
+
+        Assert.Single(sameRightCode, a => a.Status == HttpStatusCode.OK);
+        var checkedCodes = wrongCodes.Count(a => a.Body.GetProperty("error").GetProperty("details").GetProperty("reason").GetString() != "invalid_mfa_token");
+        Assert.InRange(checkedCodes, 1, 5);
+    }
+
     [Fact]
     public async Task PasswordGrant_AnswersMfaRequired_ThenTheMfaGrantIssuesTokens()
     {
