@@ -49,6 +49,7 @@ public static class AuthFacade
         server.AddEventHandler(ExtractRequest<ExtractTokenRequestContext>.Descriptor);
         server.AddEventHandler(ExtractRequest<ExtractRevocationRequestContext>.Descriptor);
         server.Services.AddSingleton<RequireFacadeRequest>();
+        server.AddEventHandler(KeepClientBehindFacade.Descriptor);
         server.AddEventHandler(RememberSubject.Descriptor);
         server.AddEventHandler(WriteTokenResponse.Descriptor);
         server.AddEventHandler(WriteRevocationResponse.Descriptor);
@@ -69,6 +70,26 @@ public static class AuthFacade
     public sealed class RequireFacadeRequest : IOpenIddictServerHandlerFilter<BaseContext>
     {
         public ValueTask<bool> IsActiveAsync(BaseContext context) => new(IsFacade(context));
+    }
+
+    /// <summary>
+    /// The facade's client has no secret, so anyone can name it: it is good only behind /api/v1/auth, where the auth
+    /// rate limits apply. At /connect/token it would be a way to guess passwords around them.
+    /// </summary>
+    public sealed class KeepClientBehindFacade : IOpenIddictServerHandler<ValidateTokenRequestContext>
+    {
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateTokenRequestContext>()
+            .UseSingletonHandler<KeepClientBehindFacade>()
+            .SetOrder(int.MinValue + 100_000)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public ValueTask HandleAsync(ValidateTokenRequestContext context)
+        {
+            if (context.ClientId == ClientId && !IsFacade(context))
+                context.Reject(Errors.UnauthorizedClient, $"{ClientId} is the auth API's own client: use {Prefix}.");
+            return ValueTask.CompletedTask;
+        }
     }
 
     /// <summary>JSON for the facade's addresses, OpenIddict's own form reading for every other request.</summary>

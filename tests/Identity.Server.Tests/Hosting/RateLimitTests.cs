@@ -62,6 +62,25 @@ public sealed class RateLimitTests(RateLimitedServer server) : ServerTests<RateL
         Assert.Equal(StatusCodes.Status401Unauthorized, elsewhere.Response.StatusCode);
     }
 
+    /// <summary>
+    /// The auth API's client has no secret; at /connect/token it would let anyone guess passwords around the limits of
+    /// /api/v1/auth. It is refused there, before any password is checked.
+    /// </summary>
+    [Fact]
+    public async Task AuthApiClient_IsRefusedAtTheTokenEndpoint()
+    {
+        var email = await CreateUserAsync();
+
+        var answer = await Http.PostAsync("/connect/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "password", ["client_id"] = "identity-auth-api", ["username"] = email, ["password"] = Password,
+        }));
+
+        Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+        using var error = JsonDocument.Parse(await answer.Content.ReadAsStringAsync());
+        Assert.Equal("unauthorized_client", error.RootElement.GetProperty("error").GetString());
+    }
+
     [Fact]
     public async Task Api_LimitedPerUserAcrossAddresses()
     {
