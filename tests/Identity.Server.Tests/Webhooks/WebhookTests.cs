@@ -207,6 +207,9 @@ public sealed class WebhookHostingTests : IDisposable
     [InlineData("http://169.254.169.254/latest/meta-data")]
     [InlineData("http://localhost/hook")]
     [InlineData("http://[::1]/hook")]
+    [InlineData("http://[64:ff9b::7f00:1]/hook")]
+    [InlineData("http://[2002:a9fe:a9fe::]/hook")]
+    [InlineData("http://198.18.0.1/hook")]
     public async Task Webhook_PrivateAddresses_RefusedUnlessAllowed(string url)
     {
         await using var server = new ServerFactory(database, keys, [new("Identity:Webhooks:AllowPrivateNetworks", "false")]);
