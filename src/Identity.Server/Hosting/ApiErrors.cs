@@ -29,18 +29,23 @@ public static class ApiErrors
     static object Envelope(HttpContext http, string code, string message, object? details) =>
         new { error = new { code, message, details, request_id = http.TraceIdentifier } };
 
+    // InvalidDataException: a form the server cannot read (a NUL, more than 1,024 fields, a 4 MB value), which
+    // surfaces wherever the form is first read, inside OpenIddict for /connect/*. It is the client's fault.
+    static int StatusOf(Exception exception) => exception switch
+    {
+        BadHttpRequestException bad => bad.StatusCode,
+        InvalidDataException => StatusCodes.Status400BadRequest,
+        _ => StatusCodes.Status500InternalServerError,
+    };
+
     public static WebApplication UseApiErrors(this WebApplication app)
     {
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
-            // InvalidDataException: a form the server cannot read (a NUL, more than 1,024 fields, a 4 MB value), which
-            // surfaces wherever the form is first read, inside OpenIddict for /connect/*. It is the client's fault.
-            StatusCodeSelector = exception => exception switch
-            {
-                BadHttpRequestException bad => bad.StatusCode,
-                InvalidDataException => StatusCodes.Status400BadRequest,
-                _ => StatusCodes.Status500InternalServerError,
-            },
+            StatusCodeSelector = StatusOf,
+            // A client's malformed request is its error, not the server's: logging each with a stack trace at error
+            // level would let anyone flood the log and bury real failures.
+            SuppressDiagnosticsCallback = context => StatusOf(context.Exception) < 500,
             ExceptionHandler = async http =>
             {
                 var status = http.Response.StatusCode;

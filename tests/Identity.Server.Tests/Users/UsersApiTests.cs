@@ -2,6 +2,8 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Identity.Server.Tests.Infrastructure;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace Identity.Server.Tests.Users;
 
@@ -272,6 +274,26 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
         var unchanged = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}", admin);
         Assert.Equal(email, unchanged.Body.GetProperty("user").GetProperty("email").GetString());
         Assert.Equal("Test User", unchanged.Body.GetProperty("user").GetProperty("name").GetString());
+    }
+
+    /// <summary>A client's malformed request is answered with a 400 and is not logged as a server failure with its stack.</summary>
+    [Fact]
+    public async Task MalformedRequests_AreNotLoggedAsServerErrors()
+    {
+        var logs = new CapturedLogs();
+        await using var app = Factory.WithWebHostBuilder(b => b.ConfigureLogging(l => l.AddProvider(logs)));
+        using var http = app.CreateClient();
+        var admin = await AdminAsync();
+        var id = await IdOfAsync(admin, await CreateUserAsync());
+        using var junk = new HttpRequestMessage(HttpMethod.Put, $"/api/v1/users/{id}") { Content = new StringContent("{\"name\":", Encoding.UTF8, "application/json") };
+        junk.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", admin);
+
+        var badJson = await http.SendAsync(junk);
+        var badForm = await http.PostAsync("/connect/token", new StringContent("grant_type=password&username=%00", Encoding.UTF8, "application/x-www-form-urlencoded"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, badJson.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, badForm.StatusCode);
+        Assert.DoesNotContain(logs.Entries, e => e.Level >= LogLevel.Error);
     }
 
     [Fact]
