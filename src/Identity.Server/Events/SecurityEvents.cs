@@ -30,12 +30,16 @@ public static class EventTypes
     public const string PolicyDeleted = "policy.deleted";
     public const string LoginLinked = "user.login_linked";
     public const string LoginRemoved = "user.login_removed";
+    public const string RoleCreated = "role.created";
+    public const string WebhookCreated = "webhook.created";
+    public const string WebhookUpdated = "webhook.updated";
+    public const string WebhookDeleted = "webhook.deleted";
 
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
         MfaEnabled, MfaDisabled, SessionExpired, SessionRevoked, WebhookFailed, TokenReuseDetected, PolicyCreated, PolicyUpdated, PolicyDeleted,
-        LoginLinked, LoginRemoved,
+        LoginLinked, LoginRemoved, RoleCreated, WebhookCreated, WebhookUpdated, WebhookDeleted,
     };
 }
 
@@ -56,6 +60,11 @@ public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor ac
     public async Task RaiseAsync(string type, Subject? subject, object? details = null, bool success = true)
     {
         var http = accessor.HttpContext;
+        // A user known only by id (from a token, an MFA factor, a session): read the rest, its organization above all,
+        // or that organization's admins and webhooks would never see the event.
+        if (subject is { Id: { } subjectId, Email: null })
+            subject = await db.Users.AsNoTracking().Where(u => u.Id == subjectId)
+                .Select(u => new Subject(u.Id, u.Email, u.Name, u.OrganizationId)).FirstOrDefaultAsync() ?? subject;
         // Whole milliseconds: every provider stores them exactly, so the audit hash recomputes to the same value.
         var utc = time.GetUtcNow().UtcTicks;
         var now = new DateTimeOffset(utc - utc % TimeSpan.TicksPerMillisecond, TimeSpan.Zero);

@@ -154,9 +154,12 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     {
         await db.MfaChallenges.Where(c => c.UserId == user.Id).ExecuteDeleteAsync();
         await db.MfaBackupCodes.Where(c => c.UserId == user.Id).ExecuteDeleteAsync();
+        var removed = await db.MfaFactors.Where(f => f.UserId == user.Id && f.Enabled).ExecuteDeleteAsync();
         await db.MfaFactors.Where(f => f.UserId == user.Id).ExecuteDeleteAsync();
         user.TwoFactorEnabled = false;
-        await events.RaiseAsync(EventTypes.MfaDisabled, SecurityEvents.Subject.Of(user));
+        // mfa.disabled only when MFA was on: resetting an account without it (or mid-setup) changes nothing to report.
+        if (removed > 0)
+            await events.RaiseAsync(EventTypes.MfaDisabled, SecurityEvents.Subject.Of(user));
         db.Update(user);
         await db.SaveChangesAsync();
     }

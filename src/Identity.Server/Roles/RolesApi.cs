@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Text.RegularExpressions;
 using Identity.Server.Connect;
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Identity.Server.Hosting;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
@@ -38,7 +39,7 @@ public static partial class RolesApi
         return Results.Ok(new RoleList(roles.Select(r => View(r, grants.Where(g => g.RoleId == r.Id).Select(g => g.ClaimValue!))).ToList()));
     }
 
-    static async Task<IResult> Create(HttpContext http, CreateRoleRequest body, Caller caller, RoleManager<Role> roles)
+    static async Task<IResult> Create(HttpContext http, CreateRoleRequest body, Caller caller, RoleManager<Role> roles, SecurityEvents events)
     {
         var name = body.Name?.Trim();
         if (name is null || !RoleName().IsMatch(name))
@@ -56,6 +57,8 @@ public static partial class RolesApi
             return ApiErrors.Result(http, 409, "CONFLICT", $"A role named '{name}' exists.", new { field = "name" });
 
         var role = new Role(name) { Description = body.Description };
+        // Stored with the role: a new role is a new bundle of power, and the log must show who made it.
+        await events.RaiseAsync(EventTypes.RoleCreated, null, new { role = name, permissions });
         var created = await roles.CreateAsync(role);
         foreach (var permission in permissions)
             if (created.Succeeded)

@@ -93,11 +93,13 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
     public async Task<bool> RevokeAsync(string userId, string id)
     {
         var authorization = await authorizations.FindByIdAsync(id);
-        if (authorization is null || await authorizations.GetSubjectAsync(authorization) != userId)
+        // Ended already: nothing to revoke, and no second session.revoked for it.
+        if (authorization is null || await authorizations.GetSubjectAsync(authorization) != userId ||
+            !await authorizations.HasStatusAsync(authorization, Statuses.Valid))
             return false;
         await tokens.RevokeByAuthorizationIdAsync(id);
         await authorizations.TryRevokeAsync(authorization);
-        await events.RaiseNowAsync(EventTypes.SessionRevoked, await SubjectAsync(userId), new { session = id });
+        await events.RaiseNowAsync(EventTypes.SessionRevoked, new SecurityEvents.Subject(userId), new { session = id });
         return true;
     }
 
@@ -108,7 +110,4 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
             await RevokeAsync(userId, id);
         return ids.Count;
     }
-
-    async Task<SecurityEvents.Subject> SubjectAsync(string userId) =>
-        await db.Users.FindAsync(userId) is { } user ? SecurityEvents.Subject.Of(user) : new SecurityEvents.Subject(userId);
 }

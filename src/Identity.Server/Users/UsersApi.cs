@@ -125,8 +125,13 @@ public static class UsersApi
         if (body.EmailVerified is { } verified)
             user.EmailConfirmed = verified;
 
-        await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user),
-            new { changed = new[] { body.Email is null ? null : "email", body.Name is null ? null : "name", body.EmailVerified is null ? null : "email_verified" }.OfType<string>() });
+        // Only what actually changed is logged, and a request that changes nothing logs nothing.
+        var entry = db.Entry(user);
+        var changed = new (string Property, string Field)[] { (nameof(User.Email), "email"), (nameof(User.Name), "name"), (nameof(User.EmailConfirmed), "email_verified") }
+            .Where(f => entry.Property(f.Property).IsModified).Select(f => f.Field).ToList();
+        if (changed.Count == 0)
+            return Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
+        await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed });
         var updated = await users.UpdateAsync(user);
         return updated.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, updated);
     }

@@ -42,7 +42,7 @@ public static class WebhooksApi
             ? Results.Ok(new WebhookResponse(View(hook))) : ApiErrors.NotFound(http);
 
     static async Task<IResult> Create(HttpContext http, WebhookRequest body, Caller caller, IdentityDbContext db, IDataProtectionProvider protection,
-        IOptions<WebhookOptions> options, IHostEnvironment environment, TimeProvider time)
+        IOptions<WebhookOptions> options, IHostEnvironment environment, TimeProvider time, SecurityEvents events)
     {
         if (Problem(body, requireSecret: true, AllowPrivate(options, environment)) is { } problem)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem.Message, new { field = problem.Field });
@@ -54,12 +54,13 @@ public static class WebhooksApi
         };
         Apply(hook, body, protection);
         db.WebhookSubscriptions.Add(hook);
+        await RaiseAsync(events, EventTypes.WebhookCreated, hook);
         await db.SaveChangesAsync();
         return Results.Created($"/api/v1/webhooks/{hook.Id}", new WebhookResponse(View(hook)));
     }
 
     static async Task<IResult> Update(HttpContext http, string id, WebhookRequest body, Caller caller, IdentityDbContext db,
-        IDataProtectionProvider protection, IOptions<WebhookOptions> options, IHostEnvironment environment)
+        IDataProtectionProvider protection, IOptions<WebhookOptions> options, IHostEnvironment environment, SecurityEvents events)
     {
         var hook = await Visible(db, caller, Permissions.WebhooksWrite).FirstOrDefaultAsync(w => w.Id == id);
         if (hook is null)
@@ -67,19 +68,29 @@ public static class WebhooksApi
         if (Problem(body, requireSecret: false, AllowPrivate(options, environment)) is { } problem)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem.Message, new { field = problem.Field });
         Apply(hook, body, protection);
+        await RaiseAsync(events, EventTypes.WebhookUpdated, hook);
         await db.SaveChangesAsync();
         return Results.Ok(new WebhookResponse(View(hook)));
     }
 
-    static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db)
+    static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, SecurityEvents events)
     {
         var hook = await Visible(db, caller, Permissions.WebhooksWrite).FirstOrDefaultAsync(w => w.Id == id);
         if (hook is null)
             return ApiErrors.NotFound(http);
         db.WebhookSubscriptions.Remove(hook);
+        await RaiseAsync(events, EventTypes.WebhookDeleted, hook);
         await db.SaveChangesAsync();
         return Results.NoContent();
     }
+
+    /// <summary>
+    /// Stored with the change: where events go is security-relevant (a webhook for "*" hears everything). Logged
+    /// under the subscription's organization, so that organization's admins see it; the secret never is.
+    /// </summary>
+    static Task RaiseAsync(SecurityEvents events, string type, WebhookSubscription hook) =>
+        events.RaiseAsync(type, new SecurityEvents.Subject(null, OrganizationId: hook.OrganizationId),
+            new { webhook = hook.Id, url = hook.Url, events = hook.Events.Split(' '), enabled = hook.Enabled });
 
     static async Task<IResult> Deliveries(HttpContext http, string id, Caller caller, IdentityDbContext db, string? page, string? limit)
     {

@@ -40,6 +40,68 @@ public abstract class AuditTests<TFactory>(TFactory factory) : ServerTests<TFact
         Assert.Equal(1, failures.Body.GetProperty("total").GetInt32());
     }
 
+    async Task<List<System.Text.Json.JsonElement>> EntriesAsync(string admin, string query) =>
+        (await ApiAsync(HttpMethod.Get, $"/api/v1/audit?limit=100&{query}", admin)).Body.GetProperty("entries").EnumerateArray().ToList();
+
+    /// <summary>A new role and where events are sent are security changes: each is logged with the change itself.</summary>
+    [Fact]
+    public async Task Audit_RecordsRolesAndWebhooks()
+    {
+        var admin = await AdminAsync();
+        var role = $"auditor-{Guid.NewGuid():N}"[..20];
+        await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name = role, permissions = new[] { "audit:read" } });
+        var hook = (await ApiAsync(HttpMethod.Post, "/api/v1/webhooks", admin,
+            new { url = "https://example.com/hook", events = new[] { "*" }, secret = new string('s', 32) })).Body.GetProperty("webhook").GetProperty("id").GetString();
+        await ApiAsync(HttpMethod.Put, $"/api/v1/webhooks/{hook}", admin,
+            new { url = "https://example.com/other", events = new[] { "user.created" }, secret = new string('t', 32) });
+        await ApiAsync(HttpMethod.Delete, $"/api/v1/webhooks/{hook}", admin);
+
+        var roleEntry = Assert.Single(await EntriesAsync(admin, "action=role.created"), e => e.GetProperty("details").GetProperty("role").GetString() == role);
+        var hookEntries = (await EntriesAsync(admin, "action=webhook.created"))
+            .Concat(await EntriesAsync(admin, "action=webhook.updated")).Concat(await EntriesAsync(admin, "action=webhook.deleted"))
+            .Where(e => e.GetProperty("details").GetProperty("webhook").GetString() == hook).Select(e => e.GetProperty("action").GetString()).Order().ToList();
+
+        Assert.Equal("audit:read", roleEntry.GetProperty("details").GetProperty("permissions")[0].GetString());
+        Assert.Equal(["webhook.created", "webhook.deleted", "webhook.updated"], hookEntries);
+        Assert.DoesNotContain(new string('s', 32), (await ApiAsync(HttpMethod.Get, "/api/v1/audit?limit=100", admin)).Body.ToString());
+    }
+
+    /// <summary>
+    /// Only what happened is logged: an update that changes nothing, a second end of an ended session and an MFA reset
+    /// of an account without MFA log nothing; and an event known by its user's id still carries their organization.
+    /// </summary>
+    [Fact]
+    public async Task Audit_NothingForChangesThatDidNotHappen_AndEveryUserEventHasItsOrganization()
+    {
+        var admin = await AdminAsync();
+        var email = await CreateUserInAsync($"acme-{Guid.NewGuid():N}.test");
+        var token = await LoginAsync(email);
+        var id = (await ApiAsync(HttpMethod.Get, $"/api/v1/users?search={Uri.EscapeDataString(email)}", admin)).Body.GetProperty("users")[0].GetProperty("id").GetString();
+        var session = (await ApiAsync(HttpMethod.Get, "/api/v1/sessions", token)).Body.GetProperty("sessions")[0].GetProperty("id").GetString();
+
+        var nothing = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new { });
+        var sameName = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new { name = "Test User" });
+        var resetWithoutMfa = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/mfa", admin);
+        var ended = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/sessions/{session}", admin);
+        var endedAgain = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/sessions/{session}", admin);
+
+        Assert.Equal(HttpStatusCode.OK, nothing.Status);
+        Assert.Equal(HttpStatusCode.OK, sameName.Status);
+        Assert.Equal(HttpStatusCode.NoContent, resetWithoutMfa.Status);
+        Assert.Equal(HttpStatusCode.NoContent, ended.Status);
+        Assert.Equal(HttpStatusCode.NotFound, endedAgain.Status);
+        var actions = (await EntriesAsync(admin, $"user_id={id}")).Select(e => e.GetProperty("action").GetString()).ToList();
+        Assert.DoesNotContain("user.updated", actions);
+        Assert.DoesNotContain("mfa.disabled", actions);
+        Assert.Single(await EntriesAsync(admin, $"user_id={id}&action=session.revoked"));
+
+        // Logging out by refresh token knows the user only by the token's subject.
+        var refresh = (await ApiAsync(HttpMethod.Post, "/api/v1/auth/login", body: new { email, password = Password })).Body.GetProperty("refresh_token").GetString();
+        Assert.Equal(HttpStatusCode.NoContent, (await ApiAsync(HttpMethod.Post, "/api/v1/auth/logout", body: new { refresh_token = refresh })).Status);
+        var logout = Assert.Single(await EntriesAsync(admin, $"user_id={id}&action=auth.logout"));
+        Assert.NotNull(logout.GetProperty("organization").GetString());
+    }
+
     [Fact]
     public async Task Audit_OrgAdminSeesOnlyTheirOrganizationsEntries()
     {
