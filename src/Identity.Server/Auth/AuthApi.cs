@@ -51,7 +51,7 @@ public static class AuthApi
                 (long)MultiFactor.ChallengeLifetime.TotalSeconds));
         if (user is not null)
         {
-            await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = "password", client = request.ClientId });
+            await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, client = request.ClientId });
             return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
         }
         if (lockedUntil is not null)
@@ -74,7 +74,7 @@ public static class AuthApi
         var created = await Accounts.CreateAsync(users, db, events, user, request.Password, []);
         if (!created.Succeeded)
             return Accounts.Problem(http, created);
-        await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = "password", source = "registration" });
+        await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, source = "registration" });
         return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
     }
 

@@ -130,7 +130,7 @@ public static class ConnectEndpoints
                 return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid." : "The account is locked.");
             if (await mfa.IsEnabledAsync(user.Id))
                 return MfaRequired(await mfa.ChallengeAsync(user, request.ClientId), await mfa.LoginMethodsAsync(user.Id));
-            await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = "password", client = request.ClientId });
+            await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, client = request.ClientId });
             return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
         }
 
@@ -140,7 +140,7 @@ public static class ConnectEndpoints
                 (string?)request[MfaGrant.Method], (string?)request[MfaGrant.Code]);
             if (outcome == MultiFactor.Outcome.Accepted)
                 await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user!),
-                    new { method = identityProvider is null ? "password mfa" : "federated mfa", provider = identityProvider, client = request.ClientId });
+                    new { amr = AuthenticationMethods.WithSecondFactor(identityProvider), provider = identityProvider, client = request.ClientId });
             return outcome switch
             {
                 MultiFactor.Outcome.Accepted => SignIn(await factory.ForUserAsync(user!, request.GetScopes(),

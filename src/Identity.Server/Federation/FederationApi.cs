@@ -246,7 +246,7 @@ public static class FederationApi
             return Results.Ok(new AuthApi.MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId, identityProvider: provider.Name),
                 await mfa.LoginMethodsAsync(user.Id), (long)MultiFactor.ChallengeLifetime.TotalSeconds));
 
-        await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { method = "federated", provider = provider.Name, source = "auth_api" });
+        await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Federated }, provider = provider.Name, source = "auth_api" });
         return Results.SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Federated], provider.Name),
             authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }

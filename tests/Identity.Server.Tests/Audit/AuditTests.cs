@@ -35,6 +35,7 @@ public abstract class AuditTests<TFactory>(TFactory factory) : ServerTests<TFact
         Assert.Equal("failure", entries[1].GetProperty("outcome").GetString());
         Assert.Equal("wrong_password", entries[1].GetProperty("details").GetProperty("reason").GetString());
         Assert.Equal("org_admin", entries[0].GetProperty("details").GetProperty("role").GetString());
+        Assert.Equal("pwd", Assert.Single(entries[2].GetProperty("details").GetProperty("amr").EnumerateArray()).GetString());
         Assert.DoesNotContain("SecurePass123!", log.Body.ToString());
         Assert.DoesNotContain("wrong password, sorry", log.Body.ToString());
         Assert.Equal(1, failures.Body.GetProperty("total").GetInt32());

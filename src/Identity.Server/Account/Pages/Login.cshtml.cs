@@ -140,7 +140,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
             claims.Add(new Claim(ClaimDestinations.IdentityProvider, identityProvider));
         await signIn.SignInWithClaimsAsync(user, isPersistent: false, claims);
         await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user),
-            new { method = string.Join(' ', methods), provider = identityProvider, source = "login_page" });
+            new { amr = methods, provider = identityProvider, source = "login_page" });
         // Only local return URLs: an open redirect here would turn the login page into a phishing relay.
         return LocalRedirect(Url.IsLocalUrl(ReturnUrl) ? ReturnUrl : "/");
     }
