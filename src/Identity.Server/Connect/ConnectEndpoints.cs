@@ -169,10 +169,25 @@ public static class ConnectEndpoints
             .ToDictionary(c => c.Type, ClaimValue, StringComparer.Ordinal));
     }
 
-    static async Task EndSession(HttpContext http, UserManager<User> users, SecurityEvents events)
+    static async Task EndSession(HttpContext http, UserManager<User> users, SecurityEvents events, Sessions.SessionStore sessions, IAntiforgery antiforgery)
     {
-        if (await users.GetUserAsync(http.User) is { } user)
+        var user = await users.GetUserAsync(http.User);
+        // The app proves the request is its own with an identity token of this user (validated by OpenIddict).
+        var hint = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal;
+        var fromTheApp = hint?.GetClaim(Claims.Subject) is { } subject && (user is null || user.Id == subject);
+        // Without that proof a link on any site could sign the user out: ask first (OIDC RP-Initiated Logout 2).
+        if (user is not null && !fromTheApp &&
+            !(http.Request.HasFormContentType && http.Request.Form["confirm"] == "yes" && await antiforgery.IsRequestValidAsync(http)))
+        {
+            http.Response.Redirect("/Account/Logout" + QueryString.Create(RequestParameters(http, "confirm")));
+            return;
+        }
+
+        if (user is not null)
             await events.RaiseNowAsync(EventTypes.AuthLogout, SecurityEvents.Subject.Of(user), new { source = "end_session" });
+        // The sign-in the identity token names ends too, so its refresh token stops working, as signing out promises.
+        if (fromTheApp && hint is not null && hint.GetAuthorizationId() is { } session)
+            await sessions.RevokeAsync(hint.GetClaim(Claims.Subject)!, session);
         await http.SignOutAsync(IdentityConstants.ApplicationScheme);
         // OpenIddict redirects to post_logout_redirect_uri when it is registered for the client, else to "/".
         await http.SignOutAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme, new AuthenticationProperties { RedirectUri = "/" });

@@ -246,6 +246,33 @@ public abstract class AuthorizationCodeTests<TFactory>(TFactory factory) : Serve
         Assert.StartsWith(ServerFactory.SpaLogoutRedirect, logout.LeftTo!.ToString());
         var again = await browser.OpenAsync((await client.PrepareLoginAsync()).StartUrl);
         Assert.Equal("/Account/Login", again.Url.AbsolutePath);
+        // Signing out of the app ends that sign-in: its refresh token no longer works.
+        var refreshed = await client.RefreshTokenAsync(result.RefreshToken);
+        Assert.Equal("invalid_grant", refreshed.Error);
+    }
+
+    /// <summary>
+    /// A logout link without the app's identity token could be on any site: the user is asked, and stays signed in
+    /// until they confirm on the server's own page.
+    /// </summary>
+    [Fact]
+    public async Task EndSession_WithoutTheAppsIdentityToken_AsksFirst()
+    {
+        var email = await CreateUserAsync();
+        var client = SpaClient();
+        var browser = new Browser(Factory);
+        var state = await client.PrepareLoginAsync();
+        await browser.SubmitAsync(await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password), button: "consent", value: "accept");
+
+        var asked = await browser.OpenAsync("/connect/endsession");
+        var stillIn = await browser.OpenAsync((await client.PrepareLoginAsync()).StartUrl);
+        await browser.SubmitAsync(asked, button: "confirm", value: "yes");
+        var signedOut = await browser.OpenAsync((await client.PrepareLoginAsync()).StartUrl);
+
+        Assert.Equal("/Account/Logout", asked.Url.AbsolutePath);
+        Assert.Contains(email, asked.Document!.Body!.TextContent);
+        Assert.NotNull(stillIn.LeftTo);
+        Assert.Equal("/Account/Login", signedOut.Url.AbsolutePath);
     }
 
     [Fact]
