@@ -82,6 +82,10 @@ public static class ConnectSetup
                 keys.AddTo(server, builder.Services, keyOptions.SigningAlgorithm);
 
                 Auth.AuthFacade.AddTo(server);
+                // RFC 7662 2.1: introspection is a POST. OpenIddict also reads GET, which puts the token in a URL, and
+                // URLs end up in access logs and proxies.
+                server.RemoveEventHandler(OpenIddict.Server.AspNetCore.OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractIntrospectionRequestContext>.Descriptor);
+                server.AddEventHandler(OpenIddict.Server.AspNetCore.OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractIntrospectionRequestContext>.Descriptor);
                 server.AddEventHandler(RejectRepeatedParameters<ValidateAuthorizationRequestContext>.Descriptor);
                 server.AddEventHandler(RejectRepeatedParameters<ValidateTokenRequestContext>.Descriptor);
                 server.AddEventHandler(RejectRepeatedParameters<ValidateIntrospectionRequestContext>.Descriptor);

@@ -13,6 +13,11 @@ public static class TransportSecurity
         if (app.Environment.IsDevelopment())
             return app;
 
+        // Browsers are told to use HTTPS only (HSTS, on HTTPS answers), and every cookie (session, antiforgery, the
+        // external sign-in's) is Secure even when the request reached us as plain HTTP from a TLS proxy on this host.
+        app.UseHsts();
+        app.UseCookiePolicy(new CookiePolicyOptions { Secure = CookieSecurePolicy.Always });
+
         app.Use(async (http, next) =>
         {
             var remote = http.Connection.RemoteIpAddress;

@@ -180,12 +180,18 @@ public static partial class PoliciesApi
                 : EntityJson.ParseEntities(JsonDocument.Parse("[]").RootElement, authSchema);
 
             var results = new List<object>();
-            if (body.TryGetProperty("requests", out var requests) && requests.ValueKind == JsonValueKind.Array)
+            var requests = body.TryGetProperty("requests", out var given) ? given : default;
+            if (requests.ValueKind is not (JsonValueKind.Array or JsonValueKind.Undefined))
+                throw new PolicyFormatException("requests must be an array");
+            if (requests.ValueKind == JsonValueKind.Array)
                 foreach (var item in requests.EnumerateArray())
                 {
-                    var action = EntityJson.ParseUid(item.GetProperty("action"));
+                    if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("principal", out var principal) ||
+                        !item.TryGetProperty("action", out var actionJson) || !item.TryGetProperty("resource", out var resource))
+                        throw new PolicyFormatException("each request is an object with principal, action and resource");
+                    var action = EntityJson.ParseUid(actionJson);
                     var context = EntityJson.ParseContext(item.TryGetProperty("context", out var c) ? c : default, authSchema, action);
-                    var request = new Request(EntityJson.ParseUid(item.GetProperty("principal")), action, EntityJson.ParseUid(item.GetProperty("resource")), context);
+                    var request = new Request(EntityJson.ParseUid(principal), action, EntityJson.ParseUid(resource), context);
                     var result = Authorizer.IsAuthorized(request, entities, policies);
                     results.Add(new
                     {

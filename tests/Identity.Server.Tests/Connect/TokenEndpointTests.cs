@@ -237,12 +237,16 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         Assert.Equal(error, answer.RootElement.GetProperty("error").GetString());
     }
 
-    [Fact]
-    public async Task Token_GetInsteadOfPost_Returns400()
+    [Theory]
+    [InlineData("/connect/token?grant_type=client_credentials")]
+    [InlineData("/connect/introspect?token=anything")]
+    public async Task TokenAndIntrospection_GetInsteadOfPost_Returns400(string url)
     {
-        var response = await Http.GetAsync("/connect/token?grant_type=client_credentials");
+        var response = await Http.GetAsync(url);
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal("invalid_request", error.RootElement.GetProperty("error").GetString());
     }
 
     [Fact]

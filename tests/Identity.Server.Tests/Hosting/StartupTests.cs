@@ -189,11 +189,23 @@ public sealed class StartupTests : IDisposable
 
         var remote = await server.Server.SendAsync(http => Discovery(http, IPAddress.Parse("203.0.113.7")));
         var loopback = await server.Server.SendAsync(http => Discovery(http, IPAddress.Loopback));
-        var https = await server.Server.SendAsync(http => { Discovery(http, IPAddress.Parse("203.0.113.7")); http.Request.Scheme = "https"; });
+        var https = await server.Server.SendAsync(http =>
+        {
+            Discovery(http, IPAddress.Parse("203.0.113.7"));
+            (http.Request.Scheme, http.Request.Host) = ("https", new HostString("id.example.com"));
+        });
+        // Plain HTTP from a TLS proxy on this host: the cookies still go out Secure.
+        var loginPage = await server.Server.SendAsync(http =>
+        {
+            (http.Request.Method, http.Request.Path, http.Connection.RemoteIpAddress) = ("GET", "/Account/Login", IPAddress.Loopback);
+        });
 
         Assert.Equal(StatusCodes.Status400BadRequest, remote.Response.StatusCode);
         Assert.Equal(StatusCodes.Status200OK, loopback.Response.StatusCode);
         Assert.Equal(StatusCodes.Status200OK, https.Response.StatusCode);
+        Assert.StartsWith("max-age=", https.Response.Headers.StrictTransportSecurity.ToString());
+        Assert.NotEqual(0, loginPage.Response.Headers.SetCookie.Count);
+        Assert.All(loginPage.Response.Headers.SetCookie, cookie => Assert.Contains("secure", cookie!, StringComparison.OrdinalIgnoreCase));
 
         static void Discovery(HttpContext http, IPAddress remote)
         {

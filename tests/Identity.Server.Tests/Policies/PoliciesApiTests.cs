@@ -155,8 +155,13 @@ public abstract class PoliciesApiTests<TFactory>(TFactory factory) : PolicyServe
 
         var answer = await ApiAsync(HttpMethod.Post, "/api/v1/policies/evaluate", admin, new { policies = "permit (principal,\n action resource);", requests = Array.Empty<object>() });
         var noPolicies = await ApiAsync(HttpMethod.Post, "/api/v1/policies/evaluate", admin, new { requests = Array.Empty<object>() });
+        var requestsNotAList = await ApiAsync(HttpMethod.Post, "/api/v1/policies/evaluate", admin, new { policies = "permit (principal, action, resource);", requests = "x" });
+        var requestWithoutPrincipal = await ApiAsync(HttpMethod.Post, "/api/v1/policies/evaluate", admin,
+            new { policies = "permit (principal, action, resource);", requests = new[] { new { action = new { type = "Action", id = "read" } } } });
 
         Assert.Equal("INVALID_REQUEST", ErrorCode(answer));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(requestsNotAList));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(requestWithoutPrincipal));
         Assert.Equal(2, answer.Body.GetProperty("error").GetProperty("details").GetProperty("line").GetInt32());
         Assert.Equal(HttpStatusCode.BadRequest, noPolicies.Status);
     }
