@@ -55,7 +55,7 @@ public static class AuditApi
             e.Details is null ? null : System.Text.Json.JsonDocument.Parse(e.Details).RootElement.Clone())).ToList(), total, pageNumber, pageSize));
     }
 
-    static async Task<IResult> Verify(HttpContext http, Caller caller, IdentityDbContext db)
+    static async Task<IResult> Verify(HttpContext http, Caller caller, IdentityDbContext db, AuditChain chain)
     {
         if (!caller.Global.Contains(Permissions.AuditRead))
             return ApiErrors.Result(http, 403, "FORBIDDEN", "Verifying the whole chain needs audit:read for the whole server.");
@@ -79,7 +79,7 @@ public static class AuditApi
             {
                 var reason = entry.Sequence != expected ? $"entry {expected} is missing"
                     : entry.PreviousHash != previous ? "the link to the previous entry does not match"
-                    : AuditChain.HashOf(entry) != entry.Hash ? "the entry's content does not match its hash"
+                    : chain.HashOf(entry) != entry.Hash ? "the entry's content does not match its hash"
                     : null;
                 if (reason is not null)
                     return Results.Ok(new Verification(false, checkedCount, expected, reason));

@@ -24,16 +24,17 @@ public static class DatabaseSetup
         {
             case DatabaseProvider.Sqlite:
                 connection = PrepareSqlite(connection ?? DefaultSqliteConnection, builder.Environment.ContentRootPath);
-                builder.Services.AddDbContextPool<IdentityDbContext, SqliteIdentityDbContext>(o => o.UseSqlite(connection).AddInterceptors(SqlitePragmas.Instance, Audit.AuditChain.Instance, Policies.DirectoryChanges.Instance));
+                builder.Services.AddDbContextPool<IdentityDbContext, SqliteIdentityDbContext>((services, o) => o.UseSqlite(connection).AddInterceptors(SqlitePragmas.Instance, services.GetRequiredService<Audit.AuditChain>(), Policies.DirectoryChanges.Instance));
                 break;
             case DatabaseProvider.PostgreSql:
-                builder.Services.AddDbContextPool<IdentityDbContext, PostgreSqlIdentityDbContext>(o => o.UseNpgsql(Require(connection, options.Provider)).AddInterceptors(Audit.AuditChain.Instance, Policies.DirectoryChanges.Instance));
+                builder.Services.AddDbContextPool<IdentityDbContext, PostgreSqlIdentityDbContext>((services, o) => o.UseNpgsql(Require(connection, options.Provider)).AddInterceptors(services.GetRequiredService<Audit.AuditChain>(), Policies.DirectoryChanges.Instance));
                 break;
             case DatabaseProvider.SqlServer:
-                builder.Services.AddDbContextPool<IdentityDbContext, SqlServerIdentityDbContext>(o => o.UseSqlServer(Require(connection, options.Provider)).AddInterceptors(Audit.AuditChain.Instance, Policies.DirectoryChanges.Instance));
+                builder.Services.AddDbContextPool<IdentityDbContext, SqlServerIdentityDbContext>((services, o) => o.UseSqlServer(Require(connection, options.Provider)).AddInterceptors(services.GetRequiredService<Audit.AuditChain>(), Policies.DirectoryChanges.Instance));
                 break;
         }
 
+        builder.Services.AddSingleton<Audit.AuditChain>();
         // Registered here, first, so the schema is current before any other start-up work touches the database
         // (Data Protection loads its key ring from it as the host starts).
         builder.Services.AddHostedService<Migrator>();
@@ -92,7 +93,10 @@ sealed class Migrator(IServiceProvider services) : IHostedService
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await using var scope = services.CreateAsyncScope();
-        await scope.ServiceProvider.GetRequiredService<IdentityDbContext>().Database.MigrateAsync(cancellationToken);
+        var db = scope.ServiceProvider.GetRequiredService<IdentityDbContext>();
+        await db.Database.MigrateAsync(cancellationToken);
+        // Before anything at start-up (seeding) appends to the audit log.
+        await services.GetRequiredService<Audit.AuditChain>().RelinkIfNewKeyAsync(db, cancellationToken);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -25,11 +25,26 @@ public sealed class SigningKeys
     public required X509Certificate2 Ecdsa { get; init; }
     public required X509Certificate2 Encryption { get; init; }
 
+    /// <summary>
+    /// The key of the audit log's hash chain (HMAC-SHA256): kept here, outside the database, so that someone who can
+    /// write to the database cannot recompute the chain after changing it.
+    /// </summary>
+    public required byte[] AuditKey { get; init; }
+
+    /// <summary>This start created <see cref="AuditKey"/>: entries linked before (unkeyed, or under a lost key) must be relinked.</summary>
+    public bool AuditKeyCreated { get; init; }
+
     public static SigningKeys LoadOrCreate(string folder, ILogger? logger = null)
     {
         Directory.CreateDirectory(folder);
+        var auditKey = System.IO.Path.Combine(folder, "audit-chain.key");
+        var auditKeyCreated = !File.Exists(auditKey);
+        if (auditKeyCreated)
+            WriteNew(auditKey, RandomNumberGenerator.GetBytes(32));
         return new SigningKeys
         {
+            AuditKey = File.ReadAllBytes(auditKey),
+            AuditKeyCreated = auditKeyCreated,
             Rsa = LoadOrCreate(System.IO.Path.Combine(folder, "signing-rsa.pfx"), X509KeyUsageFlags.DigitalSignature, logger),
             Ecdsa = LoadOrCreate(System.IO.Path.Combine(folder, "signing-ecdsa.pfx"), X509KeyUsageFlags.DigitalSignature, logger, ecdsa: true),
             Encryption = LoadOrCreate(System.IO.Path.Combine(folder, "encryption-rsa.pfx"), X509KeyUsageFlags.KeyEncipherment, logger),
@@ -48,15 +63,20 @@ public sealed class SigningKeys
             request.CertificateExtensions.Add(new X509KeyUsageExtension(usage, critical: true));
             using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddYears(2));
 
-            // Write to a temporary name first so a crash never leaves half a key behind.
-            var temp = file + ".tmp";
-            File.WriteAllBytes(temp, created.Export(X509ContentType.Pkcs12));
-            if (!OperatingSystem.IsWindows())
-                File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            File.Move(temp, file, overwrite: false);
+            WriteNew(file, created.Export(X509ContentType.Pkcs12));
             logger?.LogWarning("Generated a self-signed development key {File}; provide your own certificates in production.", file);
         }
         return X509CertificateLoader.LoadPkcs12FromFile(file, password: null, X509KeyStorageFlags.EphemeralKeySet);
+    }
+
+    /// <summary>Written to a temporary name first, so a crash never leaves half a key behind; readable by this user only.</summary>
+    static void WriteNew(string file, byte[] content)
+    {
+        var temp = file + ".tmp";
+        File.WriteAllBytes(temp, content);
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.Move(temp, file, overwrite: false);
     }
 
     /// <summary>

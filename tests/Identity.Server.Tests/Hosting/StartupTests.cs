@@ -32,6 +32,49 @@ public sealed class StartupTests : IDisposable
             Address = "/connect/token", ClientId = ServerFactory.Service, ClientSecret = secret, Scope = ServerFactory.DownstreamScope,
         });
 
+    static async Task<JsonElement> VerifyAuditAsync(ServerFactory server)
+    {
+        var http = server.CreateClient();
+        var login = await http.PostAsJsonAsync("/api/v1/auth/login", new { email = ServerFactory.AdminEmail, password = ServerFactory.AdminPassword });
+        var token = (await login.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString();
+        using var verify = new HttpRequestMessage(HttpMethod.Get, "/api/v1/audit/verify");
+        verify.Headers.Authorization = new("Bearer", token);
+        return await (await http.SendAsync(verify)).Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    /// <summary>
+    /// The audit chain is keyed by a file beside the certificates: whoever can write the database but lacks the key
+    /// cannot make a changed log verify. A server given a new key (first keyed start, or a lost key) links the stored
+    /// log again under it; one whose key was swapped behind its back finds the whole chain broken.
+    /// </summary>
+    [Fact]
+    public async Task AuditChain_IsKeyedOutsideTheDatabase()
+    {
+        await using (var first = new ServerFactory(database, keys))
+            Assert.True((await VerifyAuditAsync(first)).GetProperty("valid").GetBoolean());
+        var keyFile = Path.Combine(keys, "audit-chain.key");
+        Assert.Equal(32, new FileInfo(keyFile).Length);
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+
+        var newKeys = Directory.CreateTempSubdirectory("identity-keys-").FullName;
+        try
+        {
+            await using (var relinked = new ServerFactory(database, newKeys))
+                Assert.True((await VerifyAuditAsync(relinked)).GetProperty("valid").GetBoolean());
+
+            await File.WriteAllBytesAsync(Path.Combine(newKeys, "audit-chain.key"), System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+            await using var swapped = new ServerFactory(database, newKeys);
+            var broken = await VerifyAuditAsync(swapped);
+            Assert.False(broken.GetProperty("valid").GetBoolean());
+            Assert.Equal(1, broken.GetProperty("first_broken_sequence").GetInt64());
+        }
+        finally
+        {
+            Directory.Delete(newKeys, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Keys_GeneratedOnFirstRun_AreReusedAfterRestart()
     {
