@@ -154,12 +154,11 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     {
         await db.MfaChallenges.Where(c => c.UserId == user.Id).ExecuteDeleteAsync();
         await db.MfaBackupCodes.Where(c => c.UserId == user.Id).ExecuteDeleteAsync();
-        var removed = await db.MfaFactors.Where(f => f.UserId == user.Id && f.Enabled).ExecuteDeleteAsync();
         await db.MfaFactors.Where(f => f.UserId == user.Id).ExecuteDeleteAsync();
-        user.TwoFactorEnabled = false;
         // mfa.disabled only when MFA was on: resetting an account without it (or mid-setup) changes nothing to report.
-        if (removed > 0)
+        if (user.TwoFactorEnabled)
             await events.RaiseAsync(EventTypes.MfaDisabled, SecurityEvents.Subject.Of(user));
+        user.TwoFactorEnabled = false;
         db.Update(user);
         await db.SaveChangesAsync();
     }
