@@ -44,7 +44,7 @@ public static class WebhooksApi
     static async Task<IResult> Create(HttpContext http, WebhookRequest body, Caller caller, IdentityDbContext db, IDataProtectionProvider protection,
         IOptions<WebhookOptions> options, IHostEnvironment environment, TimeProvider time, SecurityEvents events)
     {
-        if (Problem(body, requireSecret: true, AllowPrivate(options, environment)) is { } problem)
+        if (Problem(body, creating: true, AllowPrivate(options, environment)) is { } problem)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem.Message, new { field = problem.Field });
         var hook = new WebhookSubscription
         {
@@ -65,7 +65,7 @@ public static class WebhooksApi
         var hook = await Visible(db, caller, Permissions.WebhooksWrite).FirstOrDefaultAsync(w => w.Id == id);
         if (hook is null)
             return ApiErrors.NotFound(http);
-        if (Problem(body, requireSecret: false, AllowPrivate(options, environment)) is { } problem)
+        if (Problem(body, creating: false, AllowPrivate(options, environment)) is { } problem)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem.Message, new { field = problem.Field });
         Apply(hook, body, protection);
         await RaiseAsync(events, EventTypes.WebhookUpdated, hook);
@@ -117,13 +117,14 @@ public static class WebhooksApi
             ? db.WebhookSubscriptions
             : db.WebhookSubscriptions.Where(w => w.OrganizationId != null && w.OrganizationId == caller.OrganizationId);
 
-    static (string Field, string Message)? Problem(WebhookRequest body, bool requireSecret, bool allowPrivate)
+    /// <summary>A new subscription needs url, events and secret; a change (PUT) checks only what it gives and keeps the rest.</summary>
+    static (string Field, string Message)? Problem(WebhookRequest body, bool creating, bool allowPrivate)
     {
-        if (ReceiverAddresses.ProblemWithUrl(body.Url, allowPrivate) is { } url)
+        if ((creating || body.Url is not null) && ReceiverAddresses.ProblemWithUrl(body.Url, allowPrivate) is { } url)
             return ("url", url);
-        if (body.Events is not { Count: > 0 } events || events.Any(e => e != "*" && !EventTypes.All.Contains(e)))
+        if ((creating || body.Events is not null) && (body.Events is not { Count: > 0 } events || events.Any(e => e != "*" && !EventTypes.All.Contains(e))))
             return ("events", "events must list event types: " + string.Join(", ", EventTypes.All.Order()) + ", or \"*\".");
-        if ((requireSecret || body.Secret is not null) && body.Secret is not { Length: >= 32 and <= 256 })
+        if ((creating || body.Secret is not null) && body.Secret is not { Length: >= 32 and <= 256 })
             return ("secret", "secret must be 32 to 256 characters.");
         if (body.RetryPolicy is { } retry)
         {
@@ -140,8 +141,9 @@ public static class WebhooksApi
 
     static void Apply(WebhookSubscription hook, WebhookRequest body, IDataProtectionProvider protection)
     {
-        hook.Url = body.Url!;
-        hook.Events = body.Events!.Contains("*") ? "*" : string.Join(' ', body.Events!.Distinct(StringComparer.Ordinal));
+        hook.Url = body.Url ?? hook.Url;
+        if (body.Events is { } events)
+            hook.Events = events.Contains("*") ? "*" : string.Join(' ', events.Distinct(StringComparer.Ordinal));
         if (body.Secret is not null)
             hook.ProtectedSecret = protection.CreateProtector(DeliverWebhooks.Protector).Protect(body.Secret);
         hook.MaxAttempts = body.RetryPolicy?.MaxAttempts ?? hook.MaxAttempts;

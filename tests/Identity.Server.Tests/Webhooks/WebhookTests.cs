@@ -114,6 +114,27 @@ public sealed class WebhookTests(SqliteServer server) : ServerTests<SqliteServer
         Assert.Equal("retry_policy.backoff_multiplier", answer.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
     }
 
+    /// <summary>A change names only what changes (as a user's does): turning a webhook off keeps its URL, events and secret.</summary>
+    [Fact]
+    public async Task Webhook_Update_ChangesOnlyWhatItGives()
+    {
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var id = await SubscribeAsync(admin, "https://example.com/hook", new { max_attempts = 3 }, "user.created", "auth.login");
+
+        var disabled = await ApiAsync(HttpMethod.Put, $"/api/v1/webhooks/{id}", admin, new { enabled = false });
+        var badUrl = await ApiAsync(HttpMethod.Put, $"/api/v1/webhooks/{id}", admin, new { url = "ftp://example.com/hook" });
+
+        Assert.Equal(HttpStatusCode.OK, disabled.Status);
+        var hook = disabled.Body.GetProperty("webhook");
+        Assert.False(hook.GetProperty("enabled").GetBoolean());
+        Assert.Equal("https://example.com/hook", hook.GetProperty("url").GetString());
+        Assert.Equal(["user.created", "auth.login"], hook.GetProperty("events").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(3, hook.GetProperty("retry_policy").GetProperty("max_attempts").GetInt32());
+        Assert.Equal("INVALID_REQUEST", ErrorCode(badUrl));
+        var stored = (await ApiAsync(HttpMethod.Get, $"/api/v1/webhooks/{id}", admin)).Body.GetProperty("webhook");
+        Assert.Equal("https://example.com/hook", stored.GetProperty("url").GetString());
+    }
+
     [Fact]
     public async Task Webhook_NeedsThePermission_AndNeverShowsTheSecret()
     {
