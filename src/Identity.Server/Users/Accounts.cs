@@ -42,9 +42,11 @@ public static class Accounts
     /// </summary>
     public static async Task RecordLoginAsync(IdentityDbContext db, User user)
     {
-        user.LastLoginAt = DateTimeOffset.UtcNow;
-        await db.Users.Where(u => u.Id == user.Id).ExecuteUpdateAsync(s => s.SetProperty(u => u.LastLoginAt, user.LastLoginAt));
-        db.Entry(user).Property(u => u.LastLoginAt).IsModified = false;
+        var now = DateTimeOffset.UtcNow;
+        await db.Users.Where(u => u.Id == user.Id).ExecuteUpdateAsync(s => s.SetProperty(u => u.LastLoginAt, now));
+        // The tracked copy shows it as stored and unchanged (IsModified = false would put the previous login back).
+        var lastLogin = db.Entry(user).Property(u => u.LastLoginAt);
+        lastLogin.OriginalValue = lastLogin.CurrentValue = now;
     }
 
     /// <summary>Deletes the account and revokes every session and token it had, so nothing it held still works.</summary>

@@ -120,11 +120,14 @@ public abstract class AuthApiTests<TFactory>(TFactory factory) : ServerTests<TFa
     public async Task Login_ReturnsTokensAndUserWithPermissions()
     {
         var email = await CreateUserAsync();
+        var before = DateTimeOffset.UtcNow.AddSeconds(-1);
 
         var (status, body, _) = await PostAsync("/api/v1/auth/login", new { email, password = Password, remember_me = true });
 
         Assert.Equal(HttpStatusCode.OK, status);
         var user = body.GetProperty("user");
+        // This login, not the one before it.
+        Assert.True(user.GetProperty("last_login").GetDateTimeOffset() >= before, user.GetProperty("last_login").ToString());
         Assert.Contains("read:profile", user.GetProperty("permissions").EnumerateArray().Select(p => p.GetString()));
         Assert.Equal(["user"], user.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
         Assert.False(string.IsNullOrEmpty(body.GetProperty("refresh_token").GetString()));
