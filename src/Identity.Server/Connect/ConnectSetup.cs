@@ -90,6 +90,7 @@ public static class ConnectSetup
                 server.AddEventHandler(RejectRepeatedParameters<ValidateTokenRequestContext>.Descriptor);
                 server.AddEventHandler(RejectRepeatedParameters<ValidateIntrospectionRequestContext>.Descriptor);
                 server.AddEventHandler(RejectRepeatedParameters<ValidateRevocationRequestContext>.Descriptor);
+                server.AddEventHandler(PrivateTokenProtection.Descriptor);
                 server.AddEventHandler(RevokeChainWithRefreshToken.Descriptor);
                 server.AddEventHandler(Sessions.RecordSession.Descriptor);
                 server.AddEventHandler(ReportTokenReuse.Descriptor);

@@ -34,6 +34,25 @@ public sealed class SigningKeys
     /// <summary>This start created <see cref="AuditKey"/>: entries linked before (unkeyed, or under a lost key) must be relinked.</summary>
     public bool AuditKeyCreated { get; init; }
 
+    /// <summary>
+    /// 64 random bytes: an HMAC-SHA256 key and an AES-256 key wrap key (32 bytes each) that protect the tokens only this
+    /// server ever reads back: refresh tokens and authorization codes (see Connect/PrivateTokenProtection).
+    /// </summary>
+    public required byte[] PrivateTokenKey { get; init; }
+
+    public SigningCredentials PrivateTokenSigning => privateTokenSigning ??=
+        new(new SymmetricSecurityKey(PrivateTokenKey[..32]) { KeyId = KeyIdOf(PrivateTokenKey[..32]) }, SecurityAlgorithms.HmacSha256);
+
+    public EncryptingCredentials PrivateTokenEncryption => privateTokenEncryption ??=
+        new(new SymmetricSecurityKey(PrivateTokenKey[32..]) { KeyId = KeyIdOf(PrivateTokenKey[32..]) },
+            SecurityAlgorithms.Aes256KW, SecurityAlgorithms.Aes256CbcHmacSha512);
+
+    SigningCredentials? privateTokenSigning;
+    EncryptingCredentials? privateTokenEncryption;
+
+    /// <summary>Names a secret key in token headers by a hash of it, which tells nothing about a 256-bit random key.</summary>
+    static string KeyIdOf(byte[] key) => Convert.ToHexString(SHA256.HashData(key).AsSpan(0, 8));
+
     public static SigningKeys LoadOrCreate(string folder, ILogger? logger = null)
     {
         Directory.CreateDirectory(folder);
@@ -41,10 +60,14 @@ public sealed class SigningKeys
         var auditKeyCreated = !File.Exists(auditKey);
         if (auditKeyCreated)
             WriteNew(auditKey, RandomNumberGenerator.GetBytes(32));
+        var privateTokenKey = System.IO.Path.Combine(folder, "private-tokens.key");
+        if (!File.Exists(privateTokenKey))
+            WriteNew(privateTokenKey, RandomNumberGenerator.GetBytes(64));
         return new SigningKeys
         {
             AuditKey = File.ReadAllBytes(auditKey),
             AuditKeyCreated = auditKeyCreated,
+            PrivateTokenKey = ReadKey(privateTokenKey, 64),
             Rsa = LoadOrCreate(System.IO.Path.Combine(folder, "signing-rsa.pfx"), X509KeyUsageFlags.DigitalSignature, logger),
             Ecdsa = LoadOrCreate(System.IO.Path.Combine(folder, "signing-ecdsa.pfx"), X509KeyUsageFlags.DigitalSignature, logger, ecdsa: true),
             Encryption = LoadOrCreate(System.IO.Path.Combine(folder, "encryption-rsa.pfx"), X509KeyUsageFlags.KeyEncipherment, logger),
@@ -69,6 +92,13 @@ public sealed class SigningKeys
         return X509CertificateLoader.LoadPkcs12FromFile(file, password: null, X509KeyStorageFlags.EphemeralKeySet);
     }
 
+    static byte[] ReadKey(string file, int length)
+    {
+        var key = File.ReadAllBytes(file);
+        return key.Length == length ? key
+            : throw new InvalidOperationException($"{file} must hold exactly {length} bytes, not {key.Length}; delete it to have a new one generated.");
+    }
+
     /// <summary>Written to a temporary name first, so a crash never leaves half a key behind; readable by this user only.</summary>
     static void WriteNew(string file, byte[] content)
     {
@@ -81,8 +111,10 @@ public sealed class SigningKeys
 
     /// <summary>
     /// Publishes both signing keys and encrypts with the encryption certificate. OpenIddict signs with the first
-    /// signing credential after sorting them (certificates first), so the chosen algorithm is moved to the front
-    /// once OpenIddict has sorted: both keys stay in the JWKS, only the chosen one signs.
+    /// signing credential after sorting them (secret keys first, then certificates), so the chosen algorithm and the
+    /// encryption certificate are moved to the front once OpenIddict has sorted: both public keys stay in the JWKS,
+    /// only the chosen one signs what others read. The secret keys sign and encrypt only the tokens this server
+    /// alone reads back (Connect/PrivateTokenProtection), and are never published.
     /// </summary>
     public void AddTo(OpenIddictServerBuilder server, IServiceCollection services, string algorithm)
     {
@@ -93,12 +125,17 @@ public sealed class SigningKeys
         server.AddSigningCertificate(Rsa);
         server.AddSigningCredentials(new SigningCredentials(new ECDsaSecurityKey(Ecdsa.GetECDsaPrivateKey()!) { KeyId = Ecdsa.Thumbprint }, SecurityAlgorithms.EcdsaSha256));
         server.AddEncryptionCertificate(Encryption);
+        server.AddSigningCredentials(PrivateTokenSigning);
+        server.AddEncryptionCredentials(PrivateTokenEncryption);
 
         services.PostConfigure<OpenIddict.Server.OpenIddictServerOptions>(options =>
         {
             var chosen = options.SigningCredentials.First(c => c.Algorithm.Equals(algorithm, StringComparison.OrdinalIgnoreCase));
             options.SigningCredentials.Remove(chosen);
             options.SigningCredentials.Insert(0, chosen);
+            var certificate = options.EncryptionCredentials.First(c => c.Key is X509SecurityKey);
+            options.EncryptionCredentials.Remove(certificate);
+            options.EncryptionCredentials.Insert(0, certificate);
         });
     }
 }

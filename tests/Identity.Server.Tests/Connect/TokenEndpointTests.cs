@@ -1,9 +1,12 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using Duende.IdentityModel.Client;
 using Identity.Server.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Abstractions;
 
 namespace Identity.Server.Tests.Connect;
@@ -288,6 +291,62 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         Assert.NotEqual(first.RefreshToken, second.RefreshToken);
         Assert.NotEqual(first.AccessToken, second.AccessToken);
         Assert.Equal(HttpStatusCode.OK, (await CallApiAsync(second.AccessToken!)).StatusCode);
+    }
+
+    [Fact]
+    public async Task RefreshToken_IsSealedWithTheServersSecretKeys_NeverWithAPublishedOne()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+
+        var refresh = new JsonWebToken(tokens.RefreshToken!);
+        Assert.Equal("A256KW", refresh.Alg);
+        Assert.Equal("A256CBC-HS512", refresh.Enc);
+        var inner = await OpenWithSecretKeysAsync(tokens.RefreshToken!);
+        Assert.Equal("HS256", inner.Alg);
+        // Access tokens are still for others to check with the published key; the secret keys never appear in the JWKS.
+        Assert.Equal("RS256", new JsonWebToken(tokens.AccessToken!).Alg);
+        var jwks = new JsonWebKeySet(await Http.GetStringAsync("/.well-known/jwks"));
+        Assert.DoesNotContain(jwks.Keys, key => key.Kty == "oct" || key.Kid == refresh.Kid || key.Kid == inner.Kid);
+    }
+
+    [Fact]
+    public async Task RefreshToken_SealedWithTheCertificatesBeforeTheSecretKeys_StillRedeems()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+        var inner = await OpenWithSecretKeysAsync(tokens.RefreshToken!);
+        // The same token as a server before this change issued it: signed with the RSA certificate, encrypted to the
+        // encryption certificate.
+        using var signing = X509CertificateLoader.LoadPkcs12FromFile(Path.Combine(Factory.KeyFolder, "signing-rsa.pfx"), null);
+        using var encryption = X509CertificateLoader.LoadPkcs12FromFile(Path.Combine(Factory.KeyFolder, "encryption-rsa.pfx"), null);
+        var handler = new JsonWebTokenHandler();
+        var signed = handler.CreateToken(Encoding.UTF8.GetString(Base64UrlEncoder.DecodeBytes(inner.EncodedPayload)),
+            new X509SigningCredentials(signing), new Dictionary<string, object> { ["typ"] = inner.Typ });
+        var legacy = handler.EncryptToken(signed,
+            new X509EncryptingCredentials(encryption, SecurityAlgorithms.RsaOAEP, SecurityAlgorithms.Aes256CbcHmacSha512),
+            new Dictionary<string, object> { ["typ"] = new JsonWebToken(tokens.RefreshToken!).Typ });
+        Assert.Equal("RSA-OAEP", new JsonWebToken(legacy).Alg);
+
+        var refreshed = await RefreshAsync(legacy);
+
+        Assert.False(refreshed.IsError, refreshed.Error);
+        Assert.Equal(HttpStatusCode.OK, (await CallApiAsync(refreshed.AccessToken!)).StatusCode);
+    }
+
+    /// <summary>Decrypts and verifies a token with keys/private-tokens.key, as only the server can.</summary>
+    async Task<JsonWebToken> OpenWithSecretKeysAsync(string token)
+    {
+        var key = await File.ReadAllBytesAsync(Path.Combine(Factory.KeyFolder, "private-tokens.key"));
+        var handler = new JsonWebTokenHandler();
+        var result = await handler.ValidateTokenAsync(token, new TokenValidationParameters
+        {
+            ValidateIssuer = false,
+            ValidateAudience = false,
+            IssuerSigningKey = new SymmetricSecurityKey(key[..32]),
+            TokenDecryptionKey = new SymmetricSecurityKey(key[32..]),
+            TryAllIssuerSigningKeys = true,
+        });
+        Assert.True(result.IsValid, result.Exception?.Message);
+        return ((JsonWebToken)result.SecurityToken).InnerToken;
     }
 
     [Fact]
