@@ -64,26 +64,44 @@ public static class DatabaseSetup
 /// SQLite's defaults are for a single writer that fsyncs every commit. A server writes a token row per token issued:
 /// write-ahead logging lets readers run beside the writer, synchronous=NORMAL (safe with WAL: a crash loses no
 /// committed data, a power cut at most the last commits) drops the fsync per commit, and busy_timeout makes a
-/// writer wait for the lock instead of failing under load.
+/// writer wait for the lock instead of failing under load. The settings belong to the native connection, which
+/// Microsoft.Data.Sqlite pools and EF Core opens again for every query, so they are applied once per native
+/// connection: a refresh opens it eight times.
 /// </summary>
 sealed class SqlitePragmas : Microsoft.EntityFrameworkCore.Diagnostics.DbConnectionInterceptor
 {
     public static readonly SqlitePragmas Instance = new();
     const string Pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;";
+    readonly System.Runtime.CompilerServices.ConditionalWeakTable<SQLitePCL.sqlite3, object> configured = new();
 
     public override void ConnectionOpened(System.Data.Common.DbConnection connection, Microsoft.EntityFrameworkCore.Diagnostics.ConnectionEndEventData eventData)
     {
+        if (IsConfigured(connection))
+            return;
         using var command = connection.CreateCommand();
         command.CommandText = Pragmas;
         command.ExecuteNonQuery();
+        MarkConfigured(connection);
     }
 
     public override async Task ConnectionOpenedAsync(System.Data.Common.DbConnection connection,
         Microsoft.EntityFrameworkCore.Diagnostics.ConnectionEndEventData eventData, CancellationToken cancellationToken = default)
     {
+        if (IsConfigured(connection))
+            return;
         await using var command = connection.CreateCommand();
         command.CommandText = Pragmas;
         await command.ExecuteNonQueryAsync(cancellationToken);
+        MarkConfigured(connection);
+    }
+
+    bool IsConfigured(System.Data.Common.DbConnection connection) =>
+        connection is Microsoft.Data.Sqlite.SqliteConnection { Handle: { } handle } && configured.TryGetValue(handle, out _);
+
+    void MarkConfigured(System.Data.Common.DbConnection connection)
+    {
+        if (connection is Microsoft.Data.Sqlite.SqliteConnection { Handle: { } handle })
+            configured.TryAdd(handle, this);
     }
 }
 

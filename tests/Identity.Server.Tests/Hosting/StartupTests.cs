@@ -113,6 +113,114 @@ public sealed class StartupTests : IDisposable
         Assert.False(refreshed.IsError, refreshed.Raw);
     }
 
+    /// <summary>
+    /// The SQLite settings belong to each native connection, and are applied once per native connection rather than
+    /// at every open: connections reused from the pool, by any DbContext, must still have them.
+    /// </summary>
+    [Fact]
+    public async Task Sqlite_EveryConnectionKeepsWalNormalSyncAndBusyTimeout()
+    {
+        await using var server = new ServerFactory(database, keys);
+        _ = server.CreateClient();
+
+        // Three contexts open at once hold three native connections; the second round takes them from the pool.
+        for (var round = 0; round < 2; round++)
+        {
+            var scopes = Enumerable.Range(0, 3).Select(_ => server.Services.CreateScope()).ToList();
+            var contexts = scopes.Select(scope => scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>()).ToList();
+            foreach (var db in contexts)
+                await db.Database.OpenConnectionAsync();
+            foreach (var db in contexts)
+            {
+                Assert.Equal("wal", await PragmaAsync(db, "journal_mode"));
+                Assert.Equal("1", await PragmaAsync(db, "synchronous"));
+                Assert.Equal("10000", await PragmaAsync(db, "busy_timeout"));
+            }
+            foreach (var db in contexts)
+                await db.Database.CloseConnectionAsync();
+            scopes.ForEach(scope => scope.Dispose());
+        }
+
+        static async Task<string?> PragmaAsync(DbContext db, string name)
+        {
+            await using var command = db.Database.GetDbConnection().CreateCommand();
+            command.CommandText = "PRAGMA " + name;
+            return (await command.ExecuteScalarAsync())?.ToString();
+        }
+    }
+
+    [Fact]
+    public async Task Es256_WhenChosen_SignsTokensAndRs256StaysPublished()
+    {
+        await using var server = new ServerFactory(database, keys, [Set("Identity:Keys:SigningAlgorithm", "ES256")]);
+        var http = server.CreateClient();
+
+        var token = await ServiceTokenAsync(http);
+
+        var header = JsonDocument.Parse(Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Decode(token.AccessToken!.Split('.')[0])).RootElement;
+        Assert.Equal("ES256", header.GetProperty("alg").GetString());
+        var jwks = await http.GetStringAsync("/.well-known/jwks");
+        Assert.Contains("\"RS256\"", jwks);
+        Assert.Contains(header.GetProperty("kid").GetString()!, Kids(jwks));
+        var validation = await new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler().ValidateTokenAsync(token.AccessToken, new()
+        {
+            ValidIssuer = http.BaseAddress!.ToString(),
+            ValidAudience = ServerFactory.DownstreamAudience,
+            IssuerSigningKeys = new Microsoft.IdentityModel.Tokens.JsonWebKeySet(jwks).GetSigningKeys(),
+        });
+        Assert.True(validation.IsValid, validation.Exception?.Message);
+    }
+
+    [Fact]
+    public async Task Seeding_IsIdempotentAndAppliesAChangedClient()
+    {
+        await using (var first = new ServerFactory(database, keys))
+            Assert.False((await ServiceTokenAsync(first.CreateClient())).IsError);
+
+        const string rotated = "rotated-secret-0123456789abcdef0123456789";
+        await using var second = new ServerFactory(database, keys, [
+            Set("Identity:Clients:2:ClientSecret", rotated),
+            Set("Identity:Clients:0:RedirectUris:0", "http://localhost:5173/new-callback"),
+        ]);
+        var http = second.CreateClient(new() { AllowAutoRedirect = false });
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ServiceTokenAsync(http)).HttpStatusCode);
+        Assert.False((await ServiceTokenAsync(http, rotated)).IsError);
+        var oldRedirect = await http.GetAsync($"/connect/authorize?client_id=spa&response_type=code&scope=openid&redirect_uri={Uri.EscapeDataString(ServerFactory.SpaRedirect)}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256");
+        var newRedirect = await http.GetAsync($"/connect/authorize?client_id=spa&response_type=code&scope=openid&redirect_uri={Uri.EscapeDataString("http://localhost:5173/new-callback")}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256");
+        Assert.Equal(HttpStatusCode.BadRequest, oldRedirect.StatusCode);
+        Assert.Equal(HttpStatusCode.Redirect, newRedirect.StatusCode);
+        Assert.Contains("/Account/Login", newRedirect.Headers.Location!.ToString());
+
+        // The admin from configuration exists once, with the admin role, after two starts.
+        var admin = await http.RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "roles",
+        });
+        Assert.False(admin.IsError, admin.Error);
+        var payload = JsonDocument.Parse(Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Decode(admin.AccessToken!.Split('.')[1])).RootElement;
+        Assert.Contains("admin", payload.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
+    }
+
+    [Theory]
+    [InlineData("Identity:Clients:0:GrantTypes:2", "implicit", "grant type 'implicit'")]
+    [InlineData("Identity:Clients:0:RedirectUris:0", "/relative/callback", "'/relative/callback' is not an absolute URI")]
+    [InlineData("Identity:Clients:0:ConsentType", "sometimes", "ConsentType 'sometimes'")]
+    [InlineData("Identity:Keys:SigningAlgorithm", "HS256", "RS256 or ES256")]
+    [InlineData("Identity:ExternalProviders:Google:ClientId", "only-an-id", "Identity:ExternalProviders:Google:ClientSecret is required")]
+    [InlineData("Identity:ExternalProviders:Oidc:0:Name", "corp", "Identity:ExternalProviders:Oidc:0:Authority must be")]
+    [InlineData("Identity:ExternalProviders:Oidc:0:Name", "Not A Name", "Identity:ExternalProviders:Oidc:0:Name is required")]
+    [InlineData("Identity:ExternalProviders:RedirectUris:0", "/relative", "'/relative' must be an absolute URL")]
+    public void Misconfiguration_FailsAtStartWithAClearMessage(string key, string value, string message)
+    {
+        using var server = new ServerFactory(database, keys, [Set(key, value)]);
+
+        var error = Assert.ThrowsAny<Exception>(() => server.CreateClient());
+
+        Assert.Contains(message, error.ToString());
+    }
+
     [Fact]
     public async Task Health_LiveAndReadyAnswer()
     {
