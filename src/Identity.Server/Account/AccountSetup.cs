@@ -54,6 +54,7 @@ public static class AccountSetup
         });
 
         // Each page names its route (@page "/Account/Login"), so the folder layout does not leak into URLs.
+        builder.Services.AddSingleton<FailedSignIns>();
         builder.Services.AddRazorPages(pages => pages.RootDirectory = "/Account/Pages");
         return builder;
     }

@@ -8,7 +8,8 @@ namespace Identity.Server.Account;
 /// <summary>The password check every password login path shares (login page, password grant, the auth API).</summary>
 public static class PasswordCheck
 {
-    public sealed record Outcome(User? User, DateTimeOffset? LockedUntil)
+    /// <summary>The user signed in; or why not: a locked account (told only to its right password), or a network that failed too often.</summary>
+    public sealed record Outcome(User? User, DateTimeOffset? LockedUntil, TimeSpan? RetryAfter = null)
     {
         public static readonly Outcome Invalid = new(null, null);
     }
@@ -19,9 +20,21 @@ public static class PasswordCheck
     /// Signs the user in when the password is right and the account is not locked. An unknown email and a wrong
     /// password answer alike, and an unknown email still pays for one password hash, so neither the answer nor its
     /// timing tells whether an account exists. A locked account says so only to the right password; wrong guesses
-    /// during a lockout still count and extend it.
+    /// during a lockout still count and extend it. Every failure also counts against the caller's network
+    /// (<see cref="FailedSignIns"/>), which may refuse the attempt before any of this.
     /// </summary>
     public static async Task<Outcome> SignInAsync(UserManager<User> users, SignInManager<User> signIn, SecurityEvents events, IdentityDbContext db,
+        FailedSignIns failures, string? email, string? password)
+    {
+        if (failures.RetryAfter(signIn.Context) is { } wait)
+            return new Outcome(null, null, wait);
+        var outcome = await CheckAsync(users, signIn, events, db, email, password);
+        if (outcome.User is null)
+            failures.Record(signIn.Context);
+        return outcome;
+    }
+
+    static async Task<Outcome> CheckAsync(UserManager<User> users, SignInManager<User> signIn, SecurityEvents events, IdentityDbContext db,
         string? email, string? password)
     {
         var user = string.IsNullOrWhiteSpace(email) ? null : await users.FindByEmailAsync(email);

@@ -42,10 +42,17 @@ public static class AuthApi
     public sealed record MfaRequiredResponse(bool MfaRequired, string MfaToken, IReadOnlyList<string> Methods, long ExpiresIn);
 
     static async Task<IResult> Login(HttpContext http, UserManager<User> users, SignInManager<User> signIn, PrincipalFactory factory, MultiFactor mfa,
-        SecurityEvents events, IdentityDbContext db)
+        SecurityEvents events, IdentityDbContext db, FailedSignIns failures)
     {
         var request = http.GetOpenIddictServerRequest()!;
-        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, db, request.Username, request.Password);
+        var (user, lockedUntil, retryAfter) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, request.Username, request.Password);
+        if (retryAfter is { } wait)
+        {
+            var seconds = (int)Math.Ceiling(wait.TotalSeconds);
+            http.Response.Headers.RetryAfter = seconds.ToString();
+            return ApiErrors.Result(http, StatusCodes.Status429TooManyRequests, "RATE_LIMITED", "Too many failed sign-ins from this network.",
+                new { reason = "too_many_failed_sign_ins", retry_after = seconds });
+        }
         if (user is not null && await mfa.IsEnabledAsync(user.Id))
             return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId), await mfa.LoginMethodsAsync(user.Id),
                 (long)MultiFactor.ChallengeLifetime.TotalSeconds));

@@ -124,8 +124,13 @@ public static class ConnectEndpoints
         var events = services.GetRequiredService<SecurityEvents>();
         if (request.IsPasswordGrantType())
         {
-            var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, services.GetRequiredService<SignInManager<User>>(), events,
-                services.GetRequiredService<IdentityDbContext>(), request.Username, request.Password);
+            var (user, lockedUntil, retryAfter) = await PasswordCheck.SignInAsync(users, services.GetRequiredService<SignInManager<User>>(), events,
+                services.GetRequiredService<IdentityDbContext>(), services.GetRequiredService<FailedSignIns>(), request.Username, request.Password);
+            if (retryAfter is { } wait)
+            {
+                http.Response.Headers.RetryAfter = ((int)Math.Ceiling(wait.TotalSeconds)).ToString();
+                return Forbid(Errors.InvalidGrant, "Too many failed sign-ins from this network; try again later.", "too_many_attempts");
+            }
             if (user is null)
                 return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid." : "The account is locked.");
             if (await mfa.IsEnabledAsync(user.Id))

@@ -21,6 +21,14 @@ public sealed class RateLimitOptions
     /// <summary>Bulk operations, per client IP and per user.</summary>
     public Limit Bulk { get; set; } = new() { PermitLimit = 5 };
 
+    /// <summary>
+    /// Failed password sign-ins on any path (login page, password grant, auth API), per client network (an IPv4
+    /// address, an IPv6 /64). Past it, that network's sign-ins are refused until the window ends.
+    /// </summary>
+    public Limit FailedSignIns { get; set; } = new() { PermitLimit = 20, Window = TimeSpan.FromMinutes(15) };
+
+    public IEnumerable<Limit> All => [Authentication, Standard, Bulk, FailedSignIns];
+
     public sealed class Limit
     {
         public int PermitLimit { get; set; }
@@ -41,7 +49,7 @@ public static class RateLimits
     public static WebApplicationBuilder AddRateLimits(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.Section)
-            .Validate(o => new[] { o.Authentication, o.Standard, o.Bulk }.All(l => l.PermitLimit > 0 && l.Window > TimeSpan.Zero), "Rate limits and windows must be positive.")
+            .Validate(o => o.All.All(l => l.PermitLimit > 0 && l.Window > TimeSpan.Zero), "Rate limits and windows must be positive.")
             .ValidateOnStart();
         builder.Services.AddSingleton<RateLimitCounters>();
         return builder;
@@ -133,11 +141,24 @@ public sealed class RateLimitCounters(IOptions<RateLimitOptions> options, TimePr
     public readonly record struct Verdict(bool Allowed, int Remaining, DateTimeOffset Reset);
 
     readonly ConcurrentDictionary<string, Window> windows = new();
-    readonly TimeSpan longest = new[] { options.Value.Authentication.Window, options.Value.Standard.Window, options.Value.Bulk.Window }.Max();
+    readonly TimeSpan longest = options.Value.All.Max(l => l.Window);
     long taken;
 
     public static Verdict Tighter(Verdict a, Verdict b) =>
         new(a.Allowed && b.Allowed, Math.Min(a.Remaining, b.Remaining), a.Reset > b.Reset ? a.Reset : b.Reset);
+
+    /// <summary>The verdict <see cref="Take"/> would give, without taking anything.</summary>
+    public Verdict Peek(string key, RateLimitOptions.Limit limit)
+    {
+        if (!windows.TryGetValue(key, out var window))
+            return new Verdict(true, limit.PermitLimit, time.GetUtcNow() + limit.Window);
+        lock (window)
+        {
+            if (time.GetUtcNow() - window.Start >= limit.Window)
+                return new Verdict(true, limit.PermitLimit, time.GetUtcNow() + limit.Window);
+            return new Verdict(window.Count < limit.PermitLimit, limit.PermitLimit - window.Count, window.Start + limit.Window);
+        }
+    }
 
     public Verdict Take(string key, RateLimitOptions.Limit limit)
     {

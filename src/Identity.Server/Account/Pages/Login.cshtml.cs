@@ -20,7 +20,7 @@ namespace Identity.Server.Account.Pages;
 /// account's password before linking the two.
 /// </summary>
 public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa, SecurityEvents events, IdentityDbContext db,
-    ExternalProviders providers, ExternalAccounts accounts, TimeProvider time) : PageModel
+    ExternalProviders providers, ExternalAccounts accounts, FailedSignIns failures, TimeProvider time) : PageModel
 {
     const string Client = "login-page";
     const string ExternalIncomplete = "The sign-in with the external provider did not complete. Try again.";
@@ -36,6 +36,9 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     public ExternalProvider? Linking { get; private set; }
     public IReadOnlyList<ExternalProvider> Providers => providers.All;
 
+    static string TooManyFailures(TimeSpan wait) =>
+        $"Too many failed sign-ins from your network. Try again in {Math.Max(1, (int)Math.Ceiling(wait.TotalMinutes))} minutes.";
+
     public void OnGet([FromQuery] string? error)
     {
         if (error == "external")
@@ -44,11 +47,12 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
 
     public async Task<IActionResult> OnPostAsync()
     {
-        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, db, Email, Password);
+        var (user, lockedUntil, retryAfter) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, Email, Password);
         if (user is null)
         {
             // One message for every failure: it must not tell whether the email has an account.
-            Error = lockedUntil is null ? "Invalid email or password." : "This account is locked after too many failed attempts; try again later.";
+            Error = retryAfter is { } wait ? TooManyFailures(wait)
+                : lockedUntil is null ? "Invalid email or password." : "This account is locked after too many failed attempts; try again later.";
             return Page();
         }
         return await FinishAsync(user, identityProvider: null);
@@ -91,11 +95,12 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
             return Page();
         }
         // The account is the one the provider's email names, whatever the form says.
-        var (user, lockedUntil) = await PasswordCheck.SignInAsync(users, signIn, events, db, external.Email, Password);
+        var (user, lockedUntil, retryAfter) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, external.Email, Password);
         if (user is null)
         {
             (Linking, Email) = (providers.Find(external.Provider), external.Email);
-            Error = lockedUntil is null ? "That password is not right." : "This account is locked after too many failed attempts; try again later.";
+            Error = retryAfter is { } wait ? TooManyFailures(wait)
+                : lockedUntil is null ? "That password is not right." : "This account is locked after too many failed attempts; try again later.";
             return Page();
         }
         await accounts.LinkAsync(user, external);
