@@ -36,8 +36,12 @@ public static class AuthApi
 
         var account = app.MapGroup(AuthFacade.Prefix).WithTags("Auth").RequireAuthorization(ServerApi.Policy);
         account.MapGet("/me", Me).WithSummary("The calling user");
+        account.MapPost("/password", ChangePassword).Produces(StatusCodes.Status204NoContent)
+            .WithSummary("Change the caller's password with the current one; every other session ends");
         return app;
     }
+
+    public sealed record ChangePasswordRequest(string? CurrentPassword, string? NewPassword);
 
     public sealed record MfaRequiredResponse(bool MfaRequired, string MfaToken, IReadOnlyList<string> Methods, long ExpiresIn);
 
@@ -47,12 +51,7 @@ public static class AuthApi
         var request = http.GetOpenIddictServerRequest()!;
         var (user, lockedUntil, retryAfter) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, request.Username, request.Password);
         if (retryAfter is { } wait)
-        {
-            var seconds = (int)Math.Ceiling(wait.TotalSeconds);
-            http.Response.Headers.RetryAfter = seconds.ToString();
-            return ApiErrors.Result(http, StatusCodes.Status429TooManyRequests, "RATE_LIMITED", "Too many failed sign-ins from this network.",
-                new { reason = "too_many_failed_sign_ins", retry_after = seconds });
-        }
+            return TooManyFailures(http, wait);
         if (user is not null && await mfa.IsEnabledAsync(user.Id))
             return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId), await mfa.LoginMethodsAsync(user.Id),
                 (long)MultiFactor.ChallengeLifetime.TotalSeconds));
@@ -83,6 +82,54 @@ public static class AuthApi
             return Accounts.Problem(http, created);
         await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, source = "registration" });
         return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
+    }
+
+    static IResult TooManyFailures(HttpContext http, TimeSpan wait)
+    {
+        var seconds = (int)Math.Ceiling(wait.TotalSeconds);
+        http.Response.Headers.RetryAfter = seconds.ToString();
+        return ApiErrors.Result(http, StatusCodes.Status429TooManyRequests, "RATE_LIMITED", "Too many failed sign-ins from this network.",
+            new { reason = "too_many_failed_sign_ins", retry_after = seconds });
+    }
+
+    /// <summary>
+    /// The current password proves it is the user and not just someone holding their token; a wrong one counts like a
+    /// failed sign-in (account lockout and the network's failures). Other sessions end: a password is changed when
+    /// someone else may know it.
+    /// </summary>
+    static async Task<IResult> ChangePassword(HttpContext http, ClaimsPrincipal principal, ChangePasswordRequest body, UserManager<User> users,
+        FailedSignIns failures, SecurityEvents events, Sessions.SessionStore sessions)
+    {
+        if (string.IsNullOrEmpty(body.CurrentPassword))
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The current password is required.", new { field = "current_password" });
+        if (string.IsNullOrEmpty(body.NewPassword))
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "A new password is required.", new { field = "new_password" });
+        var user = await users.GetUserAsync(principal);
+        if (user is null)
+            return ApiErrors.Result(http, StatusCodes.Status404NotFound, "NOT_FOUND", "The token does not belong to a user.");
+        if (failures.RetryAfter(http) is { } wait)
+            return TooManyFailures(http, wait);
+        if (await users.IsLockedOutAsync(user))
+            return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The account is locked after too many failed attempts.",
+                new { reason = "account_locked", locked_until = await users.GetLockoutEndDateAsync(user) });
+        if (!await users.CheckPasswordAsync(user, body.CurrentPassword))
+        {
+            failures.Record(http);
+            await events.RaiseAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user), new { reason = "wrong_password", source = "password_change" }, success: false);
+            await users.AccessFailedAsync(user);
+            return ApiErrors.Result(http, StatusCodes.Status401Unauthorized, "INVALID_CREDENTIALS", "The current password is not right.",
+                new { field = "current_password" });
+        }
+
+        if (await Accounts.ReplacePasswordAsync(users, user, body.NewPassword) is { Succeeded: false } refused)
+            return Accounts.Problem(http, refused, passwordField: "new_password");
+        user.AccessFailedCount = 0;
+        await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed = new[] { "password" } });
+        var updated = await users.UpdateAsync(user);
+        if (!updated.Succeeded)
+            return Accounts.Problem(http, updated, passwordField: "new_password");
+        await sessions.RevokeAllAsync(user.Id, except: principal.GetAuthorizationId());
+        return Results.NoContent();
     }
 
     static async Task<IResult> Me(ClaimsPrincipal principal, UserManager<User> users, IdentityDbContext db, HttpContext http)

@@ -49,6 +49,22 @@ public static class Accounts
         lastLogin.OriginalValue = lastLogin.CurrentValue = now;
     }
 
+    /// <summary>
+    /// Puts a new password on the tracked <paramref name="user"/> (stored by the caller's next save), checked by the same
+    /// rules as at registration, with a new security stamp so that browser sessions signed in with the old one end.
+    /// </summary>
+    public static async Task<IdentityResult> ReplacePasswordAsync(UserManager<User> users, User user, string password)
+    {
+        var errors = new List<IdentityError>();
+        foreach (var validator in users.PasswordValidators)
+            errors.AddRange((await validator.ValidateAsync(users, user, password)).Errors);
+        if (errors.Count > 0)
+            return IdentityResult.Failed([.. errors]);
+        user.PasswordHash = users.PasswordHasher.HashPassword(user, password);
+        user.SecurityStamp = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
+        return IdentityResult.Success;
+    }
+
     /// <summary>Deletes the account and revokes every session and token it had, so nothing it held still works.</summary>
     public static async Task DeleteAsync(UserManager<User> users, IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens,
         SecurityEvents events, User user)
@@ -64,14 +80,14 @@ public static class Accounts
     }
 
     /// <summary>The identity errors as the seed's error: 409 for a taken email, 400 naming the broken rule otherwise.</summary>
-    public static IResult Problem(HttpContext http, IdentityResult result)
+    public static IResult Problem(HttpContext http, IdentityResult result, string passwordField = "password")
     {
         var errors = result.Errors.ToList();
         if (errors.Any(e => e.Code is nameof(IdentityErrorDescriber.DuplicateEmail) or nameof(IdentityErrorDescriber.DuplicateUserName)))
             return Hosting.ApiErrors.Result(http, StatusCodes.Status409Conflict, "CONFLICT", "An account with this email already exists.", new { field = "email" });
 
         var first = errors.FirstOrDefault();
-        var field = first?.Code.Contains("Password", StringComparison.Ordinal) == true ? "password"
+        var field = first?.Code.Contains("Password", StringComparison.Ordinal) == true ? passwordField
             : first?.Code.Contains("Email", StringComparison.Ordinal) == true || first?.Code.Contains("UserName", StringComparison.Ordinal) == true ? "email" : null;
         return Hosting.ApiErrors.Result(http, StatusCodes.Status400BadRequest, "INVALID_REQUEST", first?.Description ?? "The account could not be saved.",
             new { field, rule = first?.Code, reasons = errors.Select(e => e.Description) });

@@ -18,7 +18,7 @@ namespace Identity.Server.Users;
 public static class UsersApi
 {
     public sealed record CreateUserRequest(string? Email, string? Password, string? Name, List<string>? Roles, bool? EmailVerified);
-    public sealed record UpdateUserRequest(string? Email, string? Name, bool? EmailVerified);
+    public sealed record UpdateUserRequest(string? Email, string? Name, bool? EmailVerified, string? Password);
     public sealed record AssignRoleRequest(string? RoleId);
     public sealed record UserResponse(UserView User);
     public sealed record UserPage(IReadOnlyList<UserView> Users, int Total, int Page, int Limit);
@@ -29,7 +29,8 @@ public static class UsersApi
         users.MapGet("/", List).RequirePermission(Permissions.UsersRead).WithSummary("List users (page, limit, search, role)");
         users.MapGet("/{id}", Get).RequirePermission(Permissions.UsersRead).WithSummary("A user");
         users.MapPost("/", Create).RequirePermission(Permissions.UsersWrite).WithSummary("Create a user");
-        users.MapPut("/{id}", Update).RequirePermission(Permissions.UsersWrite).WithSummary("Change a user");
+        users.MapPut("/{id}", Update).RequirePermission(Permissions.UsersWrite)
+            .WithSummary("Change a user; a new password ends all of the user's sessions");
         users.MapDelete("/{id}", Delete).RequirePermission(Permissions.UsersWrite).WithSummary("Delete a user and revoke their tokens");
         users.MapPost("/{id}/roles", AssignRole).RequirePermission(Permissions.UsersWrite).WithSummary("Give a user a role");
         users.MapDelete("/{id}/roles/{roleId}", RemoveRole).RequirePermission(Permissions.UsersWrite).WithSummary("Take a role from a user");
@@ -100,7 +101,7 @@ public static class UsersApi
     }
 
     static async Task<IResult> Update(HttpContext http, string id, UpdateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users,
-        SecurityEvents events)
+        SecurityEvents events, Sessions.SessionStore sessions)
     {
         var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (user is null)
@@ -124,16 +125,27 @@ public static class UsersApi
             user.Name = body.Name.Trim();
         if (body.EmailVerified is { } verified)
             user.EmailConfirmed = verified;
+        // An administrator's reset, for a forgotten or compromised password.
+        if (body.Password is not null && await Accounts.ReplacePasswordAsync(users, user, body.Password) is { Succeeded: false } refused)
+            return Accounts.Problem(http, refused);
 
         // Only what actually changed is logged, and a request that changes nothing logs nothing.
         var entry = db.Entry(user);
-        var changed = new (string Property, string Field)[] { (nameof(User.Email), "email"), (nameof(User.Name), "name"), (nameof(User.EmailConfirmed), "email_verified") }
+        var changed = new (string Property, string Field)[]
+            {
+                (nameof(User.Email), "email"), (nameof(User.Name), "name"), (nameof(User.EmailConfirmed), "email_verified"), (nameof(User.PasswordHash), "password"),
+            }
             .Where(f => entry.Property(f.Property).IsModified).Select(f => f.Field).ToList();
         if (changed.Count == 0)
             return Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
         await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed });
         var updated = await users.UpdateAsync(user);
-        return updated.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, updated);
+        if (!updated.Succeeded)
+            return Accounts.Problem(http, updated);
+        // Whoever knew the old password may hold its sessions: a reset ends them all.
+        if (changed.Contains("password"))
+            await sessions.RevokeAllAsync(user.Id, except: null);
+        return Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
     }
 
     static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, UserManager<User> users,

@@ -229,6 +229,51 @@ public abstract class AuthApiTests<TFactory>(TFactory factory) : ServerTests<TFa
     }
 
     [Fact]
+    public async Task ChangePassword_WithTheCurrentOne_NewWorksOldNot_OtherSessionsEnd()
+    {
+        var email = await CreateUserAsync();
+        var here = (await PostAsync("/api/v1/auth/login", new { email, password = Password })).Body;
+        var elsewhere = (await PostAsync("/api/v1/auth/login", new { email, password = Password })).Body;
+        const string newPassword = "a different long passphrase";
+
+        var changed = await ApiAsync(HttpMethod.Post, "/api/v1/auth/password", here.GetProperty("access_token").GetString(),
+            new { current_password = Password, new_password = newPassword });
+
+        Assert.Equal(HttpStatusCode.NoContent, changed.Status);
+        Assert.Equal("INVALID_CREDENTIALS", ErrorCode(await PostAsync("/api/v1/auth/login", new { email, password = Password })));
+        Assert.Equal(HttpStatusCode.OK, (await PostAsync("/api/v1/auth/login", new { email, password = newPassword })).Status);
+        // The session that changed it goes on; the other one, maybe someone else's, is over.
+        Assert.Equal(HttpStatusCode.OK, (await PostAsync("/api/v1/auth/refresh", new { refresh_token = here.GetProperty("refresh_token").GetString() })).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await PostAsync("/api/v1/auth/refresh", new { refresh_token = elsewhere.GetProperty("refresh_token").GetString() })).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", elsewhere.GetProperty("access_token").GetString())).Status);
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var audit = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={here.GetProperty("user").GetProperty("id").GetString()}&action=user.updated", admin);
+        Assert.Contains("password", audit.Body.GetProperty("entries")[0].GetProperty("details").GetProperty("changed").EnumerateArray().Select(c => c.GetString()));
+    }
+
+    [Fact]
+    public async Task ChangePassword_WrongCurrentOrWeakNew_Is4xx_ChangesNothing_AndWrongOnesCountTowardsLockout()
+    {
+        var email = await CreateUserAsync();
+        var token = (await PostAsync("/api/v1/auth/login", new { email, password = Password })).Body.GetProperty("access_token").GetString();
+
+        var weak = await ApiAsync(HttpMethod.Post, "/api/v1/auth/password", token, new { current_password = Password, new_password = "short" });
+        var missing = await ApiAsync(HttpMethod.Post, "/api/v1/auth/password", token, new { new_password = "a different long passphrase" });
+        var wrong = new List<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)>();
+        for (var i = 0; i < 5; i++)
+            wrong.Add(await ApiAsync(HttpMethod.Post, "/api/v1/auth/password", token, new { current_password = "not it " + i, new_password = "a different long passphrase" }));
+        var locked = await ApiAsync(HttpMethod.Post, "/api/v1/auth/password", token, new { current_password = Password, new_password = "a different long passphrase" });
+
+        Assert.Equal("INVALID_REQUEST", ErrorCode(weak));
+        Assert.Equal("new_password", weak.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
+        Assert.Equal("current_password", missing.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
+        Assert.All(wrong, w => Assert.Equal("INVALID_CREDENTIALS", ErrorCode(w)));
+        Assert.Equal("account_locked", locked.Body.GetProperty("error").GetProperty("details").GetProperty("reason").GetString());
+        Assert.Equal("account_locked", (await PostAsync("/api/v1/auth/login", new { email, password = Password })).Body
+            .GetProperty("error").GetProperty("details").GetProperty("reason").GetString());
+    }
+
+    [Fact]
     public async Task Me_ReturnsTheSeedShape()
     {
         var email = await CreateUserAsync();

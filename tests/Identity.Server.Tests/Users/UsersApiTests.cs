@@ -211,6 +211,30 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
     /// resetting MFA, ending sessions or deleting would hand the org admin the server admin's account.
     /// </summary>
     [Fact]
+    public async Task Users_PasswordReset_ByAnAdmin_EndsEverySessionOfTheUser()
+    {
+        var admin = await AdminAsync();
+        var email = await CreateUserAsync();
+        var id = await IdOfAsync(admin, email);
+        var session = await PasswordGrantAsync(email);
+        const string newPassword = "a reset long passphrase";
+
+        var weak = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new { password = "password1234" });
+        Assert.Equal("INVALID_REQUEST", ErrorCode(weak));
+        Assert.Equal("password", weak.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
+        Assert.False((await RefreshAsync(session.RefreshToken!)).IsError);
+        session = await PasswordGrantAsync(email);
+
+        var reset = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new { password = newPassword });
+
+        Assert.Equal(HttpStatusCode.OK, reset.Status);
+        Assert.Equal("invalid_grant", (await RefreshAsync(session.RefreshToken!)).Error);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", session.AccessToken)).Status);
+        Assert.True((await PasswordGrantAsync(email)).IsError);
+        Assert.False((await PasswordGrantAsync(email, newPassword)).IsError);
+    }
+
+    [Fact]
     public async Task OrgAdmin_CannotChangeAnAccountHoldingMoreThanItself()
     {
         var acme = $"acme-{Guid.NewGuid():N}.test";
