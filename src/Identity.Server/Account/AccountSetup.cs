@@ -42,19 +42,25 @@ public static class AccountSetup
             cookie.SlidingExpiration = true;
         });
 
-        // Every 30 minutes the session cookie is rebuilt from the database (security stamp check). The claims of the
-        // sign-in itself (how and when the user authenticated, through which provider) exist only in the cookie: keep
-        // them, or later tokens would lose their MFA evidence and max_age would count from the rebuild.
-        builder.Services.Configure<SecurityStampValidatorOptions>(options => options.OnRefreshingPrincipal = context =>
+        // Every minute (not ASP.NET Core's 30) the session cookie is checked against the database and rebuilt: a changed
+        // or reset password (a new security stamp) or a deleted account ends browser sessions within a minute, before
+        // they can authorize new tokens. The claims of the sign-in itself (how and when the user authenticated, through
+        // which provider) exist only in the cookie: keep them, or later tokens would lose their MFA evidence and
+        // max_age would count from the rebuild.
+        builder.Services.Configure<SecurityStampValidatorOptions>(options =>
         {
-            if (context.NewPrincipal?.Identity is ClaimsIdentity renewed && context.CurrentPrincipal is { } current)
-                renewed.AddClaims(current.Claims.Where(c => c.Type is Claims.AuthenticationMethodReference or Claims.AuthenticationTime
-                    or Connect.ClaimDestinations.IdentityProvider).Select(c => new Claim(c.Type, c.Value, c.ValueType)));
-            return Task.CompletedTask;
+            options.ValidationInterval = TimeSpan.FromMinutes(1);
+            options.OnRefreshingPrincipal = context =>
+            {
+                if (context.NewPrincipal?.Identity is ClaimsIdentity renewed && context.CurrentPrincipal is { } current)
+                    renewed.AddClaims(current.Claims.Where(c => c.Type is Claims.AuthenticationMethodReference or Claims.AuthenticationTime
+                        or Connect.ClaimDestinations.IdentityProvider).Select(c => new Claim(c.Type, c.Value, c.ValueType)));
+                return Task.CompletedTask;
+            };
         });
 
-        // Each page names its route (@page "/Account/Login"), so the folder layout does not leak into URLs.
         builder.Services.AddSingleton<FailedSignIns>();
+        // Each page names its route (@page "/Account/Login"), so the folder layout does not leak into URLs.
         builder.Services.AddRazorPages(pages => pages.RootDirectory = "/Account/Pages");
         return builder;
     }

@@ -507,6 +507,34 @@ public sealed class StartupTests : IDisposable
         Assert.True(later - first >= Identity.Server.Sessions.RecordSession.UseResolution, $"{first:O} then {later:O}");
     }
 
+    /// <summary>
+    /// A browser signed in before a password reset must not go on authorizing new tokens for long: its cookie is checked
+    /// against the account's security stamp every minute.
+    /// </summary>
+    [Fact]
+    public async Task BrowserSession_EndsWithinAMinuteOfAPasswordReset()
+    {
+        await using var server = new ServerFactory(database, keys);
+        var clock = new ShiftedClock();
+        var clocked = server.At(clock);
+        var http = clocked.CreateClient();
+        var email = $"reset-{Guid.NewGuid():N}@example.test";
+        var admin = (await (await http.PostAsJsonAsync("/api/v1/auth/login", new { email = ServerFactory.AdminEmail, password = ServerFactory.AdminPassword }))
+            .Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString();
+        http.DefaultRequestHeaders.Authorization = new("Bearer", admin);
+        var created = await (await http.PostAsJsonAsync("/api/v1/users", new { email, password = "a long enough passphrase", email_verified = true }))
+            .Content.ReadFromJsonAsync<JsonElement>();
+        var browser = new Browser(clocked);
+        await browser.LoginAsync(await browser.OpenAsync("/Account/Login"), email, "a long enough passphrase");
+        Assert.Contains("You are signed in", (await browser.OpenAsync("/")).Body);
+
+        var reset = await http.PutAsJsonAsync($"/api/v1/users/{created.GetProperty("user").GetProperty("id").GetString()}", new { password = "a new long enough passphrase" });
+        clock.Shift = TimeSpan.FromSeconds(61);
+
+        Assert.Equal(HttpStatusCode.OK, reset.StatusCode);
+        Assert.Contains("You are not signed in", (await browser.OpenAsync("/")).Body);
+    }
+
     sealed class ShiftedClock : TimeProvider
     {
         public TimeSpan Shift { get; set; }
