@@ -31,6 +31,8 @@ public static class EventTypes
     public const string LoginLinked = "user.login_linked";
     public const string LoginRemoved = "user.login_removed";
     public const string RoleCreated = "role.created";
+    public const string RoleUpdated = "role.updated";
+    public const string RoleDeleted = "role.deleted";
     public const string WebhookCreated = "webhook.created";
     public const string WebhookUpdated = "webhook.updated";
     public const string WebhookDeleted = "webhook.deleted";
@@ -39,7 +41,7 @@ public static class EventTypes
     {
         UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
         MfaEnabled, MfaDisabled, SessionExpired, SessionRevoked, WebhookFailed, TokenReuseDetected, PolicyCreated, PolicyUpdated, PolicyDeleted,
-        LoginLinked, LoginRemoved, RoleCreated, WebhookCreated, WebhookUpdated, WebhookDeleted,
+        LoginLinked, LoginRemoved, RoleCreated, RoleUpdated, RoleDeleted, WebhookCreated, WebhookUpdated, WebhookDeleted,
     };
 }
 

@@ -29,6 +29,10 @@ public sealed class Caller
     public bool CanGrant(IEnumerable<string> permissions, bool organizationScoped) =>
         permissions.All(p => Global.Contains(p) || (organizationScoped && InOrganization.Contains(p)));
 
+    /// <summary>Holds every permission <paramref name="role"/> carries (<see cref="CanGrant"/>), as stored.</summary>
+    public async Task<bool> CanGrantAsync(IdentityDbContext db, Role role) =>
+        CanGrant(await RolesApi.PermissionsOfAsync(db, role.Id), role.OrganizationScoped);
+
     /// <summary>
     /// Does the caller hold every permission <paramref name="userId"/> holds, at a scope as wide? Changing an account
     /// (its email, MFA, sessions, roles, existence) needs this on top of reaching its organization: otherwise an

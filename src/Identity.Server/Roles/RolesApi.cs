@@ -15,6 +15,7 @@ public static partial class RolesApi
     public sealed record RoleList(IReadOnlyList<RoleView> Roles);
     public sealed record RoleResponse(RoleView Role);
     public sealed record CreateRoleRequest(string? Name, string? Description, List<string>? Permissions);
+    public sealed record UpdateRoleRequest(string? Description, List<string>? Permissions);
     public sealed record PermissionView(string Name, string Description);
     public sealed record PermissionList(IReadOnlyList<PermissionView> Permissions);
 
@@ -26,6 +27,9 @@ public static partial class RolesApi
         var api = app.MapGroup("/api/v1").WithTags("Roles and permissions").RequireAuthorization(ServerApi.Policy);
         api.MapGet("/roles", List).RequirePermission(Permissions.RolesRead).WithSummary("List roles with their permissions");
         api.MapPost("/roles", Create).RequirePermission(Permissions.RolesWrite).WithSummary("Create a role");
+        api.MapPut("/roles/{id}", Update).RequirePermission(Permissions.RolesWrite)
+            .WithSummary("Change a role's description or permissions; its holders' next tokens show it");
+        api.MapDelete("/roles/{id}", Delete).RequirePermission(Permissions.RolesWrite).WithSummary("Delete a role; its holders lose it");
         api.MapGet("/permissions", (HttpContext _) => Results.Ok(new PermissionList(
                 Permissions.Catalogue.Select(p => new PermissionView(p.Key, p.Value)).ToList())))
             .RequirePermission(Permissions.RolesRead).WithSummary("The permission catalogue");
@@ -47,12 +51,11 @@ public static partial class RolesApi
         if (FreeText.Problem(body.Description, "description", 1024, multiline: true) is { } problem)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem, new { field = "description" });
         var permissions = (body.Permissions ?? []).Distinct(StringComparer.Ordinal).ToList();
-        var unknown = permissions.Where(p => !Permissions.Catalogue.ContainsKey(p)).ToList();
-        if (unknown.Count > 0)
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", "Unknown permissions.", new { field = "permissions", unknown });
+        if (UnknownPermissions(http, permissions) is { } unknown)
+            return unknown;
         // A role may grant only what its creator holds globally: roles:write alone does not make anyone an admin.
         if (!caller.CanGrant(permissions, organizationScoped: false))
-            return ApiErrors.Result(http, 403, "FORBIDDEN", "A role can grant only permissions you hold.", new { field = "permissions" });
+            return CannotGrant(http);
         if (await roles.RoleExistsAsync(name))
             return ApiErrors.Result(http, 409, "CONFLICT", $"A role named '{name}' exists.", new { field = "name" });
 
@@ -67,6 +70,85 @@ public static partial class RolesApi
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", string.Join(" ", created.Errors.Select(e => e.Description)));
         return Results.Created($"/api/v1/roles/{role.Id}", new RoleResponse(View(role, permissions)));
     }
+
+    /// <summary>
+    /// Changing a role changes what everyone holding it can do, so the caller must hold every permission of the role
+    /// both before and after. Built-in roles keep the meaning the server gives them.
+    /// </summary>
+    static async Task<IResult> Update(HttpContext http, string id, UpdateRoleRequest body, Caller caller, IdentityDbContext db, RoleManager<Role> roles,
+        SecurityEvents events)
+    {
+        var (role, refusal) = await FindChangeableAsync(http, db, caller, id);
+        if (role is null)
+            return refusal!;
+        if (FreeText.Problem(body.Description, "description", 1024, multiline: true) is { } problem)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem, new { field = "description" });
+        var before = await PermissionsOfAsync(db, role.Id);
+        var after = body.Permissions?.Distinct(StringComparer.Ordinal).ToList() ?? before;
+        if (UnknownPermissions(http, after) is { } unknown)
+            return unknown;
+        if (!caller.CanGrant(after, role.OrganizationScoped))
+            return CannotGrant(http);
+
+        var changed = new List<string>();
+        if (body.Description is not null && body.Description != role.Description)
+        {
+            role.Description = body.Description;
+            changed.Add("description");
+        }
+        if (!after.ToHashSet().SetEquals(before))
+        {
+            db.RoleClaims.RemoveRange(await db.RoleClaims.Where(c => c.RoleId == role.Id && c.ClaimType == Permissions.ClaimType && !after.Contains(c.ClaimValue!)).ToListAsync());
+            db.RoleClaims.AddRange(after.Except(before).Select(p => new IdentityRoleClaim<string> { RoleId = role.Id, ClaimType = Permissions.ClaimType, ClaimValue = p }));
+            changed.Add("permissions");
+        }
+        if (changed.Count == 0)
+            return Results.Ok(new RoleResponse(View(role, before)));
+
+        // One save: the description, the permissions and the event together.
+        await events.RaiseAsync(EventTypes.RoleUpdated, null, new { role = role.Name, changed, permissions = after.Order(StringComparer.Ordinal) });
+        var updated = await roles.UpdateAsync(role);
+        return updated.Succeeded ? Results.Ok(new RoleResponse(View(role, after)))
+            : ApiErrors.Result(http, 400, "INVALID_REQUEST", string.Join(" ", updated.Errors.Select(e => e.Description)));
+    }
+
+    static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, RoleManager<Role> roles, SecurityEvents events)
+    {
+        var (role, refusal) = await FindChangeableAsync(http, db, caller, id);
+        if (role is null)
+            return refusal!;
+        var holders = await db.UserRoles.CountAsync(ur => ur.RoleId == role.Id);
+        // The assignments and permissions go with the role (cascade), in the same save as the event.
+        await events.RaiseAsync(EventTypes.RoleDeleted, null, new { role = role.Name, permissions = await PermissionsOfAsync(db, role.Id), holders });
+        var deleted = await roles.DeleteAsync(role);
+        return deleted.Succeeded ? Results.NoContent()
+            : ApiErrors.Result(http, 400, "INVALID_REQUEST", string.Join(" ", deleted.Errors.Select(e => e.Description)));
+    }
+
+    static async Task<(Role? Role, IResult? Refusal)> FindChangeableAsync(HttpContext http, IdentityDbContext db, Caller caller, string id)
+    {
+        var role = await FindAsync(db, id);
+        if (role is null)
+            return (null, ApiErrors.NotFound(http));
+        if (BuiltInRoles.All.Any(b => b.Name == role.Name))
+            return (null, ApiErrors.Result(http, 403, "FORBIDDEN", $"'{role.Name}' is a built-in role; it cannot be changed or deleted.", new { reason = "built_in" }));
+        return await caller.CanGrantAsync(db, role) ? (role, null) : (null, CannotGrant(http));
+    }
+
+    /// <summary>A role by id or by name.</summary>
+    internal static Task<Role?> FindAsync(IdentityDbContext db, string idOrName) =>
+        db.Roles.FirstOrDefaultAsync(r => r.Id == idOrName || r.Name == idOrName);
+
+    internal static Task<List<string>> PermissionsOfAsync(IdentityDbContext db, string roleId) =>
+        db.RoleClaims.Where(c => c.RoleId == roleId && c.ClaimType == Permissions.ClaimType).Select(c => c.ClaimValue!).ToListAsync();
+
+    static IResult? UnknownPermissions(HttpContext http, IEnumerable<string> permissions) =>
+        permissions.Where(p => !Permissions.Catalogue.ContainsKey(p)).ToList() is { Count: > 0 } unknown
+            ? ApiErrors.Result(http, 400, "INVALID_REQUEST", "Unknown permissions.", new { field = "permissions", unknown })
+            : null;
+
+    static IResult CannotGrant(HttpContext http) =>
+        ApiErrors.Result(http, 403, "FORBIDDEN", "A role can grant only permissions you hold.", new { field = "permissions" });
 
     static RoleView View(Role role, IEnumerable<string> permissions) =>
         new(role.Id, role.Name!, role.Description, permissions.Order(StringComparer.Ordinal).ToList(), role.OrganizationScoped);

@@ -85,10 +85,10 @@ public static class UsersApi
         var roles = new List<Role>();
         foreach (var requested in body.Roles ?? [])
         {
-            var role = await FindRoleAsync(db, requested);
+            var role = await RolesApi.FindAsync(db, requested);
             if (role is null)
                 return ApiErrors.Result(http, 400, "INVALID_REQUEST", $"There is no role '{requested}'.", new { field = "roles" });
-            if (!await CanGrantAsync(db, caller, role))
+            if (!await caller.CanGrantAsync(db, role))
                 return CannotGrant(http, role);
             roles.Add(role);
         }
@@ -164,10 +164,10 @@ public static class UsersApi
         var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (user is null)
             return refusal!;
-        var role = string.IsNullOrWhiteSpace(body.RoleId) ? null : await FindRoleAsync(db, body.RoleId);
+        var role = string.IsNullOrWhiteSpace(body.RoleId) ? null : await RolesApi.FindAsync(db, body.RoleId);
         if (role is null)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "role_id must name an existing role.", new { field = "role_id" });
-        if (!await CanGrantAsync(db, caller, role))
+        if (!await caller.CanGrantAsync(db, role))
             return CannotGrant(http, role);
 
         if (!await users.IsInRoleAsync(user, role.Name!))
@@ -186,10 +186,10 @@ public static class UsersApi
         var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (user is null)
             return refusal!;
-        var role = await FindRoleAsync(db, roleId);
+        var role = await RolesApi.FindAsync(db, roleId);
         if (role is null || !await users.IsInRoleAsync(user, role.Name!))
             return ApiErrors.NotFound(http);
-        if (!await CanGrantAsync(db, caller, role))
+        if (!await caller.CanGrantAsync(db, role))
             return CannotGrant(http, role);
 
         await events.RaiseAsync(EventTypes.RoleRemoved, SecurityEvents.Subject.Of(user), new { role = role.Name });
@@ -225,16 +225,6 @@ public static class UsersApi
         return await caller.HoldsAllOfAsync(db, user.Id)
             ? (user, null)
             : (null, ApiErrors.Result(http, 403, "FORBIDDEN", "You cannot change an account that holds permissions you do not hold."));
-    }
-
-    /// <summary>A role by id or by name.</summary>
-    internal static Task<Role?> FindRoleAsync(IdentityDbContext db, string idOrName) =>
-        db.Roles.FirstOrDefaultAsync(r => r.Id == idOrName || r.Name == idOrName);
-
-    static async Task<bool> CanGrantAsync(IdentityDbContext db, Caller caller, Role role)
-    {
-        var permissions = await db.RoleClaims.Where(c => c.RoleId == role.Id && c.ClaimType == Permissions.ClaimType).Select(c => c.ClaimValue!).ToListAsync();
-        return caller.CanGrant(permissions, role.OrganizationScoped);
     }
 
     static IResult CannotGrant(HttpContext http, Role role) =>

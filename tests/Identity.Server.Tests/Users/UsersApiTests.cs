@@ -171,6 +171,76 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
     }
 
     [Fact]
+    public async Task Roles_UpdateChangesWhatHoldersMayDo_DeleteTakesItAway_BuiltInsStay()
+    {
+        var admin = await AdminAsync();
+        var name = $"viewer-{Guid.NewGuid():N}"[..18];
+        var roleId = (await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name, permissions = Array.Empty<string>() }))
+            .Body.GetProperty("role").GetProperty("id").GetString();
+        var email = await CreateUserAsync();
+        var userId = await IdOfAsync(admin, email);
+        await ApiAsync(HttpMethod.Post, $"/api/v1/users/{userId}/roles", admin, new { role_id = name });
+        var holder = await LoginAsync(email);
+        Assert.Equal(HttpStatusCode.Forbidden, (await ApiAsync(HttpMethod.Get, "/api/v1/users", holder)).Status);
+
+        var updated = await ApiAsync(HttpMethod.Put, $"/api/v1/roles/{roleId}", admin, new { description = "Reads users", permissions = new[] { "users:read" } });
+        var mayRead = await ApiAsync(HttpMethod.Get, "/api/v1/users", holder);
+        var deleted = await ApiAsync(HttpMethod.Delete, $"/api/v1/roles/{name}", admin);
+        var mayNoLonger = await ApiAsync(HttpMethod.Get, "/api/v1/users", holder);
+
+        Assert.Equal(HttpStatusCode.OK, updated.Status);
+        Assert.Equal(["users:read"], Strings(updated.Body.GetProperty("role").GetProperty("permissions")));
+        Assert.Equal("Reads users", updated.Body.GetProperty("role").GetProperty("description").GetString());
+        Assert.Equal(HttpStatusCode.OK, mayRead.Status);
+        Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
+        Assert.Equal(HttpStatusCode.Forbidden, mayNoLonger.Status);
+        Assert.DoesNotContain(name, Strings((await ApiAsync(HttpMethod.Get, $"/api/v1/users/{userId}", admin)).Body.GetProperty("user").GetProperty("roles")));
+        Assert.DoesNotContain(name, (await ApiAsync(HttpMethod.Get, "/api/v1/roles", admin)).Body.GetProperty("roles").EnumerateArray().Select(r => r.GetProperty("name").GetString()));
+        Assert.Equal("NOT_FOUND", ErrorCode(await ApiAsync(HttpMethod.Put, $"/api/v1/roles/{name}", admin, new { description = "gone" })));
+        var actions = (await ApiAsync(HttpMethod.Get, "/api/v1/audit?limit=100", admin)).Body.GetProperty("entries").EnumerateArray()
+            .Where(e => e.GetProperty("details") is { ValueKind: JsonValueKind.Object } details && details.TryGetProperty("role", out var role) && role.GetString() == name).Select(e => e.GetProperty("action").GetString()).ToList();
+        Assert.Contains("role.updated", actions);
+        Assert.Contains("role.deleted", actions);
+
+        foreach (var builtIn in new[] { "admin", "user", "org_admin" })
+        {
+            Assert.Equal("built_in", (await ApiAsync(HttpMethod.Put, $"/api/v1/roles/{builtIn}", admin, new { permissions = Array.Empty<string>() }))
+                .Body.GetProperty("error").GetProperty("details").GetProperty("reason").GetString());
+            Assert.Equal(HttpStatusCode.Forbidden, (await ApiAsync(HttpMethod.Delete, $"/api/v1/roles/{builtIn}", admin)).Status);
+        }
+        Assert.Contains("audit:read", Strings((await ApiAsync(HttpMethod.Get, "/api/v1/roles", admin)).Body.GetProperty("roles").EnumerateArray()
+            .Single(r => r.GetProperty("name").GetString() == "admin").GetProperty("permissions")));
+    }
+
+    [Fact]
+    public async Task Roles_ChangingOneNeedsEveryPermissionItGrants_BeforeAndAfter()
+    {
+        var admin = await AdminAsync();
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name = $"managers-{suffix}", permissions = new[] { "roles:read", "roles:write", "users:read" } });
+        await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name = $"auditors-{suffix}", permissions = new[] { "audit:read" } });
+        await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name = $"readers-{suffix}", permissions = new[] { "users:read" } });
+        var email = await CreateUserAsync();
+        await ApiAsync(HttpMethod.Post, $"/api/v1/users/{await IdOfAsync(admin, email)}/roles", admin, new { role_id = $"managers-{suffix}" });
+        var manager = await LoginAsync(email);
+
+        var strip = await ApiAsync(HttpMethod.Put, $"/api/v1/roles/auditors-{suffix}", manager, new { permissions = Array.Empty<string>() });
+        var delete = await ApiAsync(HttpMethod.Delete, $"/api/v1/roles/auditors-{suffix}", manager);
+        var escalate = await ApiAsync(HttpMethod.Put, $"/api/v1/roles/readers-{suffix}", manager, new { permissions = new[] { "users:read", "users:write" } });
+        var unknown = await ApiAsync(HttpMethod.Put, $"/api/v1/roles/readers-{suffix}", admin, new { permissions = new[] { "root:everything" } });
+        var describe = await ApiAsync(HttpMethod.Put, $"/api/v1/roles/readers-{suffix}", manager, new { description = "Read-only support" });
+
+        Assert.Equal("FORBIDDEN", ErrorCode(strip));
+        Assert.Equal("FORBIDDEN", ErrorCode(delete));
+        Assert.Equal("FORBIDDEN", ErrorCode(escalate));
+        Assert.Equal("INVALID_REQUEST", ErrorCode(unknown));
+        Assert.Equal(HttpStatusCode.OK, describe.Status);
+        var roles = (await ApiAsync(HttpMethod.Get, "/api/v1/roles", admin)).Body.GetProperty("roles").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!);
+        Assert.Equal(["audit:read"], Strings(roles[$"auditors-{suffix}"].GetProperty("permissions")));
+        Assert.Equal(["users:read"], Strings(roles[$"readers-{suffix}"].GetProperty("permissions")));
+    }
+
+    [Fact]
     public async Task OrgAdmin_ManagesOwnOrganizationOnly_OthersAreNotFound()
     {
         var acme = $"acme-{Guid.NewGuid():N}.test";
