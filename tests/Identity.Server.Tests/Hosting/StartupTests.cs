@@ -535,6 +535,38 @@ public sealed class StartupTests : IDisposable
         Assert.Contains("You are not signed in", (await browser.OpenAsync("/")).Body);
     }
 
+    /// <summary>
+    /// The minute's check rebuilds the session cookie from the database; how and when the user signed in exist only in
+    /// the cookie, and must survive it, or later identity tokens lose their amr and their auth_time moves.
+    /// </summary>
+    [Fact]
+    public async Task BrowserSession_RebuiltAfterAMinute_KeepsHowAndWhenTheUserSignedIn()
+    {
+        await using var server = new ServerFactory(database, keys);
+        var clock = new ShiftedClock();
+        var clocked = server.At(clock);
+        var client = new Duende.IdentityModel.OidcClient.OidcClient(new Duende.IdentityModel.OidcClient.OidcClientOptions
+        {
+            Authority = clocked.CreateClient().BaseAddress!.ToString(), ClientId = ServerFactory.Spa, RedirectUri = ServerFactory.SpaRedirect,
+            Scope = "openid", HttpClientFactory = _ => clocked.CreateClient(), DisablePushedAuthorization = true,
+        });
+        var browser = new Browser(clocked);
+        var signedInAt = DateTimeOffset.UtcNow;
+        var first = await client.PrepareLoginAsync();
+        var consent = await browser.LoginAsync(await browser.OpenAsync(first.StartUrl), ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        await browser.SubmitAsync(consent, button: "consent", value: "accept");
+
+        clock.Shift = TimeSpan.FromMinutes(2);
+        var second = await client.PrepareLoginAsync();
+        var page = await browser.OpenAsync(second.StartUrl);
+        var result = await client.ProcessResponseAsync(page.LeftTo!.ToString(), second);
+
+        Assert.False(result.IsError, result.Error);
+        var identity = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(result.IdentityToken);
+        Assert.Equal(["pwd"], identity.GetPayloadValue<string[]>("amr"));
+        Assert.InRange(DateTimeOffset.FromUnixTimeSeconds(identity.GetPayloadValue<long>("auth_time")), signedInAt.AddSeconds(-2), signedInAt.AddSeconds(30));
+    }
+
     sealed class ShiftedClock : TimeProvider
     {
         public TimeSpan Shift { get; set; }
