@@ -20,8 +20,9 @@ public static class ClaimDestinations
     {
         Claims.Subject or Claims.AuthenticationMethodReference or IdentityProvider or OrganizationId or OrganizationDomain
             => [Destinations.AccessToken, Destinations.IdentityToken],
-        // OIDC Core 2: when the user authenticated, in the identity token (required there when max_age was asked).
-        Claims.AuthenticationTime => [Destinations.IdentityToken],
+        // OIDC Core 2: when the user authenticated, in the identity token (required there when max_age was asked);
+        // in the access token too (RFC 9068 2.2.1), where this server's APIs ask for a recent sign-in.
+        Claims.AuthenticationTime => [Destinations.AccessToken, Destinations.IdentityToken],
         Claims.Name when Has(claim, Scopes.Profile) => [Destinations.AccessToken, Destinations.IdentityToken],
         Claims.Email or Claims.EmailVerified when Has(claim, Scopes.Email) => [Destinations.AccessToken, Destinations.IdentityToken],
         Roles when Has(claim, Scopes.Roles) => [Destinations.AccessToken, Destinations.IdentityToken],

@@ -46,8 +46,19 @@ public static class MfaApi
         return app;
     }
 
-    static async Task<IResult> Setup(HttpContext http, SetupRequest? body, ClaimsPrincipal principal, UserManager<User> users, MultiFactor mfa)
+    /// <summary>
+    /// Enrolling a factor decides who can sign in from then on, so a token alone is not enough: its sign-in (auth_time)
+    /// must be recent. Someone who has stolen an access token cannot lock the user out behind an authenticator of theirs.
+    /// </summary>
+    public static readonly TimeSpan RecentSignIn = TimeSpan.FromMinutes(15);
+
+    static async Task<IResult> Setup(HttpContext http, SetupRequest? body, ClaimsPrincipal principal, UserManager<User> users, MultiFactor mfa,
+        TimeProvider time)
     {
+        if (!long.TryParse(principal.FindFirstValue(Claims.AuthenticationTime), out var signedIn) ||
+            time.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(signedIn) > RecentSignIn)
+            return ApiErrors.Result(http, 403, "FORBIDDEN", $"Sign in again to set up MFA: it needs a sign-in of the last {RecentSignIn.TotalMinutes:0} minutes.",
+                new { reason = "reauthentication_required", max_age = (long)RecentSignIn.TotalSeconds });
         var method = body?.Method ?? MultiFactor.Totp;
         if (method == MultiFactor.Phone && !mfa.SmsAvailable)
             // Not faked: without an SMS sender configured, no code could ever reach the phone.

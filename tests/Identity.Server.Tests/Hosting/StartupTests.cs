@@ -567,6 +567,32 @@ public sealed class StartupTests : IDisposable
         Assert.InRange(DateTimeOffset.FromUnixTimeSeconds(identity.GetPayloadValue<long>("auth_time")), signedInAt.AddSeconds(-2), signedInAt.AddSeconds(30));
     }
 
+    [Fact]
+    public async Task MfaSetup_NeedsASignInOfTheLast15Minutes_NotJustAToken()
+    {
+        await using var server = new ServerFactory(database, keys);
+        var clock = new ShiftedClock();
+        var http = server.At(clock).CreateClient();
+        async Task<string> LoginAsync() => (await (await http.PostAsJsonAsync("/api/v1/auth/login",
+            new { email = ServerFactory.AdminEmail, password = ServerFactory.AdminPassword })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString()!;
+        async Task<HttpResponseMessage> SetupAsync(string token)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/auth/mfa/setup") { Content = JsonContent.Create(new { method = "totp" }) };
+            request.Headers.Authorization = new("Bearer", token);
+            return await http.SendAsync(request);
+        }
+        var token = await LoginAsync();
+        Assert.True(new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(token).TryGetPayloadValue<long>("auth_time", out _));
+
+        clock.Shift = TimeSpan.FromMinutes(16);
+        var stale = await SetupAsync(token);
+        var fresh = await SetupAsync(await LoginAsync());
+
+        Assert.Equal(HttpStatusCode.Forbidden, stale.StatusCode);
+        Assert.Equal("reauthentication_required", (await stale.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("error").GetProperty("details").GetProperty("reason").GetString());
+        Assert.Equal(HttpStatusCode.OK, fresh.StatusCode);
+    }
+
     sealed class ShiftedClock : TimeProvider
     {
         public TimeSpan Shift { get; set; }
