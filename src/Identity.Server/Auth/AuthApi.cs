@@ -86,8 +86,7 @@ public static class AuthApi
 
     static IResult TooManyFailures(HttpContext http, TimeSpan wait)
     {
-        var seconds = (int)Math.Ceiling(wait.TotalSeconds);
-        http.Response.Headers.RetryAfter = seconds.ToString();
+        var seconds = RateLimits.SetRetryAfter(http, wait);
         return ApiErrors.Result(http, StatusCodes.Status429TooManyRequests, "RATE_LIMITED", "Too many failed sign-ins from this network.",
             new { reason = "too_many_failed_sign_ins", retry_after = seconds });
     }

@@ -128,7 +128,7 @@ public static class ConnectEndpoints
                 services.GetRequiredService<IdentityDbContext>(), services.GetRequiredService<FailedSignIns>(), request.Username, request.Password);
             if (retryAfter is { } wait)
             {
-                http.Response.Headers.RetryAfter = ((int)Math.Ceiling(wait.TotalSeconds)).ToString();
+                Hosting.RateLimits.SetRetryAfter(http, wait);
                 return Forbid(Errors.InvalidGrant, "Too many failed sign-ins from this network; try again later.", "too_many_attempts");
             }
             if (user is null)

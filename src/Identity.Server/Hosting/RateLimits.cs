@@ -98,12 +98,19 @@ public static class RateLimits
                 return;
             }
 
-            var retryAfter = Math.Max(1, (int)Math.Ceiling((verdict.Reset - time.GetUtcNow()).TotalSeconds));
-            http.Response.Headers.RetryAfter = retryAfter.ToString();
+            var retryAfter = SetRetryAfter(http, verdict.Reset - time.GetUtcNow());
             await ApiErrors.Result(http, StatusCodes.Status429TooManyRequests, "RATE_LIMITED", "Too many requests.",
                 new { limit = limit.PermitLimit, window_seconds = (int)limit.Window.TotalSeconds, retry_after = retryAfter }).ExecuteAsync(http);
         });
         return app;
+    }
+
+    /// <summary>Sets Retry-After for <paramref name="wait"/>, in whole seconds (at least one), and returns them.</summary>
+    public static int SetRetryAfter(HttpContext http, TimeSpan wait)
+    {
+        var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
+        http.Response.Headers.RetryAfter = seconds.ToString();
+        return seconds;
     }
 
     static Category? CategoryOf(PathString path)
@@ -148,31 +155,31 @@ public sealed class RateLimitCounters(IOptions<RateLimitOptions> options, TimePr
         new(a.Allowed && b.Allowed, Math.Min(a.Remaining, b.Remaining), a.Reset > b.Reset ? a.Reset : b.Reset);
 
     /// <summary>The verdict <see cref="Take"/> would give, without taking anything.</summary>
-    public Verdict Peek(string key, RateLimitOptions.Limit limit)
-    {
-        if (!windows.TryGetValue(key, out var window))
-            return new Verdict(true, limit.PermitLimit, time.GetUtcNow() + limit.Window);
-        lock (window)
-        {
-            if (time.GetUtcNow() - window.Start >= limit.Window)
-                return new Verdict(true, limit.PermitLimit, time.GetUtcNow() + limit.Window);
-            return new Verdict(window.Count < limit.PermitLimit, limit.PermitLimit - window.Count, window.Start + limit.Window);
-        }
-    }
+    public Verdict Peek(string key, RateLimitOptions.Limit limit) =>
+        windows.TryGetValue(key, out var window) ? Judge(window, limit, time.GetUtcNow(), take: false)
+            : new Verdict(true, limit.PermitLimit, time.GetUtcNow() + limit.Window);
 
     public Verdict Take(string key, RateLimitOptions.Limit limit)
     {
         var now = time.GetUtcNow();
         if (Interlocked.Increment(ref taken) % 4096 == 0)
             Prune(now);
+        return Judge(windows.GetOrAdd(key, _ => new Window { Start = now }), limit, now, take: true);
+    }
 
-        var window = windows.GetOrAdd(key, _ => new Window { Start = now });
+    Verdict Judge(Window window, RateLimitOptions.Limit limit, DateTimeOffset now, bool take)
+    {
         lock (window)
         {
             if (now - window.Start >= limit.Window)
+            {
+                // An ended window starts again when something is taken; a peek leaves it as it is.
+                if (!take)
+                    return new Verdict(true, limit.PermitLimit, now + limit.Window);
                 (window.Start, window.Count) = (now, 0);
+            }
             var allowed = window.Count < limit.PermitLimit;
-            if (allowed)
+            if (allowed && take)
                 window.Count++;
             return new Verdict(allowed, limit.PermitLimit - window.Count, window.Start + limit.Window);
         }
