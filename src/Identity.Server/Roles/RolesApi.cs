@@ -78,12 +78,11 @@ public static partial class RolesApi
     static async Task<IResult> Update(HttpContext http, string id, UpdateRoleRequest body, Caller caller, IdentityDbContext db, RoleManager<Role> roles,
         SecurityEvents events)
     {
-        var (role, refusal) = await FindChangeableAsync(http, db, caller, id);
+        var (role, before, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (role is null)
             return refusal!;
         if (FreeText.Problem(body.Description, "description", 1024, multiline: true) is { } problem)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem, new { field = "description" });
-        var before = await PermissionsOfAsync(db, role.Id);
         var after = body.Permissions?.Distinct(StringComparer.Ordinal).ToList() ?? before;
         if (UnknownPermissions(http, after) is { } unknown)
             return unknown;
@@ -114,25 +113,28 @@ public static partial class RolesApi
 
     static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, RoleManager<Role> roles, SecurityEvents events)
     {
-        var (role, refusal) = await FindChangeableAsync(http, db, caller, id);
+        var (role, permissions, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (role is null)
             return refusal!;
         var holders = await db.UserRoles.CountAsync(ur => ur.RoleId == role.Id);
         // The assignments and permissions go with the role (cascade), in the same save as the event.
-        await events.RaiseAsync(EventTypes.RoleDeleted, null, new { role = role.Name, permissions = await PermissionsOfAsync(db, role.Id), holders });
+        await events.RaiseAsync(EventTypes.RoleDeleted, null, new { role = role.Name, permissions, holders });
         var deleted = await roles.DeleteAsync(role);
         return deleted.Succeeded ? Results.NoContent()
             : ApiErrors.Result(http, 400, "INVALID_REQUEST", string.Join(" ", deleted.Errors.Select(e => e.Description)));
     }
 
-    static async Task<(Role? Role, IResult? Refusal)> FindChangeableAsync(HttpContext http, IdentityDbContext db, Caller caller, string id)
+    /// <summary>The role and its permissions, if the caller may change it: not built in, and no permission the caller lacks.</summary>
+    static async Task<(Role? Role, List<string> Permissions, IResult? Refusal)> FindChangeableAsync(HttpContext http, IdentityDbContext db, Caller caller,
+        string id)
     {
         var role = await FindAsync(db, id);
         if (role is null)
-            return (null, ApiErrors.NotFound(http));
+            return (null, [], ApiErrors.NotFound(http));
         if (BuiltInRoles.All.Any(b => b.Name == role.Name))
-            return (null, ApiErrors.Result(http, 403, "FORBIDDEN", $"'{role.Name}' is a built-in role; it cannot be changed or deleted.", new { reason = "built_in" }));
-        return await caller.CanGrantAsync(db, role) ? (role, null) : (null, CannotGrant(http));
+            return (null, [], ApiErrors.Result(http, 403, "FORBIDDEN", $"'{role.Name}' is a built-in role; it cannot be changed or deleted.", new { reason = "built_in" }));
+        var permissions = await PermissionsOfAsync(db, role.Id);
+        return caller.CanGrant(permissions, role.OrganizationScoped) ? (role, permissions, null) : (null, [], CannotGrant(http));
     }
 
     /// <summary>A role by id or by name.</summary>
