@@ -8,7 +8,10 @@ namespace Identity.Server.Account;
 /// <summary>The password check every password login path shares (login page, password grant, the auth API).</summary>
 public static class PasswordCheck
 {
-    /// <summary>The user signed in; or why not: a locked account (told only to its right password), or a network that failed too often.</summary>
+    /// <summary>
+    /// The user signed in; or why not: a locked account (told only to its right password; a deactivated one is locked
+    /// for good, <see cref="Users.Accounts.IsDeactivation"/>), or a network that failed too often.
+    /// </summary>
     public sealed record Outcome(User? User, DateTimeOffset? LockedUntil, TimeSpan? RetryAfter = null)
     {
         public static readonly Outcome Invalid = new(null, null);
@@ -54,7 +57,9 @@ public static class PasswordCheck
                 await users.UpdateAsync(user);
                 return new Outcome(null, await users.GetLockoutEndDateAsync(user));
             }
-            await users.AccessFailedAsync(user);
+            // Counting failures would end a deactivation: a lockout that runs out replaces it.
+            if (Users.Accounts.IsActive(user))
+                await users.AccessFailedAsync(user);
             return Outcome.Invalid;
         }
 

@@ -60,6 +60,8 @@ public static class AuthApi
             await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, client = request.ClientId });
             return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
         }
+        if (Accounts.IsDeactivation(lockedUntil))
+            return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The account is disabled.", new { reason = "account_disabled" });
         if (lockedUntil is not null)
             return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The account is locked after too many failed attempts.",
                 new { reason = "account_locked", locked_until = lockedUntil });

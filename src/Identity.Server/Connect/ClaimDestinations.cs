@@ -12,6 +12,7 @@ namespace Identity.Server.Connect;
 public static class ClaimDestinations
 {
     public const string Roles = "roles";
+    public const string Groups = "groups";
     public const string IdentityProvider = "idp";
     public const string OrganizationId = "org_id";
     public const string OrganizationDomain = "org_domain";
@@ -25,8 +26,8 @@ public static class ClaimDestinations
         Claims.AuthenticationTime => [Destinations.AccessToken, Destinations.IdentityToken],
         Claims.Name when Has(claim, Scopes.Profile) => [Destinations.AccessToken, Destinations.IdentityToken],
         Claims.Email or Claims.EmailVerified when Has(claim, Scopes.Email) => [Destinations.AccessToken, Destinations.IdentityToken],
-        Roles when Has(claim, Scopes.Roles) => [Destinations.AccessToken, Destinations.IdentityToken],
-        Claims.Name or Claims.Email or Claims.EmailVerified or Roles => [Destinations.AccessToken],
+        Roles or Groups when Has(claim, Scopes.Roles) => [Destinations.AccessToken, Destinations.IdentityToken],
+        Claims.Name or Claims.Email or Claims.EmailVerified or Roles or Groups => [Destinations.AccessToken],
         _ => [],
     };
 

@@ -132,7 +132,8 @@ public static class ConnectEndpoints
                 return Forbid(Errors.InvalidGrant, "Too many failed sign-ins from this network; try again later.", "too_many_attempts");
             }
             if (user is null)
-                return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid." : "The account is locked.");
+                return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid."
+                    : Users.Accounts.IsDeactivation(lockedUntil) ? "The account is disabled." : "The account is locked.");
             if (await mfa.IsEnabledAsync(user.Id))
                 return MfaRequired(await mfa.ChallengeAsync(user, request.ClientId), await mfa.LoginMethodsAsync(user.Id));
             await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, client = request.ClientId });

@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Text.Json;
 using Identity.Server.Data;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Abstractions;
@@ -64,20 +65,25 @@ public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext 
         var organization = user.OrganizationId is null || !user.EmailConfirmed ? null : await db.Organizations.FindAsync(user.OrganizationId);
         identity.SetClaim(ClaimDestinations.OrganizationId, organization?.Id)
             .SetClaim(ClaimDestinations.OrganizationDomain, organization?.Domain);
-        SetArray(identity, ClaimDestinations.Roles, roles.Order(StringComparer.Ordinal));
+        SetArray(identity, ClaimDestinations.Roles, [.. roles.Order(StringComparer.Ordinal)]);
+        var groups = await db.GroupMembers.Where(m => m.UserId == user.Id).Join(db.Groups, m => m.GroupId, g => g.Id, (_, g) => g.DisplayName).ToListAsync();
+        // Only a member of some group gets the claim: most accounts are in none, and every token would carry an empty list.
+        SetArray(identity, ClaimDestinations.Groups, [.. groups.Order(StringComparer.Ordinal)], omitIfEmpty: true);
         SetArray(identity, Claims.AuthenticationMethodReference, amr.Distinct(StringComparer.Ordinal).ToList());
         identity.SetDestinations(ClaimDestinations.For);
         return new ClaimsPrincipal(identity);
     }
 
     /// <summary>
-    /// roles and amr are always JSON arrays, even with one value, so consumers never find a string in their place.
+    /// roles, groups and amr are always JSON arrays, even with one value, so consumers never find a string in their place.
     /// Identity Model writes a JSON_ARRAY claim as the array itself.
     /// </summary>
-    static void SetArray(ClaimsIdentity identity, string type, IEnumerable<string> values)
+    static void SetArray(ClaimsIdentity identity, string type, IReadOnlyCollection<string> values, bool omitIfEmpty = false)
     {
         foreach (var claim in identity.FindAll(type).ToList())
             identity.RemoveClaim(claim);
+        if (omitIfEmpty && values.Count == 0)
+            return;
         identity.AddClaim(new Claim(type, JsonSerializer.Serialize(values), JsonClaimValueTypes.JsonArray));
     }
 }

@@ -13,7 +13,11 @@ public sealed class ScopeResources
 
     public ScopeResources(IEnumerable<ScopeOptions> configured)
     {
-        resources = new Dictionary<string, string[]>(StringComparer.Ordinal) { [ServerApi.Scope] = [ServerApi.Audience] };
+        resources = new Dictionary<string, string[]>(StringComparer.Ordinal)
+        {
+            [ServerApi.Scope] = [ServerApi.Audience],
+            [Scim.ScimApi.Scope] = [ServerApi.Audience],
+        };
         foreach (var scope in configured)
             resources[scope.Name] = [.. scope.Resources];
     }

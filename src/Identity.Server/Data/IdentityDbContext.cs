@@ -25,12 +25,38 @@ public class IdentityDbContext(DbContextOptions options)
     public DbSet<Sessions.SessionInfo> Sessions => Set<Sessions.SessionInfo>();
     public DbSet<Policies.StoredPolicy> StoredPolicies => Set<Policies.StoredPolicy>();
     public DbSet<Federation.FederationState> FederationStates => Set<Federation.FederationState>();
+    public DbSet<Group> Groups => Set<Group>();
+    public DbSet<GroupMember> GroupMembers => Set<GroupMember>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);
         builder.UseOpenIddict();
-        builder.Entity<User>().Property(u => u.Name).HasMaxLength(256);
+        builder.Entity<User>(user =>
+        {
+            user.Property(u => u.Name).HasMaxLength(256);
+            user.Property(u => u.GivenName).HasMaxLength(256);
+            user.Property(u => u.FamilyName).HasMaxLength(256);
+            user.Property(u => u.ExternalId).HasMaxLength(256);
+            user.HasIndex(u => u.ExternalId);
+        });
+        builder.Entity<Group>(group =>
+        {
+            group.Property(g => g.Id).HasMaxLength(64);
+            group.Property(g => g.DisplayName).HasMaxLength(256);
+            group.Property(g => g.NormalizedName).HasMaxLength(256);
+            group.Property(g => g.ExternalId).HasMaxLength(256);
+            group.HasIndex(g => g.NormalizedName).IsUnique();
+        });
+        builder.Entity<GroupMember>(member =>
+        {
+            member.HasKey(m => new { m.GroupId, m.UserId });
+            member.Property(m => m.GroupId).HasMaxLength(64);
+            member.Property(m => m.UserId).HasMaxLength(450);
+            member.HasIndex(m => m.UserId);
+            member.HasOne<Group>().WithMany().HasForeignKey(m => m.GroupId).OnDelete(DeleteBehavior.Cascade);
+            member.HasOne<User>().WithMany().HasForeignKey(m => m.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
         builder.Entity<Role>().Property(r => r.Description).HasMaxLength(1024);
         builder.Entity<Organization>(org =>
         {

@@ -5,6 +5,14 @@ namespace Identity.Server.Data;
 public sealed class User : IdentityUser
 {
     public string? Name { get; set; }
+
+    /// <summary>The parts of the name, when the directory that provisioned the account (SCIM) knows them.</summary>
+    public string? GivenName { get; set; }
+    public string? FamilyName { get; set; }
+
+    /// <summary>The provisioning directory's own id for the account (SCIM externalId), case-exact.</summary>
+    public string? ExternalId { get; set; }
+
     public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
     public DateTimeOffset? LastLoginAt { get; set; }
 
@@ -28,6 +36,28 @@ public sealed class Role : IdentityRole
     /// organization is out of reach, as if it did not exist.
     /// </summary>
     public bool OrganizationScoped { get; set; }
+}
+
+/// <summary>
+/// A group of users, provisioned by an enterprise directory (SCIM) or an administrator: its name goes into the
+/// members' tokens (groups claim) and makes them children of Group::"name" in policies.
+/// </summary>
+public sealed class Group
+{
+    public string Id { get; set; } = Guid.NewGuid().ToString();
+    public required string DisplayName { get; set; }
+
+    /// <summary>Upper-cased <see cref="DisplayName"/>: names are unique regardless of case, and looked up by this index.</summary>
+    public required string NormalizedName { get; set; }
+    public string? ExternalId { get; set; }
+    public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
+    public DateTimeOffset ModifiedAt { get; set; } = DateTimeOffset.UtcNow;
+}
+
+public sealed class GroupMember
+{
+    public required string GroupId { get; set; }
+    public required string UserId { get; set; }
 }
 
 /// <summary>A tenant: every user whose email is at <see cref="Domain"/>.</summary>

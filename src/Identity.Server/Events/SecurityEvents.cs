@@ -36,12 +36,16 @@ public static class EventTypes
     public const string WebhookCreated = "webhook.created";
     public const string WebhookUpdated = "webhook.updated";
     public const string WebhookDeleted = "webhook.deleted";
+    public const string GroupCreated = "group.created";
+    public const string GroupUpdated = "group.updated";
+    public const string GroupDeleted = "group.deleted";
 
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
         MfaEnabled, MfaDisabled, SessionExpired, SessionRevoked, WebhookFailed, TokenReuseDetected, PolicyCreated, PolicyUpdated, PolicyDeleted,
         LoginLinked, LoginRemoved, RoleCreated, RoleUpdated, RoleDeleted, WebhookCreated, WebhookUpdated, WebhookDeleted,
+        GroupCreated, GroupUpdated, GroupDeleted,
     };
 }
 

@@ -17,6 +17,9 @@ public static class ApiErrors
     public static bool IsApi(PathString path) =>
         path.StartsWithSegments(ApiPrefix) || path.StartsWithSegments("/v1/authorize") || path.StartsWithSegments("/access/v1");
 
+    /// <summary>SCIM (/scim/v2) answers its errors in RFC 7644's shape rather than the seed's envelope.</summary>
+    public static bool IsScim(PathString path) => path.StartsWithSegments(Scim.ScimApi.Prefix);
+
     /// <summary>No resource API takes more than this; a larger body is refused before it is read.</summary>
     public const long MaxBodyBytes = 64 * 1024;
 
@@ -54,6 +57,9 @@ public static class ApiErrors
                     : ("INTERNAL_ERROR", "An unexpected error occurred.");
                 if (IsApi(http.Request.Path))
                     await http.Response.WriteAsJsonAsync(Envelope(http, code, message, null));
+                else if (IsScim(http.Request.Path))
+                    await http.Response.WriteAsJsonAsync(Scim.ScimErrors.Body(status, status < 500 ? Scim.ScimErrors.InvalidSyntax : null,
+                        $"{message} (request {http.TraceIdentifier})"), (System.Text.Json.JsonSerializerOptions?)null, Scim.ScimErrors.MediaType);
                 else if (http.Request.Path.StartsWithSegments("/connect"))
                     await http.Response.WriteAsJsonAsync(new Dictionary<string, string>
                     {
@@ -68,10 +74,25 @@ public static class ApiErrors
         app.UseStatusCodePages(async (StatusCodeContext context) =>
         {
             var http = context.HttpContext;
+            var status = http.Response.StatusCode;
+            if (IsScim(http.Request.Path))
+            {
+                // RFC 7644 §3.12: the same answers in SCIM's error shape.
+                var detail = status switch
+                {
+                    401 => "Missing or invalid bearer token.",
+                    403 => $"The token must be a client's own token with the scope '{Scim.ScimApi.Scope}'.",
+                    404 => "Resource not found.",
+                    405 => "Method not allowed.",
+                    _ => "The request could not be served.",
+                };
+                await http.Response.WriteAsJsonAsync(Scim.ScimErrors.Body(status, null, detail), (System.Text.Json.JsonSerializerOptions?)null,
+                    Scim.ScimErrors.MediaType);
+                return;
+            }
             if (!IsApi(http.Request.Path))
                 return;
 
-            var status = http.Response.StatusCode;
             var (code, message) = status switch
             {
                 401 => ("UNAUTHORIZED", "Missing or invalid authentication."),
@@ -89,7 +110,18 @@ public static class ApiErrors
 
         app.Use(async (http, next) =>
         {
-            if (IsApi(http.Request.Path))
+            if (IsScim(http.Request.Path))
+            {
+                if (http.Request.ContentLength > Scim.ScimErrors.MaxBodyBytes)
+                {
+                    await Scim.ScimErrors.Result(StatusCodes.Status413PayloadTooLarge, null, $"The body must be at most {Scim.ScimErrors.MaxBodyBytes} bytes.")
+                        .ExecuteAsync(http);
+                    return;
+                }
+                if (http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } scimLimit)
+                    scimLimit.MaxRequestBodySize = Scim.ScimErrors.MaxBodyBytes;
+            }
+            else if (IsApi(http.Request.Path))
             {
                 if (http.Request.ContentLength > MaxBodyBytes)
                 {

@@ -99,6 +99,11 @@ public static class RateLimits
             }
 
             var retryAfter = SetRetryAfter(http, verdict.Reset - time.GetUtcNow());
+            if (ApiErrors.IsScim(http.Request.Path))
+            {
+                await Scim.ScimErrors.Result(StatusCodes.Status429TooManyRequests, null, $"Too many requests: retry after {retryAfter} s.").ExecuteAsync(http);
+                return;
+            }
             await ApiErrors.Result(http, StatusCodes.Status429TooManyRequests, "RATE_LIMITED", "Too many requests.",
                 new { limit = limit.PermitLimit, window_seconds = (int)limit.Window.TotalSeconds, retry_after = retryAfter }).ExecuteAsync(http);
         });

@@ -98,6 +98,7 @@ public static partial class Decisions
                         u.Id, u.Email, u.Name, u.EmailConfirmed, u.Organization,
                         Mfa = db.MfaFactors.Any(f => f.UserId == u.Id && f.Enabled),
                         Roles = db.UserRoles.Where(ur => ur.UserId == u.Id).Join(db.Roles, ur => ur.RoleId, r => r.Id, (_, r) => r.Name).ToList(),
+                        Groups = db.GroupMembers.Where(m => m.UserId == u.Id).Join(db.Groups, m => m.GroupId, g => g.Id, (_, g) => g.DisplayName).ToList(),
                     })
                     .FirstOrDefaultAsync(cancellationToken);
                 if (user is null)
@@ -112,8 +113,9 @@ public static partial class Decisions
                 if (user.Name is not null)
                     attributes["name"] = new StringValue(user.Name);
                 var parents = user.Roles.Where(r => r is not null).Select(r => new EntityUid("Role", r!)).ToList();
-                foreach (var role in parents)
-                    entities.TryAdd(role, new Entity(role));
+                parents.AddRange(user.Groups.Select(g => new EntityUid("Group", g)));
+                foreach (var parent in parents)
+                    entities.TryAdd(parent, new Entity(parent));
                 // Membership needs a verified email (User.OrganizationId), or anyone could register into a tenant.
                 if (user.EmailConfirmed && user.Organization is { } organization)
                 {

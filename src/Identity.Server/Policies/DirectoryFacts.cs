@@ -11,8 +11,8 @@ namespace Identity.Server.Policies;
 
 /// <summary>
 /// The database facts decisions read (a user with its roles and organization, an organization), kept in memory so
-/// a decision does not query the database. Every saved change to users, roles, role assignments, organizations or
-/// MFA factors in this process drops them all (<see cref="DirectoryChanges"/>); a change made by another instance,
+/// a decision does not query the database. Every saved change to users, roles, role assignments, organizations,
+/// groups, group memberships or MFA factors in this process drops them all (<see cref="DirectoryChanges"/>); a change made by another instance,
 /// or around EF Core, is picked up after <see cref="MaxAge"/>, as for the policies themselves.
 /// </summary>
 public sealed class DirectoryFacts(TimeProvider time)
@@ -86,7 +86,7 @@ public sealed class DirectoryChanges : SaveChangesInterceptor
     {
         if (context is not null && context.ChangeTracker.Entries().Any(e =>
                 e.State is EntityState.Added or EntityState.Modified or EntityState.Deleted &&
-                e.Entity is User or Role or Organization or IdentityUserRole<string> or Mfa.MfaFactor))
+                e.Entity is User or Role or Organization or IdentityUserRole<string> or Mfa.MfaFactor or Group or GroupMember))
             Changing.AddOrUpdate(context, Instance);
     }
 

@@ -15,9 +15,9 @@ public static class ServerSchema
         entity Organization = { id: String, domain: String, name: String };
         // Roles are named by their role name: Role::"admin".
         entity Role;
-        // Groups arrive with SCIM; until then a caller passes memberships as context.group_memberships.
+        // Groups (provisioned by SCIM) are named by their display name: Group::"Engineering Team".
         entity Group in [Organization];
-        // A user is User::"<user id>", found by id or by email; its organization and roles are its parents.
+        // A user is User::"<user id>", found by id or by email; its organization, roles and groups are its parents.
         entity User in [Role, Group, Organization] = {
           email: String,
           name?: String,

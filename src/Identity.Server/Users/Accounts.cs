@@ -65,6 +65,34 @@ public static class Accounts
         return IdentityResult.Success;
     }
 
+    /// <summary>
+    /// A deactivated account (SCIM active false) is locked out until the end of time: the lockout every sign-in path
+    /// already honours (login page, password grant, refresh, federation). A lockout for failed sign-ins ends far sooner.
+    /// </summary>
+    public static readonly DateTimeOffset DeactivatedAfter = new(9000, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    public static bool IsActive(User user) => !IsDeactivation(user.LockoutEnd);
+
+    /// <summary>Is a lockout that lasts until <paramref name="lockedUntil"/> a deactivation rather than a pause after failed sign-ins?</summary>
+    public static bool IsDeactivation(DateTimeOffset? lockedUntil) => lockedUntil > DeactivatedAfter;
+
+    /// <summary>
+    /// Locks the tracked <paramref name="user"/> for good, with a new security stamp so that browser sessions end at
+    /// their next check. The lock needs lockout enabled, which an account created by an administrator may lack.
+    /// </summary>
+    public static void Deactivate(User user)
+    {
+        user.LockoutEnabled = true;
+        user.LockoutEnd = DateTimeOffset.MaxValue;
+        user.SecurityStamp = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
+    }
+
+    public static void Reactivate(User user)
+    {
+        user.LockoutEnd = null;
+        user.AccessFailedCount = 0;
+    }
+
     /// <summary>Deletes the account and revokes every session and token it had, so nothing it held still works.</summary>
     public static async Task DeleteAsync(UserManager<User> users, IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens,
         SecurityEvents events, User user)

@@ -60,15 +60,15 @@ public sealed class FederatedServer : ServerFactory
 
     /// <summary>The provider knows this server as a confidential client, with the app's callback as a second redirect URI.</summary>
     static IEnumerable<KeyValuePair<string, string?>> UpstreamSettings(Uri server) => Pairs(
-        "Identity:Clients:4:ClientId", UpstreamClientId,
-        "Identity:Clients:4:ClientSecret", UpstreamClientSecret,
-        "Identity:Clients:4:GrantTypes:0", "authorization_code",
-        "Identity:Clients:4:RedirectUris:0", new Uri(server, "signin/" + Provider).ToString(),
-        "Identity:Clients:4:RedirectUris:1", AppRedirect,
-        "Identity:Clients:4:Scopes:0", "openid",
-        "Identity:Clients:4:Scopes:1", "profile",
-        "Identity:Clients:4:Scopes:2", "email",
-        "Identity:Clients:4:ConsentType", "implicit");
+        "Identity:Clients:5:ClientId", UpstreamClientId,
+        "Identity:Clients:5:ClientSecret", UpstreamClientSecret,
+        "Identity:Clients:5:GrantTypes:0", "authorization_code",
+        "Identity:Clients:5:RedirectUris:0", new Uri(server, "signin/" + Provider).ToString(),
+        "Identity:Clients:5:RedirectUris:1", AppRedirect,
+        "Identity:Clients:5:Scopes:0", "openid",
+        "Identity:Clients:5:Scopes:1", "profile",
+        "Identity:Clients:5:Scopes:2", "email",
+        "Identity:Clients:5:ConsentType", "implicit");
 
     static IEnumerable<KeyValuePair<string, string?>> Pairs(params string[] settings)
     {

@@ -24,6 +24,8 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
     public const string DownstreamScope = "orders";
     public const string DownstreamAudience = "orders-api";     // also the client id the orders API introspects with
     public const string DownstreamSecret = "orders-api-secret-0123456789abcdef012345";
+    public const string Provisioner = "provisioner";        // confidential, client credentials only, scope scim (SCIM 2.0)
+    public const string ProvisionerSecret = "provisioner-secret-0123456789abcdef012345";
 
     readonly bool ownsResources = keyFolder is null;
 
@@ -89,6 +91,11 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
 
             "Identity:Clients:3:ClientId", DownstreamAudience,
             "Identity:Clients:3:ClientSecret", DownstreamSecret,
+
+            "Identity:Clients:4:ClientId", Provisioner,
+            "Identity:Clients:4:ClientSecret", ProvisionerSecret,
+            "Identity:Clients:4:GrantTypes:0", "client_credentials",
+            "Identity:Clients:4:Scopes:0", "scim",
         ];
         for (var i = 0; i < settings.Length; i += 2)
             yield return new(settings[i]!, settings[i + 1]);

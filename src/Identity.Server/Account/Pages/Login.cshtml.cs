@@ -52,7 +52,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
         {
             // One message for every failure: it must not tell whether the email has an account.
             Error = retryAfter is { } wait ? TooManyFailures(wait)
-                : lockedUntil is null ? "Invalid email or password." : "This account is locked after too many failed attempts; try again later.";
+                : lockedUntil is null ? "Invalid email or password." : Locked(lockedUntil);
             return Page();
         }
         return await FinishAsync(user, identityProvider: null);
@@ -100,7 +100,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
         {
             (Linking, Email) = (providers.Find(external.Provider), external.Email);
             Error = retryAfter is { } wait ? TooManyFailures(wait)
-                : lockedUntil is null ? "That password is not right." : "This account is locked after too many failed attempts; try again later.";
+                : lockedUntil is null ? "That password is not right." : Locked(lockedUntil);
             return Page();
         }
         await accounts.LinkAsync(user, external);
@@ -149,4 +149,8 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
         // Only local return URLs: an open redirect here would turn the login page into a phishing relay.
         return LocalRedirect(Url.IsLocalUrl(ReturnUrl) ? ReturnUrl : "/");
     }
+
+    static string Locked(DateTimeOffset? until) => Users.Accounts.IsDeactivation(until)
+        ? "This account is disabled."
+        : "This account is locked after too many failed attempts; try again later.";
 }

@@ -1,0 +1,370 @@
+using System.Net.Mail;
+using System.Text.Json.Nodes;
+using Identity.Server.Data;
+using Identity.Server.Events;
+using Identity.Server.Hosting;
+using Identity.Server.Organizations;
+using Identity.Server.Users;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
+
+namespace Identity.Server.Scim;
+
+/// <summary>
+/// /scim/v2/Users: the directory's view of this server's accounts. An account here is keyed by its email, so
+/// userName is the email address (and the work email is the same address). A directory vouches for its users'
+/// addresses: provisioned accounts are verified. Deactivating (active false) locks the account for good and ends
+/// its sessions; the same lock stops sign-in on every path (login page, password grant, refresh, federation).
+/// </summary>
+public static class ScimUsers
+{
+    public static void Map(RouteGroupBuilder users)
+    {
+        users.MapGet("/", List).WithSummary("List or filter users");
+        users.MapGet("/{id}", Get).WithSummary("A user");
+        users.MapPost("/", Create).WithSummary("Provision a user");
+        users.MapPut("/{id}", Replace).WithSummary("Replace a user");
+        users.MapPatch("/{id}", Patch).WithSummary("Change a user (add, replace, remove operations)");
+        users.MapDelete("/{id}", Delete).WithSummary("Delete a user and revoke their tokens");
+    }
+
+    static ScimAttributes<User> Filters(IdentityDbContext db) => new ScimAttributes<User>()
+        .String("id", u => u.Id, caseExact: true)
+        .String("username", u => u.NormalizedEmail, upperCased: true)
+        .String("emails.value", u => u.NormalizedEmail, upperCased: true)
+        .String("emails.type", u => "work")
+        .Boolean("emails.primary", u => true)
+        .String("externalid", u => u.ExternalId, caseExact: true)
+        .String("displayname", u => u.Name)
+        .String("name.formatted", u => u.Name)
+        .String("name.givenname", u => u.GivenName)
+        .String("name.familyname", u => u.FamilyName)
+        .Boolean("active", u => !(u.LockoutEnd > Accounts.DeactivatedAfter))
+        .DateTime("meta.created", u => u.CreatedAt)
+        .Reference("groups.value", id => u => db.GroupMembers.Any(m => m.UserId == u.Id && m.GroupId == id));
+
+    static Task<IResult> List(HttpContext http, IdentityDbContext db) => ScimJson.ListAsync(http.Request, db.Users.AsNoTracking(), Filters(db),
+        users => users.OrderBy(u => u.CreatedAt).ThenBy(u => u.Id), page => RenderAsync(http, db, page));
+
+    static async Task<IResult> Get(HttpContext http, string id, IdentityDbContext db, string? attributes, string? excludedAttributes)
+    {
+        var user = await db.Users.FindAsync(id);
+        return user is null ? ScimErrors.NotFound(id) : ScimJson.Resource(ScimJson.Project(await RenderAsync(http, db, user), attributes, excludedAttributes));
+    }
+
+    static async Task<IResult> Create(HttpContext http, IdentityDbContext db, UserManager<User> users, SecurityEvents events)
+    {
+        var draft = Draft.Of(await ScimJson.ReadObjectAsync(http.Request));
+        var email = draft.CheckedEmail();
+        draft.CheckNames();
+        var user = new User
+        {
+            Email = email, Name = draft.Name, GivenName = draft.GivenName, FamilyName = draft.FamilyName, ExternalId = draft.ExternalId,
+            EmailConfirmed = true,
+        };
+        if (!draft.Active)
+            Accounts.Deactivate(user);
+        var created = await Accounts.CreateAsync(users, db, events, user, draft.Password, []);
+        if (!created.Succeeded)
+            return Refusal(created);
+        var resource = await RenderAsync(http, db, user);
+        http.Response.Headers.Location = ScimApi.Location(http, "Users", user.Id);
+        return ScimJson.Resource(resource, StatusCodes.Status201Created);
+    }
+
+    static async Task<IResult> Replace(HttpContext http, string id, IdentityDbContext db, UserManager<User> users, SecurityEvents events,
+        Sessions.SessionStore sessions)
+    {
+        var user = await db.Users.FindAsync(id);
+        if (user is null)
+            return ScimErrors.NotFound(id);
+        return await SaveAsync(http, db, users, events, sessions, user, Draft.Of(await ScimJson.ReadObjectAsync(http.Request)));
+    }
+
+    static async Task<IResult> Patch(HttpContext http, string id, IdentityDbContext db, UserManager<User> users, SecurityEvents events,
+        Sessions.SessionStore sessions)
+    {
+        var user = await db.Users.FindAsync(id);
+        if (user is null)
+            return ScimErrors.NotFound(id);
+        var draft = Draft.From(user);
+        foreach (var operation in ScimPatch.Operations(await ScimJson.ReadObjectAsync(http.Request)))
+            draft.Apply(operation);
+        draft.Finish();
+        return await SaveAsync(http, db, users, events, sessions, user, draft);
+    }
+
+    static async Task<IResult> Delete(string id, IdentityDbContext db, UserManager<User> users, IOpenIddictAuthorizationManager authorizations,
+        IOpenIddictTokenManager tokens, SecurityEvents events)
+    {
+        var user = await db.Users.FindAsync(id);
+        if (user is null)
+            return ScimErrors.NotFound(id);
+        await Accounts.DeleteAsync(users, authorizations, tokens, events, user);
+        return Results.NoContent();
+    }
+
+    /// <summary>Puts <paramref name="draft"/> on the account; audits what changed and ends sessions a deactivation or new password must end.</summary>
+    static async Task<IResult> SaveAsync(HttpContext http, IdentityDbContext db, UserManager<User> users, SecurityEvents events,
+        Sessions.SessionStore sessions, User user, Draft draft)
+    {
+        var email = draft.CheckedEmail();
+        draft.CheckNames();
+        if (!string.Equals(email, user.Email, StringComparison.OrdinalIgnoreCase))
+        {
+            user.Email = user.UserName = email;
+            user.OrganizationId = (await Membership.ForEmailAsync(db, email))?.Id;
+        }
+        else if (email != user.Email)
+            user.Email = user.UserName = email;
+        user.Name = draft.Name;
+        user.GivenName = draft.GivenName;
+        user.FamilyName = draft.FamilyName;
+        user.ExternalId = draft.ExternalId;
+        var wasActive = Accounts.IsActive(user);
+        if (wasActive && !draft.Active)
+            Accounts.Deactivate(user);
+        else if (!wasActive && draft.Active)
+            Accounts.Reactivate(user);
+        if (draft.Password is not null && await Accounts.ReplacePasswordAsync(users, user, draft.Password) is { Succeeded: false } refused)
+            return Refusal(refused);
+
+        var entry = db.Entry(user);
+        var changed = new (string Property, string Field)[]
+            {
+                (nameof(User.Email), "email"), (nameof(User.Name), "name"), (nameof(User.GivenName), "given_name"),
+                (nameof(User.FamilyName), "family_name"), (nameof(User.ExternalId), "external_id"), (nameof(User.LockoutEnd), "active"),
+                (nameof(User.PasswordHash), "password"),
+            }
+            .Where(f => entry.Property(f.Property).IsModified && !Equals(entry.Property(f.Property).OriginalValue, entry.Property(f.Property).CurrentValue))
+            .Select(f => f.Field).ToList();
+        if (changed.Count > 0)
+        {
+            await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed, active = Accounts.IsActive(user) });
+            var updated = await users.UpdateAsync(user);
+            if (!updated.Succeeded)
+                return Refusal(updated);
+            // Whoever held the account's sessions must not keep them once it is deactivated or its password replaced.
+            if (changed.Contains("password") || (wasActive && !Accounts.IsActive(user)))
+                await sessions.RevokeAllAsync(user.Id, except: null);
+        }
+        return ScimJson.Resource(await RenderAsync(http, db, user));
+    }
+
+    static IResult Refusal(IdentityResult result)
+    {
+        var errors = result.Errors.ToList();
+        if (errors.Any(e => e.Code is nameof(IdentityErrorDescriber.DuplicateEmail) or nameof(IdentityErrorDescriber.DuplicateUserName)))
+            return ScimErrors.Result(409, ScimErrors.Uniqueness, "An account with this userName already exists.");
+        return ScimErrors.Result(400, ScimErrors.InvalidValue, string.Join(" ", errors.Select(e => e.Description)));
+    }
+
+    static async Task<JsonObject> RenderAsync(HttpContext http, IdentityDbContext db, User user) => (await RenderAsync(http, db, [user]))[0];
+
+    /// <summary>Several users with their groups, in one query for the groups whatever their number.</summary>
+    static async Task<List<JsonObject>> RenderAsync(HttpContext http, IdentityDbContext db, IReadOnlyList<User> users)
+    {
+        var ids = users.Select(u => u.Id).ToList();
+        var memberships = await (
+            from member in db.GroupMembers
+            join grp in db.Groups on member.GroupId equals grp.Id
+            where ids.Contains(member.UserId)
+            orderby grp.DisplayName
+            select new { member.UserId, grp.Id, grp.DisplayName }).ToListAsync();
+        return users.Select(user =>
+        {
+            var resource = new JsonObject
+            {
+                ["schemas"] = new JsonArray(ScimSchemas.User),
+                ["id"] = user.Id,
+                ["userName"] = user.Email,
+            };
+            if (user.ExternalId is not null)
+                resource["externalId"] = user.ExternalId;
+            var name = new JsonObject();
+            if ((Join(user.GivenName, user.FamilyName) ?? user.Name) is { } formatted)
+                name["formatted"] = formatted;
+            if (user.GivenName is not null)
+                name["givenName"] = user.GivenName;
+            if (user.FamilyName is not null)
+                name["familyName"] = user.FamilyName;
+            if (name.Count > 0)
+                resource["name"] = name;
+            if (user.Name is not null)
+                resource["displayName"] = user.Name;
+            resource["active"] = Accounts.IsActive(user);
+            resource["emails"] = new JsonArray(new JsonObject { ["value"] = user.Email, ["type"] = "work", ["primary"] = true });
+            resource["groups"] = new JsonArray([.. memberships.Where(m => m.UserId == user.Id).Select(m => new JsonObject
+            {
+                ["value"] = m.Id, ["display"] = m.DisplayName, ["$ref"] = ScimApi.Location(http, "Groups", m.Id), ["type"] = "direct",
+            })]);
+            resource["meta"] = ScimJson.Meta("User", user.CreatedAt, null, ScimApi.Location(http, "Users", user.Id));
+            return resource;
+        }).ToList();
+    }
+
+    static string? Join(string? given, string? family) =>
+        given is null && family is null ? null : string.Join(' ', new[] { given, family }.OfType<string>());
+
+    /// <summary>
+    /// A user as a request describes it: the whole resource for POST and PUT (what is absent is cleared), or the
+    /// stored user changed by PATCH operations. Attributes this server does not keep are ignored, so a directory's
+    /// full profile (title, phone numbers, the enterprise extension) is accepted.
+    /// </summary>
+    sealed class Draft
+    {
+        public string? UserName;
+        public string? Name;
+        public string? GivenName;
+        public string? FamilyName;
+        public string? ExternalId;
+        public bool Active = true;
+        public string? Password;
+        bool userNameGiven;
+        bool displayNameGiven;
+        string? formatted;
+
+        public static Draft Of(JsonObject body)
+        {
+            var draft = new Draft();
+            foreach (var (key, value) in body)
+                draft.Set(ScimPaths.Normalize(key), value);
+            draft.Finish();
+            return draft;
+        }
+
+        /// <summary>
+        /// One name is stored, shown as displayName. name.formatted is shown as the given and family names joined,
+        /// so as input it only stands in for a displayName the request did not give.
+        /// </summary>
+        public void Finish()
+        {
+            if (!displayNameGiven && formatted is not null)
+                Name = formatted;
+            Name ??= Join(GivenName, FamilyName);
+        }
+
+        public static Draft From(User user) => new()
+        {
+            UserName = user.Email, Name = user.Name, GivenName = user.GivenName, FamilyName = user.FamilyName, ExternalId = user.ExternalId,
+            Active = Accounts.IsActive(user),
+        };
+
+        public string CheckedEmail()
+        {
+            var email = UserName?.Trim();
+            if (string.IsNullOrEmpty(email))
+                throw new ScimException(400, ScimErrors.InvalidValue, "userName is required.");
+            if (!MailAddress.TryCreate(email, out var address) || address.Address != email)
+                throw new ScimException(400, ScimErrors.InvalidValue, "userName must be an email address: accounts here are known by their email.");
+            return email;
+        }
+
+        public void CheckNames()
+        {
+            foreach (var (value, what) in new[] { (Name, "displayName"), (GivenName, "name.givenName"), (FamilyName, "name.familyName"), (ExternalId, "externalId") })
+                if (FreeText.Problem(value, what, 256) is { } problem)
+                    throw new ScimException(400, ScimErrors.InvalidValue, problem);
+        }
+
+        public void Apply(ScimPatch.Operation operation)
+        {
+            if (operation.Path is null)
+            {
+                if (operation.Kind == ScimPatch.Remove)
+                    throw new ScimException(400, ScimErrors.NoTarget, "A remove operation needs a path.");
+                if (operation.Value is not JsonObject values)
+                    throw new ScimException(400, ScimErrors.InvalidValue, "An operation without a path needs an object as its value.");
+                foreach (var (key, value) in values)
+                    Set(ScimPaths.Normalize(key), value, patch: true);
+                return;
+            }
+            // A filtered path names the one work email or nothing stored: the filter needs no evaluation.
+            var path = operation.Path.Attribute;
+            if (operation.Kind == ScimPatch.Remove)
+                Remove(path);
+            else
+                Set(path, operation.Value, patch: true);
+        }
+
+        void Set(string path, JsonNode? value, bool patch = false)
+        {
+            switch (path)
+            {
+                case "username":
+                    UserName = ScimJson.String(value, "userName");
+                    userNameGiven = true;
+                    break;
+                case "displayname":
+                    Name = ScimJson.String(value, "displayName");
+                    displayNameGiven = true;
+                    break;
+                case "name.formatted":
+                    formatted = ScimJson.String(value, "name.formatted");
+                    break;
+                case "name.givenname":
+                    GivenName = ScimJson.String(value, "name.givenName");
+                    break;
+                case "name.familyname":
+                    FamilyName = ScimJson.String(value, "name.familyName");
+                    break;
+                case "name" when value is JsonObject name:
+                    foreach (var (key, part) in name)
+                        Set("name." + key.ToLowerInvariant(), part, patch);
+                    break;
+                case "externalid":
+                    ExternalId = ScimJson.String(value, "externalId");
+                    break;
+                case "active":
+                    Active = ScimJson.Boolean(value, "active");
+                    break;
+                case "password":
+                    Password = ScimJson.String(value, "password");
+                    break;
+                case "emails" or "emails.value":
+                    // The primary (else the first) address; it is the account's, so it is also the userName. In a
+                    // whole resource, userName wins.
+                    if (PrimaryEmail(value) is { } email && (patch || !userNameGiven))
+                        UserName = email;
+                    break;
+            }
+        }
+
+        void Remove(string path)
+        {
+            switch (path)
+            {
+                case "username" or "emails" or "emails.value":
+                    throw new ScimException(400, ScimErrors.InvalidValue, "userName and the email are required: they cannot be removed.");
+                case "active" or "password":
+                    throw new ScimException(400, ScimErrors.InvalidValue, $"{path} cannot be removed.");
+                case "displayname":
+                    Name = null;
+                    displayNameGiven = true;
+                    break;
+                case "name":
+                    Name = GivenName = FamilyName = null;
+                    break;
+                case "name.givenname":
+                    GivenName = null;
+                    break;
+                case "name.familyname":
+                    FamilyName = null;
+                    break;
+                case "externalid":
+                    ExternalId = null;
+                    break;
+            }
+        }
+
+        static string? PrimaryEmail(JsonNode? value) => value switch
+        {
+            JsonArray emails => emails.OfType<JsonObject>()
+                .OrderByDescending(e => e.Get("primary") is JsonValue primary && primary.TryGetValue<bool>(out var flag) && flag)
+                .Select(e => ScimJson.String(e.Get("value"), "emails.value")).FirstOrDefault(),
+            JsonObject email => ScimJson.String(email.Get("value"), "emails.value"),
+            _ => ScimJson.String(value, "emails.value"),
+        };
+    }
+}
