@@ -65,7 +65,7 @@ public static class ScimUsers
         };
         if (!draft.Active)
             Accounts.Deactivate(user);
-        var created = await Accounts.CreateAsync(users, db, events, user, draft.Password, []);
+        var created = await Accounts.CreateAsync(users, db, events, user, draft.Password, [], claimsOrganization: false);
         if (!created.Succeeded)
             return Refusal(created);
         var resource = await RenderAsync(http, db, user);

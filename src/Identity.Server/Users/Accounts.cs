@@ -13,16 +13,18 @@ public static class Accounts
 {
     /// <summary>
     /// Creates <paramref name="user"/> in the organization of its email domain, with the role user plus
-    /// <paramref name="roles"/>; the first member of an organization with a verified email becomes its org_admin.
+    /// <paramref name="roles"/>; the first member of an organization with a verified email becomes its org_admin,
+    /// unless <paramref name="claimsOrganization"/> is false: a directory provisioning its people (SCIM) manages the
+    /// organization itself, and whichever account it happens to send first must not become its administrator.
     /// </summary>
     public static async Task<IdentityResult> CreateAsync(UserManager<User> users, IdentityDbContext db, SecurityEvents events, User user,
-        string? password, IEnumerable<string> roles)
+        string? password, IEnumerable<string> roles, bool claimsOrganization = true)
     {
         user.UserName ??= user.Email;
         var organization = await Membership.ForEmailAsync(db, user.Email!);
         user.OrganizationId = organization?.Id;
         // Unverified accounts of the domain do not count: an early squatter must not keep the organization admin-less.
-        var firstMember = organization is not null && !await db.Users.AnyAsync(u => u.OrganizationId == organization.Id && u.EmailConfirmed);
+        var firstMember = claimsOrganization && organization is not null && !await db.Users.AnyAsync(u => u.OrganizationId == organization.Id && u.EmailConfirmed);
 
         var created = password is null ? await users.CreateAsync(user) : await users.CreateAsync(user, password);
         if (!created.Succeeded)

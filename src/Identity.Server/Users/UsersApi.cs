@@ -18,7 +18,7 @@ namespace Identity.Server.Users;
 public static class UsersApi
 {
     public sealed record CreateUserRequest(string? Email, string? Password, string? Name, List<string>? Roles, bool? EmailVerified);
-    public sealed record UpdateUserRequest(string? Email, string? Name, bool? EmailVerified, string? Password);
+    public sealed record UpdateUserRequest(string? Email, string? Name, bool? EmailVerified, string? Password, bool? Active);
     public sealed record AssignRoleRequest(string? RoleId);
     public sealed record UserResponse(UserView User);
     public sealed record UserPage(IReadOnlyList<UserView> Users, int Total, int Page, int Limit);
@@ -30,7 +30,7 @@ public static class UsersApi
         users.MapGet("/{id}", Get).RequirePermission(Permissions.UsersRead).WithSummary("A user");
         users.MapPost("/", Create).RequirePermission(Permissions.UsersWrite).WithSummary("Create a user");
         users.MapPut("/{id}", Update).RequirePermission(Permissions.UsersWrite)
-            .WithSummary("Change a user; a new password ends all of the user's sessions");
+            .WithSummary("Change a user; a new password or active: false ends all of the user's sessions");
         users.MapDelete("/{id}", Delete).RequirePermission(Permissions.UsersWrite).WithSummary("Delete a user and revoke their tokens");
         users.MapPost("/{id}/roles", AssignRole).RequirePermission(Permissions.UsersWrite).WithSummary("Give a user a role");
         users.MapDelete("/{id}/roles/{roleId}", RemoveRole).RequirePermission(Permissions.UsersWrite).WithSummary("Take a role from a user");
@@ -125,6 +125,15 @@ public static class UsersApi
             user.Name = body.Name.Trim();
         if (body.EmailVerified is { } verified)
             user.EmailConfirmed = verified;
+        // Disabling an account (Keycloak's "enabled", SCIM's active) stops every sign-in; one's own would lock oneself out.
+        if (body.Active is false && Accounts.IsActive(user))
+        {
+            if (user.Id == caller.UserId)
+                return ApiErrors.Result(http, 400, "INVALID_REQUEST", "You cannot deactivate your own account.", new { field = "active" });
+            Accounts.Deactivate(user);
+        }
+        else if (body.Active is true && !Accounts.IsActive(user))
+            Accounts.Reactivate(user);
         // An administrator's reset, for a forgotten or compromised password.
         if (body.Password is not null && await Accounts.ReplacePasswordAsync(users, user, body.Password) is { Succeeded: false } refused)
             return Accounts.Problem(http, refused);
@@ -134,6 +143,7 @@ public static class UsersApi
         var changed = new (string Property, string Field)[]
             {
                 (nameof(User.Email), "email"), (nameof(User.Name), "name"), (nameof(User.EmailConfirmed), "email_verified"), (nameof(User.PasswordHash), "password"),
+                (nameof(User.LockoutEnd), "active"),
             }
             .Where(f => entry.Property(f.Property).IsModified).Select(f => f.Field).ToList();
         if (changed.Count == 0)
@@ -142,8 +152,8 @@ public static class UsersApi
         var updated = await users.UpdateAsync(user);
         if (!updated.Succeeded)
             return Accounts.Problem(http, updated);
-        // Whoever knew the old password may hold its sessions: a reset ends them all.
-        if (changed.Contains("password"))
+        // Whoever knew the old password may hold its sessions: a reset ends them all, as does a deactivation.
+        if (changed.Contains("password") || (changed.Contains("active") && !Accounts.IsActive(user)))
             await sessions.RevokeAllAsync(user.Id, except: null);
         return Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
     }

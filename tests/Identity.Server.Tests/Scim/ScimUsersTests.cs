@@ -133,6 +133,23 @@ public abstract class ScimUsersTests<TFactory>(TFactory factory) : ScimTestsBase
         Assert.True(me.Body.GetProperty("user").GetProperty("email_verified").GetBoolean());
     }
 
+    /// <summary>
+    /// A self-registered first member of an organization becomes its org_admin; an account a directory provisions does
+    /// not, whichever it happens to send first: the directory manages the organization.
+    /// </summary>
+    [Fact]
+    public async Task Users_FirstProvisionedMemberOfAnOrganization_IsNotMadeItsAdmin()
+    {
+        var email = $"first-{Guid.NewGuid():N}@scim-{Guid.NewGuid():N}.example";
+
+        await CreateScimUserAsync(email, password: Password);
+        var me = await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", await LoginAsync(email));
+
+        var user = me.Body.GetProperty("user");
+        Assert.Equal(["user"], user.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
+        Assert.Equal(email.Split('@')[1], user.GetProperty("organization").GetProperty("domain").GetString());
+    }
+
     [Fact]
     public async Task Users_CreatedInactive_CannotSignIn()
     {

@@ -304,6 +304,37 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
         Assert.False((await PasswordGrantAsync(email, newPassword)).IsError);
     }
 
+    /// <summary>An admin disables an account (Keycloak's enabled switch): every sign-in and every token it held stop; enabling restores sign-in.</summary>
+    [Fact]
+    public async Task Users_Deactivated_ByAnAdmin_CannotSignIn_UntilReactivated()
+    {
+        var admin = await AdminAsync();
+        var adminId = await IdOfAsync(admin, ServerFactory.AdminEmail);
+        var email = await CreateUserAsync();
+        var id = await IdOfAsync(admin, email);
+        var session = await PasswordGrantAsync(email);
+
+        var deactivated = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new { active = false });
+        var refresh = await RefreshAsync(session.RefreshToken!);
+        var me = await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", session.AccessToken);
+        var login = await ApiAsync(HttpMethod.Post, "/api/v1/auth/login", body: new { email, password = Password });
+        var reactivated = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{id}", admin, new { active = true });
+        var self = await ApiAsync(HttpMethod.Put, $"/api/v1/users/{adminId}", admin, new { active = false });
+
+        Assert.Equal(HttpStatusCode.OK, deactivated.Status);
+        Assert.False(deactivated.Body.GetProperty("user").GetProperty("active").GetBoolean());
+        Assert.Equal("invalid_grant", refresh.Error);
+        Assert.Equal(HttpStatusCode.Unauthorized, me.Status);
+        Assert.Equal("account_disabled", login.Body.GetProperty("error").GetProperty("details").GetProperty("reason").GetString());
+        Assert.True(reactivated.Body.GetProperty("user").GetProperty("active").GetBoolean());
+        Assert.False((await PasswordGrantAsync(email)).IsError);
+        Assert.Equal("INVALID_REQUEST", ErrorCode(self));
+        Assert.NotEmpty(await AdminAsync());
+        var audit = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={id}&action=user.updated", admin);
+        Assert.Contains(audit.Body.GetProperty("entries").EnumerateArray(),
+            e => e.GetProperty("details").GetProperty("changed").EnumerateArray().Any(c => c.GetString() == "active"));
+    }
+
     [Fact]
     public async Task OrgAdmin_CannotChangeAnAccountHoldingMoreThanItself()
     {
