@@ -53,6 +53,7 @@ app.MapMfaApi();
 app.MapFederation();
 app.MapUsersApi();
 app.MapRolesApi();
+app.MapClientsApi();
 app.MapAuditApi();
 app.MapSessionsApi();
 app.MapWebhooksApi();

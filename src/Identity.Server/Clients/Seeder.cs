@@ -32,14 +32,6 @@ public static class Seeding
 /// </summary>
 sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, ILogger<Seeder> logger) : IHostedService
 {
-    static readonly Dictionary<string, string> GrantPermissions = new(StringComparer.Ordinal)
-    {
-        [GrantTypes.AuthorizationCode] = Permissions.GrantTypes.AuthorizationCode,
-        [GrantTypes.RefreshToken] = Permissions.GrantTypes.RefreshToken,
-        [GrantTypes.ClientCredentials] = Permissions.GrantTypes.ClientCredentials,
-        [GrantTypes.Password] = Permissions.GrantTypes.Password,
-    };
-
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await using var scope = services.CreateAsyncScope();
@@ -98,6 +90,18 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    static OpenIddictApplicationDescriptor Describe(ClientOptions client)
+    {
+        try
+        {
+            return ClientRegistration.Describe(client, firstParty: client == AuthApiClient);
+        }
+        catch (InvalidClientException invalid)
+        {
+            throw new InvalidOperationException($"Identity:Clients entry '{client.ClientId}': {invalid.Message}.");
+        }
+    }
+
     static async Task UpsertScopeAsync(IOpenIddictScopeManager scopes, ScopeOptions options, CancellationToken cancellationToken)
     {
         var descriptor = new OpenIddictScopeDescriptor { Name = options.Name, DisplayName = options.DisplayName ?? options.Name };
@@ -108,74 +112,6 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
         else
             await scopes.UpdateAsync(existing, descriptor, cancellationToken);
     }
-
-    static OpenIddictApplicationDescriptor Describe(ClientOptions client)
-    {
-        var isPublic = string.IsNullOrEmpty(client.ClientSecret);
-        var descriptor = new OpenIddictApplicationDescriptor
-        {
-            ClientId = client.ClientId,
-            ClientSecret = isPublic ? null : client.ClientSecret,
-            ClientType = isPublic ? ClientTypes.Public : ClientTypes.Confidential,
-            DisplayName = client.DisplayName ?? client.ClientId,
-            ConsentType = client.ConsentType.ToLowerInvariant() switch
-            {
-                "explicit" => ConsentTypes.Explicit,
-                "implicit" => ConsentTypes.Implicit,
-                var other => throw Invalid(client, $"ConsentType '{other}' is not implicit or explicit"),
-            },
-        };
-
-        descriptor.Permissions.Add(Permissions.Endpoints.Token);
-        descriptor.Permissions.Add(Permissions.Endpoints.Revocation);
-        if (!isPublic)
-            descriptor.Permissions.Add(Permissions.Endpoints.Introspection);
-
-        foreach (var grant in client.GrantTypes)
-        {
-            if (!GrantPermissions.TryGetValue(grant, out var permission))
-                throw Invalid(client, $"grant type '{grant}' is not one of {string.Join(", ", GrantPermissions.Keys)}");
-            if (isPublic && grant is GrantTypes.ClientCredentials)
-                throw Invalid(client, "client_credentials needs a ClientSecret");
-            descriptor.Permissions.Add(permission);
-            // A password login with MFA is finished with the MFA grant: whoever may do the first may do the second.
-            if (grant is GrantTypes.Password)
-                descriptor.Permissions.Add(Permissions.Prefixes.GrantType + Mfa.MfaGrant.Type);
-        }
-
-        // The auth API's own client finishes its external sign-ins (/api/v1/auth/oauth/{provider}/callback) with the
-        // federation grant; no configured client can be given it.
-        if (client == AuthApiClient)
-            descriptor.Permissions.Add(Permissions.Prefixes.GrantType + Federation.FederationGrant.Type);
-
-        if (client.GrantTypes.Contains(GrantTypes.AuthorizationCode))
-        {
-            if (client.RedirectUris.Count == 0)
-                throw Invalid(client, "authorization_code needs at least one RedirectUri");
-            descriptor.Permissions.Add(Permissions.Endpoints.Authorization);
-            descriptor.Permissions.Add(Permissions.Endpoints.EndSession);
-            descriptor.Permissions.Add(Permissions.ResponseTypes.Code);
-        }
-        if (isPublic)
-            descriptor.Requirements.Add(Requirements.Features.ProofKeyForCodeExchange);
-
-        foreach (var uri in client.RedirectUris)
-            descriptor.RedirectUris.Add(AbsoluteUri(client, uri));
-        foreach (var uri in client.PostLogoutRedirectUris)
-            descriptor.PostLogoutRedirectUris.Add(AbsoluteUri(client, uri));
-        foreach (var scope in client.Scopes.Where(s => s != Scopes.OpenId))
-            descriptor.Permissions.Add(Permissions.Prefixes.Scope + scope);
-        return descriptor;
-    }
-
-    static Uri AbsoluteUri(ClientOptions client, string uri) =>
-        // On Unix "/path" parses as an absolute file URI: require a real scheme (https, or a native app's own).
-        Uri.TryCreate(uri, UriKind.Absolute, out var result) && !result.IsFile && !result.IsUnc && string.IsNullOrEmpty(result.Fragment)
-            ? result
-            : throw Invalid(client, $"'{uri}' is not an absolute URI without a fragment");
-
-    static InvalidOperationException Invalid(ClientOptions client, string problem) =>
-        new($"Identity:Clients entry '{client.ClientId}': {problem}.");
 
     async Task EnsureAdminAsync(UserManager<User> users, IdentityDbContext db, Events.SecurityEvents events)
     {

@@ -19,6 +19,8 @@ public static class Permissions
     public const string WebhooksWrite = "webhooks:write";
     public const string PoliciesRead = "policies:read";
     public const string PoliciesWrite = "policies:write";
+    public const string ClientsRead = "clients:read";
+    public const string ClientsWrite = "clients:write";
 
     public static readonly IReadOnlyDictionary<string, string> Catalogue = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -33,6 +35,8 @@ public static class Permissions
         [WebhooksWrite] = "Create, change and delete webhook subscriptions",
         [PoliciesRead] = "Read authorization policies and their schema, and use the policy test bench",
         [PoliciesWrite] = "Create, change and delete authorization policies",
+        [ClientsRead] = "List OAuth clients",
+        [ClientsWrite] = "Register, change and delete OAuth clients and replace their secrets",
     };
 }
 

@@ -1,0 +1,92 @@
+using OpenIddict.Abstractions;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Identity.Server.Clients;
+
+/// <summary>A client description OpenIddict must not be given, with the field at fault.</summary>
+public sealed class InvalidClientException(string field, string problem) : Exception(problem)
+{
+    public string Field { get; } = field;
+}
+
+/// <summary>
+/// What a client may do, as OpenIddict permissions, from its description: the same rules for clients from
+/// configuration and from the clients API.
+/// </summary>
+public static class ClientRegistration
+{
+    public static readonly IReadOnlyDictionary<string, string> GrantPermissions = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        [GrantTypes.AuthorizationCode] = Permissions.GrantTypes.AuthorizationCode,
+        [GrantTypes.RefreshToken] = Permissions.GrantTypes.RefreshToken,
+        [GrantTypes.ClientCredentials] = Permissions.GrantTypes.ClientCredentials,
+        [GrantTypes.Password] = Permissions.GrantTypes.Password,
+    };
+
+    /// <summary>
+    /// The OpenIddict descriptor of <paramref name="client"/>; <paramref name="firstParty"/> only for the auth API's
+    /// own client, which finishes external sign-ins (/api/v1/auth/oauth/{provider}/callback) with the federation grant.
+    /// </summary>
+    public static OpenIddictApplicationDescriptor Describe(ClientOptions client, bool firstParty = false)
+    {
+        var isPublic = string.IsNullOrEmpty(client.ClientSecret);
+        var descriptor = new OpenIddictApplicationDescriptor
+        {
+            ClientId = client.ClientId,
+            ClientSecret = isPublic ? null : client.ClientSecret,
+            ClientType = isPublic ? ClientTypes.Public : ClientTypes.Confidential,
+            DisplayName = client.DisplayName ?? client.ClientId,
+            ConsentType = client.ConsentType.ToLowerInvariant() switch
+            {
+                "explicit" => ConsentTypes.Explicit,
+                "implicit" => ConsentTypes.Implicit,
+                var other => throw new InvalidClientException("consent_type", $"ConsentType '{other}' is not implicit or explicit"),
+            },
+        };
+
+        descriptor.Permissions.Add(Permissions.Endpoints.Token);
+        descriptor.Permissions.Add(Permissions.Endpoints.Revocation);
+        if (!isPublic)
+            descriptor.Permissions.Add(Permissions.Endpoints.Introspection);
+
+        foreach (var grant in client.GrantTypes)
+        {
+            if (!GrantPermissions.TryGetValue(grant, out var permission))
+                throw new InvalidClientException("grant_types", $"grant type '{grant}' is not one of {string.Join(", ", GrantPermissions.Keys)}");
+            if (isPublic && grant is GrantTypes.ClientCredentials)
+                throw new InvalidClientException("grant_types", "client_credentials needs a client secret");
+            descriptor.Permissions.Add(permission);
+            // A password login with MFA is finished with the MFA grant: whoever may do the first may do the second.
+            if (grant is GrantTypes.Password)
+                descriptor.Permissions.Add(Permissions.Prefixes.GrantType + Mfa.MfaGrant.Type);
+        }
+
+        if (firstParty)
+            descriptor.Permissions.Add(Permissions.Prefixes.GrantType + Federation.FederationGrant.Type);
+
+        if (client.GrantTypes.Contains(GrantTypes.AuthorizationCode))
+        {
+            if (client.RedirectUris.Count == 0)
+                throw new InvalidClientException("redirect_uris", "authorization_code needs at least one redirect URI");
+            descriptor.Permissions.Add(Permissions.Endpoints.Authorization);
+            descriptor.Permissions.Add(Permissions.Endpoints.EndSession);
+            descriptor.Permissions.Add(Permissions.ResponseTypes.Code);
+        }
+        if (isPublic)
+            descriptor.Requirements.Add(Requirements.Features.ProofKeyForCodeExchange);
+
+        foreach (var uri in client.RedirectUris)
+            descriptor.RedirectUris.Add(AbsoluteUri("redirect_uris", uri));
+        foreach (var uri in client.PostLogoutRedirectUris)
+            descriptor.PostLogoutRedirectUris.Add(AbsoluteUri("post_logout_redirect_uris", uri));
+        foreach (var scope in client.Scopes.Where(s => s != Scopes.OpenId))
+            descriptor.Permissions.Add(Permissions.Prefixes.Scope + scope);
+        return descriptor;
+    }
+
+    static Uri AbsoluteUri(string field, string uri) =>
+        // On Unix "/path" parses as an absolute file URI: require a real scheme (https, or a native app's own).
+        Uri.TryCreate(uri, UriKind.Absolute, out var result) && !result.IsFile && !result.IsUnc && string.IsNullOrEmpty(result.Fragment)
+            ? result
+            : throw new InvalidClientException(field, $"'{uri}' is not an absolute URI without a fragment");
+}

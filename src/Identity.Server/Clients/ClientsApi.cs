@@ -1,0 +1,244 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
+using Identity.Server.Connect;
+using Identity.Server.Events;
+using Identity.Server.Hosting;
+using Identity.Server.Roles;
+using RolePermissions = Identity.Server.Roles.Permissions;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
+using OpenIddict.Abstractions;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Identity.Server.Clients;
+
+/// <summary>
+/// /api/v1/clients: OAuth clients registered at run time, as Keycloak's and Auth0's admin APIs do. Secrets are made
+/// by the server (256 random bits), shown once, and stored as OpenIddict's PBKDF2 hash. Clients from configuration
+/// (and the auth API's own) are shown but read-only: the next start would put their configuration back.
+/// </summary>
+public static partial class ClientsApi
+{
+    public sealed record ClientRequest(string? ClientId, string? DisplayName, bool? Public, List<string>? GrantTypes, List<string>? RedirectUris,
+        List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType);
+
+    public sealed record ClientView(string ClientId, string DisplayName, string ClientType, string ConsentType, IReadOnlyList<string> GrantTypes,
+        IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, bool Configured);
+
+    /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
+    public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
+
+    public sealed record ClientList(IReadOnlyList<ClientView> Clients);
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{2,99}$")]
+    private static partial Regex ClientIdFormat();
+
+    public static IEndpointRouteBuilder MapClientsApi(this IEndpointRouteBuilder app)
+    {
+        var clients = app.MapGroup("/api/v1/clients").WithTags("Clients").RequireAuthorization(ServerApi.Policy);
+        clients.MapGet("/", List).RequirePermission(RolePermissions.ClientsRead).WithSummary("List OAuth clients");
+        clients.MapGet("/{clientId}", Get).RequirePermission(RolePermissions.ClientsRead).WithSummary("An OAuth client");
+        clients.MapPost("/", Create).RequirePermission(RolePermissions.ClientsWrite)
+            .WithSummary("Register a client; a confidential client's secret is in the answer, and only there");
+        clients.MapPut("/{clientId}", Update).RequirePermission(RolePermissions.ClientsWrite)
+            .WithSummary("Change a client's name, grants, redirect URIs, scopes or consent; its secret stays");
+        clients.MapPost("/{clientId}/secret", RotateSecret).RequirePermission(RolePermissions.ClientsWrite)
+            .WithSummary("Replace a confidential client's secret; the old one stops working at once");
+        clients.MapDelete("/{clientId}", Delete).RequirePermission(RolePermissions.ClientsWrite)
+            .WithSummary("Delete a client with its authorizations and tokens");
+        return app;
+    }
+
+    static async Task<IResult> List(IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed)
+    {
+        var views = new List<ClientView>();
+        await foreach (var application in applications.ListAsync())
+            views.Add(await ViewAsync(applications, seed, application));
+        return Results.Ok(new ClientList([.. views.OrderBy(v => v.ClientId, StringComparer.Ordinal)]));
+    }
+
+    static async Task<IResult> Get(HttpContext http, string clientId, IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed) =>
+        await applications.FindByClientIdAsync(clientId) is { } application
+            ? Results.Ok(new ClientResponse(await ViewAsync(applications, seed, application)))
+            : ApiErrors.NotFound(http);
+
+    static async Task<IResult> Create(HttpContext http, ClientRequest body, IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed,
+        ScopeResources scopes, SecurityEvents events)
+    {
+        var clientId = body.ClientId?.Trim() ?? "client-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+        if (!ClientIdFormat().IsMatch(clientId))
+            return Invalid(http, "client_id", "client_id must be 3 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit.");
+        if (await applications.FindByClientIdAsync(clientId) is not null)
+            return ApiErrors.Result(http, StatusCodes.Status409Conflict, "CONFLICT", $"There is already a client '{clientId}'.", new { field = "client_id" });
+
+        var secret = body.Public is true ? null : NewSecret();
+        var (descriptor, refusal) = Describe(http, clientId, secret, body, scopes);
+        if (descriptor is null)
+            return refusal!;
+        await events.RaiseAsync(EventTypes.ClientCreated, null, new { client_id = clientId, client_type = descriptor.ClientType });
+        object application;
+        try
+        {
+            application = await applications.CreateAsync(descriptor);
+        }
+        catch (OpenIddictExceptions.ValidationException refused)
+        {
+            return Refused(http, refused);
+        }
+        return Results.Created($"/api/v1/clients/{Uri.EscapeDataString(clientId)}",
+            new ClientResponse(await ViewAsync(applications, seed, application), secret));
+    }
+
+    static async Task<IResult> Update(HttpContext http, string clientId, ClientRequest body, IOpenIddictApplicationManager applications,
+        IOptions<SeedOptions> seed, ScopeResources scopes, SecurityEvents events)
+    {
+        var (application, refusal) = await FindChangeableAsync(http, clientId, applications, seed);
+        if (application is null)
+            return refusal!;
+        var current = await ViewAsync(applications, seed, application);
+        var confidential = current.ClientType == ClientTypes.Confidential;
+        if (body.Public is { } isPublic && isPublic == confidential)
+            return Invalid(http, "public", "A client cannot change between public and confidential: register a new one.");
+
+        // Fields left out keep their value. A stand-in secret makes the description confidential; the stored hash then
+        // takes its place, and OpenIddict, finding the secret unchanged, keeps it as it is.
+        var merged = new ClientRequest(clientId, body.DisplayName ?? current.DisplayName, !confidential, body.GrantTypes ?? [.. current.GrantTypes],
+            body.RedirectUris ?? [.. current.RedirectUris], body.PostLogoutRedirectUris ?? [.. current.PostLogoutRedirectUris],
+            body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType);
+        var (descriptor, problem) = Describe(http, clientId, confidential ? "kept" : null, merged, scopes);
+        if (descriptor is null)
+            return problem!;
+        var stored = new OpenIddictApplicationDescriptor();
+        await applications.PopulateAsync(stored, application);
+        descriptor.ClientSecret = stored.ClientSecret;
+        await events.RaiseAsync(EventTypes.ClientUpdated, null, new { client_id = clientId });
+        try
+        {
+            await applications.UpdateAsync(application, descriptor);
+        }
+        catch (OpenIddictExceptions.ValidationException refused)
+        {
+            return Refused(http, refused);
+        }
+        return Results.Ok(new ClientResponse(await ViewAsync(applications, seed, application)));
+    }
+
+    static async Task<IResult> RotateSecret(HttpContext http, string clientId, IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed,
+        SecurityEvents events)
+    {
+        var (application, refusal) = await FindChangeableAsync(http, clientId, applications, seed);
+        if (application is null)
+            return refusal!;
+        if (!await applications.HasClientTypeAsync(application, ClientTypes.Confidential))
+            return Invalid(http, "client_id", "A public client has no secret.");
+        var descriptor = new OpenIddictApplicationDescriptor();
+        await applications.PopulateAsync(descriptor, application);
+        var secret = NewSecret();
+        descriptor.ClientSecret = secret;
+        await events.RaiseAsync(EventTypes.ClientSecretRotated, null, new { client_id = clientId });
+        await applications.UpdateAsync(application, descriptor);
+        return Results.Ok(new ClientResponse(await ViewAsync(applications, seed, application), secret));
+    }
+
+    static async Task<IResult> Delete(HttpContext http, string clientId, IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed,
+        SecurityEvents events)
+    {
+        var (application, refusal) = await FindChangeableAsync(http, clientId, applications, seed);
+        if (application is null)
+            return refusal!;
+        await events.RaiseAsync(EventTypes.ClientDeleted, null, new { client_id = clientId });
+        // OpenIddict's store deletes the client's authorizations and tokens with it: nothing it was given still works.
+        await applications.DeleteAsync(application);
+        return Results.NoContent();
+    }
+
+    /// <summary>A 256-bit random secret, base64url: nothing to guess, and too long to be worth a dictionary.</summary>
+    static string NewSecret() => WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
+
+    static async Task<(object? Application, IResult? Refusal)> FindChangeableAsync(HttpContext http, string clientId,
+        IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed)
+    {
+        var application = await applications.FindByClientIdAsync(clientId);
+        if (application is null)
+            return (null, ApiErrors.NotFound(http));
+        return IsConfigured(seed, clientId)
+            ? (null, ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN",
+                "This client comes from the server's configuration: change it there.", new { reason = "configured" }))
+            : (application, null);
+    }
+
+    static bool IsConfigured(IOptions<SeedOptions> seed, string clientId) =>
+        clientId == Auth.AuthFacade.ClientId || seed.Value.Clients.Any(c => c.ClientId == clientId);
+
+    /// <summary>
+    /// The registration rules of <see cref="ClientRegistration"/>, and stricter ones for clients registered at run
+    /// time, which are usually third parties (RFC 9700): no password grant, known scopes only, and redirect URIs
+    /// over https, to a loopback address (native apps, RFC 8252) or to an app's own scheme.
+    /// </summary>
+    static (OpenIddictApplicationDescriptor? Descriptor, IResult? Refusal) Describe(HttpContext http, string clientId, string? secret,
+        ClientRequest body, ScopeResources scopes)
+    {
+        if (FreeText.Problem(body.DisplayName, "display name", 256) is { } nameProblem)
+            return (null, Invalid(http, "display_name", nameProblem));
+        var grants = body.GrantTypes ?? [];
+        if (grants.Count == 0)
+            return (null, Invalid(http, "grant_types", "At least one grant type is required."));
+        if (grants.Contains(GrantTypes.Password))
+            return (null, Invalid(http, "grant_types",
+                "The password grant is for first-party apps in the server's configuration (RFC 9700 §2.4); use authorization_code."));
+        string[] known = [Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess, .. scopes.Names];
+        if ((body.Scopes ?? []).FirstOrDefault(s => !known.Contains(s)) is { } unknown)
+            return (null, Invalid(http, "scopes", $"There is no scope '{unknown}'."));
+        foreach (var (field, uris) in new[] { ("redirect_uris", body.RedirectUris), ("post_logout_redirect_uris", body.PostLogoutRedirectUris) })
+            if ((uris ?? []).FirstOrDefault(u => Uri.TryCreate(u, UriKind.Absolute, out var uri) && !IsSafeRedirect(uri)) is { } unsafeUri)
+                return (null, Invalid(http, field, $"'{unsafeUri}' must use https, a loopback address or an app's own scheme."));
+        try
+        {
+            return (ClientRegistration.Describe(new ClientOptions
+            {
+                ClientId = clientId, ClientSecret = secret, DisplayName = body.DisplayName, GrantTypes = grants,
+                RedirectUris = body.RedirectUris ?? [], PostLogoutRedirectUris = body.PostLogoutRedirectUris ?? [], Scopes = body.Scopes ?? [],
+                ConsentType = body.ConsentType ?? ConsentTypes.Explicit,
+            }), null);
+        }
+        catch (InvalidClientException invalid)
+        {
+            return (null, Invalid(http, invalid.Field, invalid.Message + "."));
+        }
+    }
+
+    static bool IsSafeRedirect(Uri uri) => uri.Scheme switch
+    {
+        "https" => true,
+        "http" => uri.IsLoopback || (IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip)),
+        "javascript" or "data" or "file" or "vbscript" => false,
+        // A native app's private-use scheme (RFC 8252 §7.1), reverse-DNS style: com.example.app:/callback.
+        var scheme => scheme.Contains('.'),
+    };
+
+    /// <summary>OpenIddict's own checks, past ours: still the client's mistake, never a 500.</summary>
+    static IResult Refused(HttpContext http, OpenIddictExceptions.ValidationException refused) =>
+        ApiErrors.Result(http, StatusCodes.Status400BadRequest, "INVALID_REQUEST", "The client cannot be saved as described.",
+            new { reasons = refused.Results.Select(r => r.ErrorMessage) });
+
+    static IResult Invalid(HttpContext http, string field, string message) =>
+        ApiErrors.Result(http, StatusCodes.Status400BadRequest, "INVALID_REQUEST", message, new { field });
+
+    static async Task<ClientView> ViewAsync(IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed, object application)
+    {
+        var permissions = await applications.GetPermissionsAsync(application);
+        var clientId = (await applications.GetClientIdAsync(application))!;
+        return new ClientView(
+            clientId,
+            await applications.GetDisplayNameAsync(application) ?? clientId,
+            await applications.GetClientTypeAsync(application) ?? ClientTypes.Public,
+            await applications.GetConsentTypeAsync(application) ?? ConsentTypes.Explicit,
+            [.. ClientRegistration.GrantPermissions.Where(g => permissions.Contains(g.Value)).Select(g => g.Key)],
+            [.. (await applications.GetRedirectUrisAsync(application)).Order(StringComparer.Ordinal)],
+            [.. (await applications.GetPostLogoutRedirectUrisAsync(application)).Order(StringComparer.Ordinal)],
+            [.. permissions.Where(p => p.StartsWith(OpenIddictConstants.Permissions.Prefixes.Scope, StringComparison.Ordinal))
+                .Select(p => p[OpenIddictConstants.Permissions.Prefixes.Scope.Length..]).Order(StringComparer.Ordinal)],
+            IsConfigured(seed, clientId));
+    }
+}
