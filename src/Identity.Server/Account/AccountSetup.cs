@@ -54,7 +54,7 @@ public static class AccountSetup
             {
                 if (context.NewPrincipal?.Identity is ClaimsIdentity renewed && context.CurrentPrincipal is { } current)
                     renewed.AddClaims(current.Claims.Where(c => c.Type is Claims.AuthenticationMethodReference or Claims.AuthenticationTime
-                        or Connect.ClaimDestinations.IdentityProvider).Select(c => new Claim(c.Type, c.Value, c.ValueType)));
+                        or Connect.ClaimDestinations.IdentityProvider or Connect.ClaimDestinations.SessionId).Select(c => new Claim(c.Type, c.Value, c.ValueType)));
                 return Task.CompletedTask;
             };
         });

@@ -81,6 +81,13 @@ public static class ClientRegistration
             descriptor.PostLogoutRedirectUris.Add(AbsoluteUri("post_logout_redirect_uris", uri));
         foreach (var scope in client.Scopes.Where(s => s != Scopes.OpenId))
             descriptor.Permissions.Add(Permissions.Prefixes.Scope + scope);
+        if (client.BackchannelLogoutUri is { } logoutUri)
+        {
+            var uri = AbsoluteUri("backchannel_logout_uri", logoutUri);
+            if (uri.Scheme is not ("https" or "http"))
+                throw new InvalidClientException("backchannel_logout_uri", $"'{logoutUri}' is not an http(s) URI");
+            descriptor.Properties[Sessions.BackchannelLogout.Property] = System.Text.Json.JsonSerializer.SerializeToElement(uri.AbsoluteUri);
+        }
         return descriptor;
     }
 

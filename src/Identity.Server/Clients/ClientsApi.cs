@@ -21,10 +21,11 @@ namespace Identity.Server.Clients;
 public static partial class ClientsApi
 {
     public sealed record ClientRequest(string? ClientId, string? DisplayName, bool? Public, List<string>? GrantTypes, List<string>? RedirectUris,
-        List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType);
+        List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType, string? BackchannelLogoutUri);
 
     public sealed record ClientView(string ClientId, string DisplayName, string ClientType, string ConsentType, IReadOnlyList<string> GrantTypes,
-        IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, bool Configured);
+        IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, string? BackchannelLogoutUri,
+        bool Configured);
 
     /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
     public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
@@ -105,7 +106,7 @@ public static partial class ClientsApi
         // takes its place, and OpenIddict, finding the secret unchanged, keeps it as it is.
         var merged = new ClientRequest(clientId, body.DisplayName ?? current.DisplayName, !confidential, body.GrantTypes ?? [.. current.GrantTypes],
             body.RedirectUris ?? [.. current.RedirectUris], body.PostLogoutRedirectUris ?? [.. current.PostLogoutRedirectUris],
-            body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType);
+            body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType, body.BackchannelLogoutUri ?? current.BackchannelLogoutUri);
         var (descriptor, problem) = Describe(http, clientId, confidential ? "kept" : null, merged, scopes);
         if (descriptor is null)
             return problem!;
@@ -174,7 +175,8 @@ public static partial class ClientsApi
     /// <summary>
     /// The registration rules of <see cref="ClientRegistration"/>, and stricter ones for clients registered at run
     /// time, which are usually third parties (RFC 9700): no password grant, known scopes only, and redirect URIs
-    /// over https, to a loopback address (native apps, RFC 8252) or to an app's own scheme.
+    /// over https, to a loopback address (native apps, RFC 8252) or to an app's own scheme; the same for the
+    /// back-channel logout URI, which must also be http(s).
     /// </summary>
     static (OpenIddictApplicationDescriptor? Descriptor, IResult? Refusal) Describe(HttpContext http, string clientId, string? secret,
         ClientRequest body, ScopeResources scopes)
@@ -190,7 +192,11 @@ public static partial class ClientsApi
         string[] known = [Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess, .. scopes.Names];
         if ((body.Scopes ?? []).FirstOrDefault(s => !known.Contains(s)) is { } unknown)
             return (null, Invalid(http, "scopes", $"There is no scope '{unknown}'."));
-        foreach (var (field, uris) in new[] { ("redirect_uris", body.RedirectUris), ("post_logout_redirect_uris", body.PostLogoutRedirectUris) })
+        foreach (var (field, uris) in new[]
+                 {
+                     ("redirect_uris", body.RedirectUris), ("post_logout_redirect_uris", body.PostLogoutRedirectUris),
+                     ("backchannel_logout_uri", body.BackchannelLogoutUri is null ? null : new List<string> { body.BackchannelLogoutUri }),
+                 })
             if ((uris ?? []).FirstOrDefault(u => Uri.TryCreate(u, UriKind.Absolute, out var uri) && !IsSafeRedirect(uri)) is { } unsafeUri)
                 return (null, Invalid(http, field, $"'{unsafeUri}' must use https, a loopback address or an app's own scheme."));
         try
@@ -199,7 +205,7 @@ public static partial class ClientsApi
             {
                 ClientId = clientId, ClientSecret = secret, DisplayName = body.DisplayName, GrantTypes = grants,
                 RedirectUris = body.RedirectUris ?? [], PostLogoutRedirectUris = body.PostLogoutRedirectUris ?? [], Scopes = body.Scopes ?? [],
-                ConsentType = body.ConsentType ?? ConsentTypes.Explicit,
+                ConsentType = body.ConsentType ?? ConsentTypes.Explicit, BackchannelLogoutUri = body.BackchannelLogoutUri,
             }), null);
         }
         catch (InvalidClientException invalid)
@@ -239,6 +245,7 @@ public static partial class ClientsApi
             [.. (await applications.GetPostLogoutRedirectUrisAsync(application)).Order(StringComparer.Ordinal)],
             [.. permissions.Where(p => p.StartsWith(OpenIddictConstants.Permissions.Prefixes.Scope, StringComparison.Ordinal))
                 .Select(p => p[OpenIddictConstants.Permissions.Prefixes.Scope.Length..]).Order(StringComparer.Ordinal)],
+            await Sessions.BackchannelLogout.UriOfAsync(applications, application),
             IsConfigured(seed, clientId));
     }
 }

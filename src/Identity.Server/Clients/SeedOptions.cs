@@ -37,6 +37,12 @@ public sealed class ClientOptions
     public List<string> PostLogoutRedirectUris { get; set; } = [];
     public List<string> Scopes { get; set; } = [];
 
+    /// <summary>
+    /// Where the server POSTs a logout token when one of the client's sessions ends (OIDC Back-Channel Logout 1.0):
+    /// the user signed out, or the session was ended through the API.
+    /// </summary>
+    public string? BackchannelLogoutUri { get; set; }
+
     /// <summary>implicit (trusted first-party app, no consent screen) or explicit (the user approves once).</summary>
     public string ConsentType { get; set; } = "explicit";
 }

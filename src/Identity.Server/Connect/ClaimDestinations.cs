@@ -13,6 +13,9 @@ public static class ClaimDestinations
 {
     public const string Roles = "roles";
     public const string Groups = "groups";
+
+    /// <summary>The browser session a sign-in belongs to (OIDC Back-Channel Logout 1.0 §2.1), named in its logout tokens.</summary>
+    public const string SessionId = "sid";
     public const string IdentityProvider = "idp";
     public const string OrganizationId = "org_id";
     public const string OrganizationDomain = "org_domain";
@@ -24,6 +27,7 @@ public static class ClaimDestinations
         // OIDC Core 2: when the user authenticated, in the identity token (required there when max_age was asked);
         // in the access token too (RFC 9068 2.2.1), where this server's APIs ask for a recent sign-in.
         Claims.AuthenticationTime => [Destinations.AccessToken, Destinations.IdentityToken],
+        SessionId => [Destinations.IdentityToken],
         Claims.Name when Has(claim, Scopes.Profile) => [Destinations.AccessToken, Destinations.IdentityToken],
         Claims.Email or Claims.EmailVerified when Has(claim, Scopes.Email) => [Destinations.AccessToken, Destinations.IdentityToken],
         Roles or Groups when Has(claim, Scopes.Roles) => [Destinations.AccessToken, Destinations.IdentityToken],

@@ -84,7 +84,8 @@ public static class ConnectEndpoints
         // No authorization id is attached: OpenIddict creates an ad-hoc authorization per sign-in, which is the
         // session its tokens belong to (and the chain revoked on refresh token reuse).
         var principal = await factory.ForUserAsync(user, request.GetScopes(), session.Principal!.FindAll(Claims.AuthenticationMethodReference).Select(c => c.Value),
-            session.Principal.FindFirst(ClaimDestinations.IdentityProvider)?.Value, AuthenticatedAt(session));
+            session.Principal.FindFirst(ClaimDestinations.IdentityProvider)?.Value, AuthenticatedAt(session),
+            session.Principal.FindFirst(ClaimDestinations.SessionId)?.Value);
         return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 
@@ -191,6 +192,10 @@ public static class ConnectEndpoints
 
         if (user is not null)
             await events.RaiseNowAsync(EventTypes.AuthLogout, SecurityEvents.Subject.Of(user), new { source = "end_session" });
+        // Every app signed in through this browser session is signed out too (single logout): their sessions end, so
+        // their refresh tokens stop working, and the ones that asked for it hear so through back-channel logout.
+        if (user is not null && http.User.FindFirst(ClaimDestinations.SessionId)?.Value is { } sid)
+            await sessions.RevokeBrowserSessionAsync(user.Id, sid);
         // The sign-in the identity token names ends too, so its refresh token stops working, as signing out promises.
         if (fromTheApp && hint is not null && hint.GetAuthorizationId() is { } session)
             await sessions.RevokeAsync(hint.GetClaim(Claims.Subject)!, session);

@@ -28,6 +28,8 @@ public static class ConnectSetup
 
         builder.Services.AddScoped<PrincipalFactory>();
         builder.Services.AddScoped<Sessions.SessionStore>();
+        builder.Services.AddSingleton<Sessions.BackchannelLogout>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<Sessions.BackchannelLogout>());
         builder.Services.AddSingleton<VerifiedSecrets>();
         builder.Services.AddSingleton<ClientSnapshots>();
         builder.Services.AddSingleton<VerifiedAccessTokens>();
@@ -63,7 +65,7 @@ public static class ConnectSetup
                 // Known up front, so OpenIddict validates requested scopes without asking the database each time.
                 server.RegisterScopes([Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess, .. scopes.Names]);
                 server.RegisterClaims(Claims.Subject, Claims.AuthenticationTime, Claims.Name, Claims.Email, Claims.EmailVerified,
-                    ClaimDestinations.Roles, ClaimDestinations.Groups, Claims.AuthenticationMethodReference, ClaimDestinations.IdentityProvider,
+                    ClaimDestinations.Roles, ClaimDestinations.Groups, ClaimDestinations.SessionId, Claims.AuthenticationMethodReference, ClaimDestinations.IdentityProvider,
                     ClaimDestinations.OrganizationId, ClaimDestinations.OrganizationDomain);
 
                 server.SetAccessTokenLifetime(tokens.AccessTokenLifetime)
@@ -94,6 +96,7 @@ public static class ConnectSetup
                 server.AddEventHandler(RevokeChainWithRefreshToken.Descriptor);
                 server.AddEventHandler(Sessions.RecordSession.Descriptor);
                 server.AddEventHandler(ReportTokenReuse.Descriptor);
+                server.AddEventHandler(Sessions.BackchannelLogout.Advertise.Descriptor);
                 if (!tokens.StoreClientCredentialsTokens)
                     server.AddEventHandler(SelfContainedClientTokens.Descriptor);
 

@@ -19,12 +19,14 @@ public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext 
     /// <summary>
     /// A new sign-in of <paramref name="user"/> with the given scopes and authentication methods (RFC 8176), through
     /// <paramref name="identityProvider"/> when an external provider vouched for the user (the idp claim), by an
-    /// authentication at <paramref name="authenticatedAt"/> (the auth_time claim; now, unless a browser session's).
+    /// authentication at <paramref name="authenticatedAt"/> (the auth_time claim; now, unless a browser session's), in
+    /// the browser session <paramref name="sessionId"/> (the sid claim) when there is one.
     /// </summary>
     public async Task<ClaimsPrincipal> ForUserAsync(User user, IEnumerable<string> scopes, IEnumerable<string> amr, string? identityProvider = null,
-        DateTimeOffset? authenticatedAt = null)
+        DateTimeOffset? authenticatedAt = null, string? sessionId = null)
     {
         var identity = NewIdentity();
+        identity.SetClaim(ClaimDestinations.SessionId, sessionId);
         identity.SetClaim(ClaimDestinations.IdentityProvider, identityProvider);
         identity.SetClaim(Claims.AuthenticationTime, (authenticatedAt ?? time.GetUtcNow()).ToUnixTimeSeconds());
         identity.SetScopes(scopes);

@@ -142,6 +142,8 @@ public class IdentityDbContext(DbContextOptions options)
             session.Property(s => s.AuthorizationId).HasMaxLength(100);
             session.Property(s => s.UserId).HasMaxLength(450);
             session.Property(s => s.ClientId).HasMaxLength(100);
+            session.Property(s => s.Sid).HasMaxLength(64);
+            session.HasIndex(s => s.Sid);
             session.Property(s => s.Ip).HasMaxLength(64);
             session.Property(s => s.UserAgent).HasMaxLength(512);
             session.HasIndex(s => s.UserId);

@@ -9,6 +9,9 @@ public sealed class SessionInfo
     public required string AuthorizationId { get; set; }
     public required string UserId { get; set; }
     public string? ClientId { get; set; }
+
+    /// <summary>The browser session the sign-in came through (the sid claim); null for the password grant and the auth API.</summary>
+    public string? Sid { get; set; }
     public string? Ip { get; set; }
     public string? UserAgent { get; set; }
     public DateTimeOffset CreatedAt { get; set; }

@@ -64,7 +64,7 @@ public static class SessionsApi
 
 /// <summary>Sessions are OpenIddict authorizations (status, client, tokens) joined with <see cref="SessionInfo"/>.</summary>
 public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations, IOpenIddictApplicationManager applications,
-    IOpenIddictTokenManager tokens, IdentityDbContext db, SecurityEvents events)
+    IOpenIddictTokenManager tokens, IdentityDbContext db, SecurityEvents events, BackchannelLogout logouts, IHttpContextAccessor http)
 {
     public async Task<IReadOnlyList<SessionsApi.SessionView>> ListAsync(string userId, string? current)
     {
@@ -89,7 +89,10 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
         return sessions.OrderByDescending(s => s.LastUsedAt ?? s.CreatedAt).ToList();
     }
 
-    /// <summary>Revokes the session and all its tokens, if it is one of <paramref name="userId"/>'s.</summary>
+    /// <summary>
+    /// Revokes the session and all its tokens, if it is one of <paramref name="userId"/>'s, and tells its client
+    /// through back-channel logout when the client asked for that.
+    /// </summary>
     public async Task<bool> RevokeAsync(string userId, string id)
     {
         var authorization = await authorizations.FindByIdAsync(id);
@@ -100,7 +103,18 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
         await tokens.RevokeByAuthorizationIdAsync(id);
         await authorizations.TryRevokeAsync(authorization);
         await events.RaiseNowAsync(EventTypes.SessionRevoked, new SecurityEvents.Subject(userId), new { session = id });
+        if (await authorizations.GetApplicationIdAsync(authorization) is { } applicationId && await applications.FindByIdAsync(applicationId) is { } application)
+            await logouts.NotifyAsync(applications, application, http.HttpContext, userId,
+                await db.Sessions.AsNoTracking().Where(s => s.AuthorizationId == id).Select(s => s.Sid).FirstOrDefaultAsync());
         return true;
+    }
+
+    /// <summary>Ends every session signed in through the browser session <paramref name="sid"/>: single logout.</summary>
+    public async Task RevokeBrowserSessionAsync(string userId, string sid)
+    {
+        var ids = await db.Sessions.AsNoTracking().Where(s => s.Sid == sid && s.UserId == userId).Select(s => s.AuthorizationId).ToListAsync();
+        foreach (var id in ids)
+            await RevokeAsync(userId, id);
     }
 
     public async Task<int> RevokeAllAsync(string userId, string? except)

@@ -122,6 +122,8 @@ public abstract class ClientsApiTests<TFactory>(TFactory factory) : ServerTests<
     [InlineData("""{"grant_types":["authorization_code"],"redirect_uris":["https://app.example.test/cb#x"]}""", "redirect_uris")]
     [InlineData("""{"grant_types":["authorization_code"],"redirect_uris":["javascript:alert(1)"]}""", "redirect_uris")]
     [InlineData("""{"grant_types":["client_credentials"],"scopes":["no-such-scope"]}""", "scopes")]
+    [InlineData("""{"grant_types":["client_credentials"],"backchannel_logout_uri":"http://rp.example.test/logout"}""", "backchannel_logout_uri")]
+    [InlineData("""{"grant_types":["client_credentials"],"backchannel_logout_uri":"com.example.app:/logout"}""", "backchannel_logout_uri")]
     [InlineData("""{"client_id":"a b","grant_types":["client_credentials"]}""", "client_id")]
     [InlineData("""{"grant_types":["client_credentials"],"consent_type":"sometimes"}""", "consent_type")]
     [InlineData("""{"grant_types":["client_credentials"],"display_name":"bad\u0000name"}""", "display_name")]

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Claims;
+using System.Security.Cryptography;
 using Identity.Server.Connect;
 using Identity.Server.Data;
 using Identity.Server.Events;
@@ -9,6 +10,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.AspNetCore.WebUtilities;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Identity.Server.Account.Pages;
@@ -143,6 +145,9 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
         claims.Add(new Claim(Claims.AuthenticationTime, time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture), ClaimValueTypes.Integer64));
         if (identityProvider is not null)
             claims.Add(new Claim(ClaimDestinations.IdentityProvider, identityProvider));
+        // The browser session's id: every app signed in through this cookie learns it (sid), so that signing out here
+        // can tell each of them which session ended (back-channel logout).
+        claims.Add(new Claim(ClaimDestinations.SessionId, WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(16))));
         await signIn.SignInWithClaimsAsync(user, isPersistent: false, claims);
         await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user),
             new { amr = methods, provider = identityProvider, source = "login_page" });

@@ -518,6 +518,10 @@ namespace Identity.Server.Data.Migrations.PostgreSql
                     b.Property<DateTimeOffset>("LastUsedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("Sid")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<string>("UserAgent")
                         .HasMaxLength(512)
                         .HasColumnType("character varying(512)");
@@ -528,6 +532,8 @@ namespace Identity.Server.Data.Migrations.PostgreSql
                         .HasColumnType("character varying(450)");
 
                     b.HasKey("AuthorizationId");
+
+                    b.HasIndex("Sid");
 
                     b.HasIndex("UserId");
 

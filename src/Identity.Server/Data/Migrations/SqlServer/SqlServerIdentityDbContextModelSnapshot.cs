@@ -520,6 +520,10 @@ namespace Identity.Server.Data.Migrations.SqlServer
                     b.Property<DateTimeOffset>("LastUsedAt")
                         .HasColumnType("datetimeoffset");
 
+                    b.Property<string>("Sid")
+                        .HasMaxLength(64)
+                        .HasColumnType("nvarchar(64)");
+
                     b.Property<string>("UserAgent")
                         .HasMaxLength(512)
                         .HasColumnType("nvarchar(512)");
@@ -530,6 +534,8 @@ namespace Identity.Server.Data.Migrations.SqlServer
                         .HasColumnType("nvarchar(450)");
 
                     b.HasKey("AuthorizationId");
+
+                    b.HasIndex("Sid");
 
                     b.HasIndex("UserId");
 

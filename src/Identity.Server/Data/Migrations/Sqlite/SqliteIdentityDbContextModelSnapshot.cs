@@ -509,6 +509,10 @@ namespace Identity.Server.Data.Migrations.Sqlite
                     b.Property<long>("LastUsedAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Sid")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("UserAgent")
                         .HasMaxLength(512)
                         .HasColumnType("TEXT");
@@ -519,6 +523,8 @@ namespace Identity.Server.Data.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.HasKey("AuthorizationId");
+
+                    b.HasIndex("Sid");
 
                     b.HasIndex("UserId");
 
