@@ -100,18 +100,25 @@ public abstract class BackchannelLogoutTests<TFactory>(TFactory factory) : Serve
         return (JsonWebToken)result.SecurityToken;
     }
 
-    [Fact]
-    public async Task EndSession_SignsOutEveryAppOfTheBrowserSession_AndTellsTheirBackChannels()
+    /// <summary>Two apps with back channels on <paramref name="receiver"/>, both signed in to by one user in one browser.</summary>
+    async Task<(string Admin, Browser Browser, string First, string Second, LoginResult InFirst, LoginResult InSecond)> TwoAppsSignedInAsync(Receiver receiver)
     {
-        await using var receiver = new Receiver();
         var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
         var first = await RegisterAsync(admin, $"{receiver.Url}/logout/first");
         var second = await RegisterAsync(admin, $"{receiver.Url}/logout/second");
         var email = await CreateUserAsync();
         var browser = new Browser(Factory);
-
         var inFirst = await SignInAsync(browser, first, email);
         var inSecond = await SignInAsync(browser, second);          // the same browser session: no login page
+        return (admin, browser, first, second, inFirst, inSecond);
+    }
+
+    [Fact]
+    public async Task EndSession_SignsOutEveryAppOfTheBrowserSession_AndTellsTheirBackChannels()
+    {
+        await using var receiver = new Receiver();
+        var (_, browser, first, second, inFirst, inSecond) = await TwoAppsSignedInAsync(receiver);
+
         var signedOut = await browser.OpenAsync($"/connect/endsession?id_token_hint={Uri.EscapeDataString(inFirst.IdentityToken)}");
         var tokens = await receiver.WaitForAsync(2);
         var secondRefresh = await Client(second).RefreshTokenAsync(inSecond.RefreshToken);
@@ -137,13 +144,7 @@ public abstract class BackchannelLogoutTests<TFactory>(TFactory factory) : Serve
     public async Task SessionEndedThroughTheApi_TellsItsAppOnly()
     {
         await using var receiver = new Receiver();
-        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
-        var first = await RegisterAsync(admin, $"{receiver.Url}/logout/first");
-        var second = await RegisterAsync(admin, $"{receiver.Url}/logout/second");
-        var email = await CreateUserAsync();
-        var browser = new Browser(Factory);
-        var inFirst = await SignInAsync(browser, first, email);
-        var inSecond = await SignInAsync(browser, second);
+        var (admin, _, first, second, inFirst, inSecond) = await TwoAppsSignedInAsync(receiver);
         var userId = inFirst.User.FindFirst("sub")!.Value;
         var sessions = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{userId}/sessions", admin);
         var firstSession = sessions.Body.GetProperty("sessions").EnumerateArray().Single(s => s.GetProperty("client_id").GetString() == first)
