@@ -82,6 +82,10 @@ public static class AuthApi
         var created = await Accounts.CreateAsync(users, db, events, user, request.Password, []);
         if (!created.Succeeded)
             return Accounts.Problem(http, created);
+        // The address is unproven until its owner follows the link: no organization membership before that.
+        if (http.RequestServices.GetService<IEmailSender>() is { } sender)
+            await AccountEmails.SendVerificationAsync(http, users, sender, http.RequestServices.GetRequiredService<RateLimitCounters>(),
+                http.RequestServices.GetRequiredService<ILogger<IEmailSender>>(), user);
         await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, source = "registration" });
         return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
     }

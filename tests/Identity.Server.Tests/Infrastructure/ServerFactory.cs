@@ -33,6 +33,9 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
 
     public DatabaseSettings Database { get; } = database;
 
+    /// <summary>Where the server's development email sender writes the emails it sends, one file each.</summary>
+    public string EmailFolder { get; } = Directory.CreateTempSubdirectory("identity-mail-").FullName;
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         // Overrides come last, so they win over the defaults.
@@ -47,6 +50,7 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
             "Identity:Database:Provider", Database.Provider,
             "ConnectionStrings:Identity", Database.ConnectionString,
             "Identity:Keys:Path", KeyFolder,
+            "Identity:Email:DevelopmentFolder", EmailFolder,
             // Suites make many requests from one address; the rate limit tests turn limits on with small numbers.
             "Identity:RateLimiting:Enabled", "false",
             "Identity:Admin:Email", AdminEmail,
@@ -107,6 +111,8 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
+        if (disposing && Directory.Exists(EmailFolder))
+            Directory.Delete(EmailFolder, recursive: true);
         if (disposing && ownsResources && !dropped)
         {
             dropped = true;

@@ -38,6 +38,9 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     public ExternalProvider? Linking { get; private set; }
     public IReadOnlyList<ExternalProvider> Providers => providers.All;
 
+    /// <summary>A reset link can be emailed (an email sender is configured).</summary>
+    public bool CanResetPassword => HttpContext.RequestServices.GetService<IEmailSender>() is not null;
+
     static string TooManyFailures(TimeSpan wait) =>
         $"Too many failed sign-ins from your network. Try again in {Math.Max(1, (int)Math.Ceiling(wait.TotalMinutes))} minutes.";
 
