@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using System.Text.Json;
 using Identity.Server.Data;
-using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -14,7 +13,7 @@ namespace Identity.Server.Connect;
 /// The one place that builds the principal behind every token: authorization code, refresh, password and client
 /// credentials all come through here, so every flow issues the same claims.
 /// </summary>
-public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext db, ScopeResources scopeResources, TimeProvider time)
+public sealed class PrincipalFactory(IdentityDbContext db, ScopeResources scopeResources, TimeProvider time)
 {
     /// <summary>
     /// A new sign-in of <paramref name="user"/> with the given scopes and authentication methods (RFC 8176), through
@@ -53,24 +52,31 @@ public sealed class PrincipalFactory(UserManager<User> users, IdentityDbContext 
         return new ClaimsPrincipal(identity);
     }
 
+    const int RoleKind = 0, GroupKind = 1, OrganizationKind = 2;
+
     static ClaimsIdentity NewIdentity() =>
         new(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, ClaimDestinations.Roles);
 
     async Task<ClaimsPrincipal> WithUserClaimsAsync(ClaimsIdentity identity, User user, IEnumerable<string> amr)
     {
-        var roles = await users.GetRolesAsync(user);
         identity.SetClaim(Claims.Subject, user.Id)
             .SetClaim(Claims.Email, user.Email)
             .SetClaim(Claims.EmailVerified, user.EmailConfirmed)
             .SetClaim(Claims.Name, user.Name ?? user.Email);
+        // Roles, groups and organization in one round trip: every token (a refresh above all) pays for this.
         // Membership needs a verified email (User.OrganizationId): an unproven address carries no org claims.
-        var organization = user.OrganizationId is null || !user.EmailConfirmed ? null : await db.Organizations.FindAsync(user.OrganizationId);
-        identity.SetClaim(ClaimDestinations.OrganizationId, organization?.Id)
-            .SetClaim(ClaimDestinations.OrganizationDomain, organization?.Domain);
-        SetArray(identity, ClaimDestinations.Roles, [.. roles.Order(StringComparer.Ordinal)]);
-        var groups = await db.GroupMembers.Where(m => m.UserId == user.Id).Join(db.Groups, m => m.GroupId, g => g.Id, (_, g) => g.DisplayName).ToListAsync();
+        var organizationId = user.EmailConfirmed ? user.OrganizationId : null;
+        var memberships = await db.UserRoles.Where(ur => ur.UserId == user.Id)
+            .Join(db.Roles, ur => ur.RoleId, r => r.Id, (_, r) => new { Kind = RoleKind, Name = r.Name! })
+            .Concat(db.GroupMembers.Where(m => m.UserId == user.Id).Join(db.Groups, m => m.GroupId, g => g.Id, (_, g) => new { Kind = GroupKind, Name = g.DisplayName }))
+            .Concat(db.Organizations.Where(o => o.Id == organizationId).Select(o => new { Kind = OrganizationKind, Name = o.Domain }))
+            .ToListAsync();
+        identity.SetClaim(ClaimDestinations.OrganizationId, memberships.Any(m => m.Kind == OrganizationKind) ? organizationId : null)
+            .SetClaim(ClaimDestinations.OrganizationDomain, memberships.FirstOrDefault(m => m.Kind == OrganizationKind)?.Name);
+        SetArray(identity, ClaimDestinations.Roles, [.. memberships.Where(m => m.Kind == RoleKind).Select(m => m.Name).Order(StringComparer.Ordinal)]);
         // Only a member of some group gets the claim: most accounts are in none, and every token would carry an empty list.
-        SetArray(identity, ClaimDestinations.Groups, [.. groups.Order(StringComparer.Ordinal)], omitIfEmpty: true);
+        SetArray(identity, ClaimDestinations.Groups, [.. memberships.Where(m => m.Kind == GroupKind).Select(m => m.Name).Order(StringComparer.Ordinal)],
+            omitIfEmpty: true);
         SetArray(identity, Claims.AuthenticationMethodReference, amr.Distinct(StringComparer.Ordinal).ToList());
         identity.SetDestinations(ClaimDestinations.For);
         return new ClaimsPrincipal(identity);
