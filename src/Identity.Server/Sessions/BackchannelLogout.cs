@@ -71,13 +71,14 @@ public sealed class BackchannelLogout(IHttpClientFactory clients, IOptionsMonito
                     return;
                 logger.LogWarning("Back-channel logout to {Client} answered {Status}.", notice.ClientId, (int)response.StatusCode);
             }
-            catch (Exception failure) when (failure is HttpRequestException or TaskCanceledException && !stoppingToken.IsCancellationRequested)
-            {
-                logger.LogWarning("Back-channel logout to {Client} failed: {Reason}", notice.ClientId, failure.Message);
-            }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
                 return;
+            }
+            // Whatever went wrong (an unreachable receiver, a refused address, a timeout), this runs unobserved: say it here.
+            catch (Exception failure)
+            {
+                logger.LogWarning("Back-channel logout to {Client} failed: {Reason}", notice.ClientId, failure.Message);
             }
             if (attempt >= Retries.Length)
             {
