@@ -95,13 +95,13 @@ public static class ScimUsers
         return await SaveAsync(http, db, users, events, sessions, user, draft);
     }
 
-    static async Task<IResult> Delete(string id, IdentityDbContext db, UserManager<User> users, IOpenIddictAuthorizationManager authorizations,
-        IOpenIddictTokenManager tokens, SecurityEvents events)
+    static async Task<IResult> Delete(string id, IdentityDbContext db, UserManager<User> users, Sessions.SessionStore sessions,
+        IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens, SecurityEvents events)
     {
         var user = await db.Users.FindAsync(id);
         if (user is null)
             return ScimErrors.NotFound(id);
-        await Accounts.DeleteAsync(users, authorizations, tokens, events, user);
+        await Accounts.DeleteAsync(users, sessions, authorizations, tokens, events, user);
         return Results.NoContent();
     }
 

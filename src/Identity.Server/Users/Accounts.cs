@@ -95,10 +95,15 @@ public static class Accounts
         user.AccessFailedCount = 0;
     }
 
-    /// <summary>Deletes the account and revokes every session and token it had, so nothing it held still works.</summary>
-    public static async Task DeleteAsync(UserManager<User> users, IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens,
-        SecurityEvents events, User user)
+    /// <summary>
+    /// Deletes the account and revokes every session and token it had, so nothing it held still works; the apps of
+    /// its sessions that asked for it hear so through back-channel logout.
+    /// </summary>
+    public static async Task DeleteAsync(UserManager<User> users, Sessions.SessionStore sessions, IOpenIddictAuthorizationManager authorizations,
+        IOpenIddictTokenManager tokens, SecurityEvents events, User user)
     {
+        await sessions.RevokeAllAsync(user.Id, except: null);
+        // What is left: consents (permanent authorizations) and any token outside a session.
         await foreach (var authorization in authorizations.FindBySubjectAsync(user.Id))
             await authorizations.TryRevokeAsync(authorization);
         await foreach (var token in tokens.FindBySubjectAsync(user.Id))

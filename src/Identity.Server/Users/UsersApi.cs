@@ -159,12 +159,12 @@ public static class UsersApi
     }
 
     static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, UserManager<User> users,
-        IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens, SecurityEvents events)
+        Sessions.SessionStore sessions, IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens, SecurityEvents events)
     {
         var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (user is null)
             return refusal!;
-        await Accounts.DeleteAsync(users, authorizations, tokens, events, user);
+        await Accounts.DeleteAsync(users, sessions, authorizations, tokens, events, user);
         return Results.NoContent();
     }
 

@@ -161,6 +161,22 @@ public abstract class BackchannelLogoutTests<TFactory>(TFactory factory) : Serve
     }
 
     [Fact]
+    public async Task UserDeleted_EveryAppHears()
+    {
+        await using var receiver = new Receiver();
+        var (admin, _, first, second, inFirst, _) = await TwoAppsSignedInAsync(receiver);
+        var userId = inFirst.User.FindFirst("sub")!.Value;
+
+        var deleted = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{userId}", admin);
+        var tokens = await receiver.WaitForAsync(2);
+
+        Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
+        Assert.Equal(["first", "second"], tokens.Select(t => t.Path).Order());
+        foreach (var (path, token) in tokens)
+            Assert.Equal(userId, (await ValidateLogoutTokenAsync(token, path == "first" ? first : second)).Subject);
+    }
+
+    [Fact]
     public async Task Discovery_AdvertisesBackchannelLogoutWithSessions()
     {
         using var discovery = JsonDocument.Parse(await Http.GetStringAsync("/.well-known/openid-configuration"));
