@@ -81,6 +81,14 @@ public static class ClientRegistration
             descriptor.PostLogoutRedirectUris.Add(AbsoluteUri("post_logout_redirect_uris", uri));
         foreach (var scope in client.Scopes.Where(s => s != Scopes.OpenId))
             descriptor.Permissions.Add(Permissions.Prefixes.Scope + scope);
+        if (client.ScimOrganization is { } domain)
+        {
+            if (!client.Scopes.Contains(Scim.ScimApi.Scope))
+                throw new InvalidClientException("scim_organization", "an organization applies to a client with the scope scim");
+            if (Organizations.Membership.OrganizationDomain("x@" + domain) != domain || Uri.CheckHostName(domain) != UriHostNameType.Dns)
+                throw new InvalidClientException("scim_organization", $"'{domain}' is not an organization's email domain (lower case, not free-mail)");
+            descriptor.Properties[Scim.ScimApi.OrganizationProperty] = System.Text.Json.JsonSerializer.SerializeToElement(domain);
+        }
         if (client.BackchannelLogoutUri is { } logoutUri)
         {
             var uri = AbsoluteUri("backchannel_logout_uri", logoutUri);

@@ -21,11 +21,11 @@ namespace Identity.Server.Clients;
 public static partial class ClientsApi
 {
     public sealed record ClientRequest(string? ClientId, string? DisplayName, bool? Public, List<string>? GrantTypes, List<string>? RedirectUris,
-        List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType, string? BackchannelLogoutUri);
+        List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType, string? BackchannelLogoutUri, string? ScimOrganization);
 
     public sealed record ClientView(string ClientId, string DisplayName, string ClientType, string ConsentType, IReadOnlyList<string> GrantTypes,
         IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, string? BackchannelLogoutUri,
-        bool Configured);
+        string? ScimOrganization, bool Configured);
 
     /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
     public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
@@ -106,7 +106,8 @@ public static partial class ClientsApi
         // takes its place, and OpenIddict, finding the secret unchanged, keeps it as it is.
         var merged = new ClientRequest(clientId, body.DisplayName ?? current.DisplayName, !confidential, body.GrantTypes ?? [.. current.GrantTypes],
             body.RedirectUris ?? [.. current.RedirectUris], body.PostLogoutRedirectUris ?? [.. current.PostLogoutRedirectUris],
-            body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType, body.BackchannelLogoutUri ?? current.BackchannelLogoutUri);
+            body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType, body.BackchannelLogoutUri ?? current.BackchannelLogoutUri,
+            body.ScimOrganization ?? current.ScimOrganization);
         var (descriptor, problem) = Describe(http, clientId, confidential ? "kept" : null, merged, scopes);
         if (descriptor is null)
             return problem!;
@@ -206,6 +207,7 @@ public static partial class ClientsApi
                 ClientId = clientId, ClientSecret = secret, DisplayName = body.DisplayName, GrantTypes = grants,
                 RedirectUris = body.RedirectUris ?? [], PostLogoutRedirectUris = body.PostLogoutRedirectUris ?? [], Scopes = body.Scopes ?? [],
                 ConsentType = body.ConsentType ?? ConsentTypes.Explicit, BackchannelLogoutUri = body.BackchannelLogoutUri,
+                ScimOrganization = body.ScimOrganization,
             }), null);
         }
         catch (InvalidClientException invalid)
@@ -246,6 +248,7 @@ public static partial class ClientsApi
             [.. permissions.Where(p => p.StartsWith(OpenIddictConstants.Permissions.Prefixes.Scope, StringComparison.Ordinal))
                 .Select(p => p[OpenIddictConstants.Permissions.Prefixes.Scope.Length..]).Order(StringComparer.Ordinal)],
             await Sessions.BackchannelLogout.UriOfAsync(applications, application),
+            await Scim.ScimApi.OrganizationOfAsync(applications, application),
             IsConfigured(seed, clientId));
     }
 }

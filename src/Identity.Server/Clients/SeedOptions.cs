@@ -43,6 +43,12 @@ public sealed class ClientOptions
     /// </summary>
     public string? BackchannelLogoutUri { get; set; }
 
+    /// <summary>
+    /// For a SCIM client (scope scim): the email domain of the one organization whose users and groups it provisions,
+    /// say a tenant's own Entra ID or Okta. Unset, the client provisions server-wide: give that only to your own directory.
+    /// </summary>
+    public string? ScimOrganization { get; set; }
+
     /// <summary>implicit (trusted first-party app, no consent screen) or explicit (the user approves once).</summary>
     public string ConsentType { get; set; } = "explicit";
 }

@@ -46,7 +46,9 @@ public class IdentityDbContext(DbContextOptions options)
             group.Property(g => g.DisplayName).HasMaxLength(256);
             group.Property(g => g.NormalizedName).HasMaxLength(256);
             group.Property(g => g.ExternalId).HasMaxLength(256);
-            group.HasIndex(g => g.NormalizedName).IsUnique();
+            group.Property(g => g.OrganizationId).HasMaxLength(64);
+            group.HasIndex(g => new { g.OrganizationId, g.NormalizedName }).IsUnique();
+            group.HasOne<Organization>().WithMany().HasForeignKey(g => g.OrganizationId).OnDelete(DeleteBehavior.Cascade);
         });
         builder.Entity<GroupMember>(member =>
         {

@@ -49,6 +49,12 @@ public sealed class Group
 
     /// <summary>Upper-cased <see cref="DisplayName"/>: names are unique regardless of case, and looked up by this index.</summary>
     public required string NormalizedName { get; set; }
+
+    /// <summary>
+    /// The organization whose directory provisioned the group (an organization's SCIM client); null for a server-wide
+    /// group. Names are unique within an organization, so two tenants may each have their "Engineering".
+    /// </summary>
+    public string? OrganizationId { get; set; }
     public string? ExternalId { get; set; }
     public DateTimeOffset CreatedAt { get; set; } = DateTimeOffset.UtcNow;
     public DateTimeOffset ModifiedAt { get; set; } = DateTimeOffset.UtcNow;

@@ -98,7 +98,10 @@ public static partial class Decisions
                         u.Id, u.Email, u.Name, u.EmailConfirmed, u.Organization,
                         Mfa = db.MfaFactors.Any(f => f.UserId == u.Id && f.Enabled),
                         Roles = db.UserRoles.Where(ur => ur.UserId == u.Id).Join(db.Roles, ur => ur.RoleId, r => r.Id, (_, r) => r.Name).ToList(),
-                        Groups = db.GroupMembers.Where(m => m.UserId == u.Id).Join(db.Groups, m => m.GroupId, g => g.Id, (_, g) => g.DisplayName).ToList(),
+                        // A tenant's group is named with its domain: two tenants' "Engineering" must not be one policy entity.
+                        Groups = db.GroupMembers.Where(m => m.UserId == u.Id).Join(db.Groups, m => m.GroupId, g => g.Id, (_, g) => g.OrganizationId == null
+                            ? g.DisplayName
+                            : db.Organizations.Where(o => o.Id == g.OrganizationId).Select(o => o.Domain + "/" + g.DisplayName).First()).ToList(),
                     })
                     .FirstOrDefaultAsync(cancellationToken);
                 if (user is null)

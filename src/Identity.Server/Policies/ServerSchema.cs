@@ -15,7 +15,8 @@ public static class ServerSchema
         entity Organization = { id: String, domain: String, name: String };
         // Roles are named by their role name: Role::"admin".
         entity Role;
-        // Groups (provisioned by SCIM) are named by their display name: Group::"Engineering Team".
+        // Groups (provisioned by SCIM) are named by their display name, Group::"Engineering Team", and a tenant
+        // directory's groups with their domain: Group::"acme.com/Engineering Team".
         entity Group in [Organization];
         // A user is User::"<user id>", found by id or by email; its organization, roles and groups are its parents.
         entity User in [Role, Group, Organization] = {

@@ -13,6 +13,9 @@ namespace Identity.Server.Scim;
 public static class ScimApi
 {
     public const string Scope = "scim";
+
+    /// <summary>The client property naming the organization (email domain) a tenant's SCIM client provisions.</summary>
+    public const string OrganizationProperty = "scim_organization";
     public const string Policy = "scim";
     public static readonly PathString Prefix = "/scim/v2";
 
@@ -63,6 +66,13 @@ public static class ScimApi
         ScimGroups.Map(scim.MapGroup("/Groups"));
         return app;
     }
+
+    /// <summary>The organization (email domain) the client provisions, or null for a server-wide SCIM client.</summary>
+    public static async Task<string?> OrganizationOfAsync(IOpenIddictApplicationManager applications, object application) =>
+        (await applications.GetPropertiesAsync(application)).TryGetValue(OrganizationProperty, out var domain) &&
+        domain.ValueKind == System.Text.Json.JsonValueKind.String
+            ? domain.GetString()
+            : null;
 
     /// <summary>The absolute address of a resource, for meta.location, $ref and the Location header.</summary>
     public static string Location(HttpContext http, string type, string id) =>

@@ -31,13 +31,24 @@ public static class ScimGroups
         .DateTime("meta.lastmodified", g => g.ModifiedAt)
         .Reference("members.value", id => g => db.GroupMembers.Any(m => m.GroupId == g.Id && m.UserId == id));
 
-    static Task<IResult> List(HttpContext http, IdentityDbContext db, string? attributes, string? excludedAttributes) =>
-        ScimJson.ListAsync(http.Request, db.Groups.AsNoTracking(), Filters(db), groups => groups.OrderBy(g => g.CreatedAt).ThenBy(g => g.Id),
+    static async Task<IResult> List(HttpContext http, IdentityDbContext db, string? attributes, string? excludedAttributes)
+    {
+        var tenant = await ScimTenant.OfAsync(http);
+        var groups = db.Groups.AsNoTracking().Where(g => tenant.ServerWide || g.OrganizationId == tenant.OrganizationId);
+        return await ScimJson.ListAsync(http.Request, groups, Filters(db), groups => groups.OrderBy(g => g.CreatedAt).ThenBy(g => g.Id),
             page => RenderAsync(http, db, page, WithMembers(attributes, excludedAttributes)));
+    }
+
+    /// <summary>The group, if the calling directory reaches it; else null (a 404).</summary>
+    static async Task<Group?> FindAsync(HttpContext http, IdentityDbContext db, string id)
+    {
+        var group = await db.Groups.FindAsync(id);
+        return group is not null && (await ScimTenant.OfAsync(http)).Reaches(group) ? group : null;
+    }
 
     static async Task<IResult> Get(HttpContext http, string id, IdentityDbContext db, string? attributes, string? excludedAttributes)
     {
-        var group = await db.Groups.FindAsync(id);
+        var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
         var resource = (await RenderAsync(http, db, [group], WithMembers(attributes, excludedAttributes)))[0];
@@ -48,9 +59,13 @@ public static class ScimGroups
     {
         var body = await ScimJson.ReadObjectAsync(http.Request);
         var name = CheckedName(body.Get("displayName"));
-        var group = new Group { DisplayName = name, NormalizedName = name.ToUpperInvariant(), ExternalId = ExternalId(body.Get("externalId")) };
-        var members = await ResolveAsync(db, body.Get("members"));
-        if (await db.Groups.AnyAsync(g => g.NormalizedName == group.NormalizedName))
+        var tenant = await ScimTenant.OfAsync(http);
+        var group = new Group
+        {
+            DisplayName = name, NormalizedName = name.ToUpperInvariant(), ExternalId = ExternalId(body.Get("externalId")), OrganizationId = tenant.OrganizationId,
+        };
+        var members = await ResolveAsync(db, tenant, body.Get("members"));
+        if (await db.Groups.AnyAsync(g => g.OrganizationId == group.OrganizationId && g.NormalizedName == group.NormalizedName))
             return Taken(name);
 
         db.Groups.Add(group);
@@ -64,29 +79,31 @@ public static class ScimGroups
 
     static async Task<IResult> Replace(HttpContext http, string id, IdentityDbContext db, SecurityEvents events)
     {
-        var group = await db.Groups.FindAsync(id);
+        var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
         var body = await ScimJson.ReadObjectAsync(http.Request);
-        var draft = new Draft(CheckedName(body.Get("displayName")), ExternalId(body.Get("externalId")), await ResolveAsync(db, body.Get("members")));
+        var draft = new Draft(CheckedName(body.Get("displayName")), ExternalId(body.Get("externalId")),
+            await ResolveAsync(db, await ScimTenant.OfAsync(http), body.Get("members")));
         return await SaveAsync(http, db, events, group, draft);
     }
 
     static async Task<IResult> Patch(HttpContext http, string id, IdentityDbContext db, SecurityEvents events)
     {
-        var group = await db.Groups.FindAsync(id);
+        var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
         var operations = ScimPatch.Operations(await ScimJson.ReadObjectAsync(http.Request));
         var draft = new Draft(group.DisplayName, group.ExternalId, await MembersOfAsync(db, group.Id));
+        var tenant = await ScimTenant.OfAsync(http);
         foreach (var operation in operations)
-            await ApplyAsync(db, draft, operation);
+            await ApplyAsync(db, tenant, draft, operation);
         return await SaveAsync(http, db, events, group, draft);
     }
 
-    static async Task<IResult> Delete(string id, IdentityDbContext db, SecurityEvents events)
+    static async Task<IResult> Delete(HttpContext http, string id, IdentityDbContext db, SecurityEvents events)
     {
-        var group = await db.Groups.FindAsync(id);
+        var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
         db.Groups.Remove(group);
@@ -102,7 +119,7 @@ public static class ScimGroups
         public string? ExternalId { get; set; } = ExternalId;
     }
 
-    static async Task ApplyAsync(IdentityDbContext db, Draft draft, ScimPatch.Operation operation)
+    static async Task ApplyAsync(IdentityDbContext db, ScimTenant tenant, Draft draft, ScimPatch.Operation operation)
     {
         if (operation.Path is null)
         {
@@ -111,7 +128,7 @@ public static class ScimGroups
             if (operation.Value is not JsonObject values)
                 throw new ScimException(400, ScimErrors.InvalidValue, "An operation without a path needs an object as its value.");
             foreach (var (key, value) in values)
-                await SetAsync(db, draft, operation.Kind, ScimPaths.Normalize(key), value);
+                await SetAsync(db, tenant, draft, operation.Kind, ScimPaths.Normalize(key), value);
             return;
         }
 
@@ -120,7 +137,7 @@ public static class ScimGroups
         {
             if (path.Filter is not null)
                 throw new ScimException(400, ScimErrors.InvalidPath, "Only a remove operation may filter members.");
-            await SetAsync(db, draft, operation.Kind, path.Attribute, operation.Value);
+            await SetAsync(db, tenant, draft, operation.Kind, path.Attribute, operation.Value);
             return;
         }
         switch (path.Attribute)
@@ -133,7 +150,7 @@ public static class ScimGroups
                 break;
             case "members":
                 // Okta removes members by listing them as the value.
-                draft.Members.ExceptWith(await ResolveAsync(db, operation.Value, mustExist: false));
+                draft.Members.ExceptWith(await ResolveAsync(db, tenant, operation.Value, mustExist: false));
                 break;
             case "externalid":
                 draft.ExternalId = null;
@@ -143,7 +160,7 @@ public static class ScimGroups
         }
     }
 
-    static async Task SetAsync(IdentityDbContext db, Draft draft, string kind, string attribute, JsonNode? value)
+    static async Task SetAsync(IdentityDbContext db, ScimTenant tenant, Draft draft, string kind, string attribute, JsonNode? value)
     {
         switch (attribute)
         {
@@ -154,11 +171,11 @@ public static class ScimGroups
                 draft.ExternalId = ExternalId(value);
                 break;
             case "members" when kind == ScimPatch.Add:
-                draft.Members.UnionWith(await ResolveAsync(db, value));
+                draft.Members.UnionWith(await ResolveAsync(db, tenant, value));
                 break;
             case "members":
                 draft.Members.Clear();
-                draft.Members.UnionWith(await ResolveAsync(db, value));
+                draft.Members.UnionWith(await ResolveAsync(db, tenant, value));
                 break;
         }
     }
@@ -177,7 +194,8 @@ public static class ScimGroups
     static async Task<IResult> SaveAsync(HttpContext http, IdentityDbContext db, SecurityEvents events, Group group, Draft draft)
     {
         var normalized = draft.DisplayName.ToUpperInvariant();
-        if (normalized != group.NormalizedName && await db.Groups.AnyAsync(g => g.NormalizedName == normalized && g.Id != group.Id))
+        if (normalized != group.NormalizedName &&
+            await db.Groups.AnyAsync(g => g.OrganizationId == group.OrganizationId && g.NormalizedName == normalized && g.Id != group.Id))
             return Taken(draft.DisplayName);
 
         var current = await MembersOfAsync(db, group.Id);
@@ -248,9 +266,10 @@ public static class ScimGroups
 
     /// <summary>
     /// The user ids a members value names: objects with a value (a user id), or strings naming a user by id or email.
-    /// Unknown users are refused (<paramref name="mustExist"/>) so that a typo does not pass silently.
+    /// Unknown users, and users out of the directory's reach, are refused (<paramref name="mustExist"/>) so that a typo
+    /// does not pass silently.
     /// </summary>
-    static async Task<HashSet<string>> ResolveAsync(IdentityDbContext db, JsonNode? value, bool mustExist = true)
+    static async Task<HashSet<string>> ResolveAsync(IdentityDbContext db, ScimTenant tenant, JsonNode? value, bool mustExist = true)
     {
         var named = new List<string>();
         foreach (var member in value switch { null => [], JsonArray array => array.ToList(), _ => [value] })
@@ -271,6 +290,7 @@ public static class ScimGroups
         var normalized = named.Select(n => n.ToUpperInvariant()).ToList();
         var found = await db.Users.AsNoTracking()
             .Where(u => named.Contains(u.Id) || normalized.Contains(u.NormalizedEmail!))
+            .Where(u => tenant.ServerWide || u.OrganizationId == tenant.OrganizationId)
             .Select(u => new { u.Id, u.NormalizedEmail }).ToListAsync();
         var ids = new HashSet<string>(StringComparer.Ordinal);
         foreach (var name in named)

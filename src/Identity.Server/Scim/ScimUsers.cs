@@ -44,19 +44,37 @@ public static class ScimUsers
         .DateTime("meta.created", u => u.CreatedAt)
         .Reference("groups.value", id => u => db.GroupMembers.Any(m => m.UserId == u.Id && m.GroupId == id));
 
-    static Task<IResult> List(HttpContext http, IdentityDbContext db) => ScimJson.ListAsync(http.Request, db.Users.AsNoTracking(), Filters(db),
-        users => users.OrderBy(u => u.CreatedAt).ThenBy(u => u.Id), page => RenderAsync(http, db, page));
+    static async Task<IResult> List(HttpContext http, IdentityDbContext db)
+    {
+        var tenant = await ScimTenant.OfAsync(http);
+        var users = db.Users.AsNoTracking().Where(u => tenant.ServerWide || u.OrganizationId == tenant.OrganizationId);
+        return await ScimJson.ListAsync(http.Request, users, Filters(db), users => users.OrderBy(u => u.CreatedAt).ThenBy(u => u.Id),
+            page => RenderAsync(http, db, page));
+    }
 
     static async Task<IResult> Get(HttpContext http, string id, IdentityDbContext db, string? attributes, string? excludedAttributes)
     {
-        var user = await db.Users.FindAsync(id);
+        var user = await FindAsync(http, db, id, forChange: false);
         return user is null ? ScimErrors.NotFound(id) : ScimJson.Resource(ScimJson.Project(await RenderAsync(http, db, user), attributes, excludedAttributes));
+    }
+
+    /// <summary>The user, if the calling directory reaches it (else null: a 404); for a change, also one it may change.</summary>
+    static async Task<User?> FindAsync(HttpContext http, IdentityDbContext db, string id, bool forChange = true)
+    {
+        var tenant = await ScimTenant.OfAsync(http);
+        var user = await db.Users.FindAsync(id);
+        if (user is null || !tenant.Reaches(user))
+            return null;
+        if (forChange)
+            await tenant.CheckChangeableAsync(db, user);
+        return user;
     }
 
     static async Task<IResult> Create(HttpContext http, IdentityDbContext db, UserManager<User> users, SecurityEvents events)
     {
         var draft = Draft.Of(await ScimJson.ReadObjectAsync(http.Request));
         var email = draft.CheckedEmail();
+        (await ScimTenant.OfAsync(http)).CheckAddress(email);
         draft.CheckNames();
         var user = new User
         {
@@ -76,7 +94,7 @@ public static class ScimUsers
     static async Task<IResult> Replace(HttpContext http, string id, IdentityDbContext db, UserManager<User> users, SecurityEvents events,
         Sessions.SessionStore sessions)
     {
-        var user = await db.Users.FindAsync(id);
+        var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
         return await SaveAsync(http, db, users, events, sessions, user, Draft.Of(await ScimJson.ReadObjectAsync(http.Request)));
@@ -85,7 +103,7 @@ public static class ScimUsers
     static async Task<IResult> Patch(HttpContext http, string id, IdentityDbContext db, UserManager<User> users, SecurityEvents events,
         Sessions.SessionStore sessions)
     {
-        var user = await db.Users.FindAsync(id);
+        var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
         var draft = Draft.From(user);
@@ -95,10 +113,10 @@ public static class ScimUsers
         return await SaveAsync(http, db, users, events, sessions, user, draft);
     }
 
-    static async Task<IResult> Delete(string id, IdentityDbContext db, UserManager<User> users, Sessions.SessionStore sessions,
+    static async Task<IResult> Delete(HttpContext http, string id, IdentityDbContext db, UserManager<User> users, Sessions.SessionStore sessions,
         IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens, SecurityEvents events)
     {
-        var user = await db.Users.FindAsync(id);
+        var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
         await Accounts.DeleteAsync(users, sessions, authorizations, tokens, events, user);
@@ -110,6 +128,7 @@ public static class ScimUsers
         Sessions.SessionStore sessions, User user, Draft draft)
     {
         var email = draft.CheckedEmail();
+        (await ScimTenant.OfAsync(http)).CheckAddress(email);
         draft.CheckNames();
         if (!string.Equals(email, user.Email, StringComparison.OrdinalIgnoreCase))
         {
