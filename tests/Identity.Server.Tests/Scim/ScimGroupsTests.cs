@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json;
-using Duende.IdentityModel.Client;
 using Identity.Server.Tests.Infrastructure;
 using Microsoft.IdentityModel.Tokens;
 
@@ -271,25 +270,9 @@ public abstract class ScimGroupsTests<TFactory>(TFactory factory) : ScimTestsBas
             policy = $$"""permit (principal in Group::"{{name}}", action == Action::"share", resource is Document);""",
         });
         Assert.True(policy.Status == HttpStatusCode.Created, policy.Body.ToString());
-        var service = await Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
-        {
-            Address = "/connect/token", ClientId = ServerFactory.Service, ClientSecret = ServerFactory.ServiceSecret, Scope = "identity",
-        });
-        async Task<string> DecideAsync()
-        {
-            var answer = await ApiAsync(HttpMethod.Post, "/v1/authorize", service.AccessToken, new
-            {
-                principal = new { type = "User", id = email },
-                action = new { type = "Action", id = "share" },
-                resource = new { type = "Document", id = "group-doc-1" },
-            });
-            Assert.True(answer.Status == HttpStatusCode.OK, answer.Body.ToString());
-            return answer.Body.GetProperty("decision").GetString()!;
-        }
-
-        var asMember = await DecideAsync();
+        var asMember = await ShareDecisionAsync(email);
         await PatchGroupAsync(groupId, $$"""{"op":"remove","path":"members[value eq \"{{user}}\"]"}""");
-        var afterRemoval = await DecideAsync();
+        var afterRemoval = await ShareDecisionAsync(email);
         await ApiAsync(HttpMethod.Delete, $"/api/v1/policies/{policyId}", admin);
 
         Assert.Equal("Allow", asMember);

@@ -109,16 +109,8 @@ public abstract class ScimTenantTests<TFactory>(TFactory factory) : ScimTestsBas
             id = policyId, policy = $$"""permit (principal in Group::"{{domainA}}/Engineering", action == Action::"share", resource is Document);""",
         });
         Assert.True(policy.Status == HttpStatusCode.Created, policy.Body.ToString());
-        var service = await Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
-        {
-            Address = "/connect/token", ClientId = ServerFactory.Service, ClientSecret = ServerFactory.ServiceSecret, Scope = "identity",
-        });
-        async Task<string> DecideAsync(string email) => (await ApiAsync(HttpMethod.Post, "/v1/authorize", service.AccessToken, new
-        {
-            principal = new { type = "User", id = email }, action = new { type = "Action", id = "share" }, resource = new { type = "Document", id = "doc-1" },
-        })).Body.GetProperty("decision").GetString()!;
-        var decisionA = await DecideAsync($"dev@{domainA}");
-        var decisionB = await DecideAsync($"dev@{domainB}");
+        var decisionA = await ShareDecisionAsync($"dev@{domainA}");
+        var decisionB = await ShareDecisionAsync($"dev@{domainB}");
         await ApiAsync(HttpMethod.Delete, $"/api/v1/policies/{policyId}", admin);
         Assert.Equal(("Allow", "Deny"), (decisionA, decisionB));
     }

@@ -127,6 +127,22 @@ public abstract class ScimTestsBase<TFactory>(TFactory factory) : ServerTests<TF
             members = memberIds.Select(id => new { value = id }).ToArray(),
         }), HttpStatusCode.Created);
 
+    /// <summary>/v1/authorize, as a service asks it: may <paramref name="principal"/> (an email or id) share a document?</summary>
+    protected async Task<string> ShareDecisionAsync(string principal)
+    {
+        var service = await Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Service, ClientSecret = ServerFactory.ServiceSecret, Scope = "identity",
+        });
+        var answer = await ApiAsync(HttpMethod.Post, "/v1/authorize", service.AccessToken, new
+        {
+            principal = new { type = "User", id = principal }, action = new { type = "Action", id = "share" },
+            resource = new { type = "Document", id = "scim-doc-1" },
+        });
+        Assert.True(answer.Status == HttpStatusCode.OK, answer.Body.ToString());
+        return answer.Body.GetProperty("decision").GetString()!;
+    }
+
     protected static string Patch(params string[] operations) =>
         $$"""{"schemas":["{{PatchSchema}}"],"Operations":[{{string.Join(",", operations)}}]}""";
 
