@@ -218,8 +218,10 @@ public static class ScimGroups
             if (removed.Count > 0)
                 db.GroupMembers.RemoveRange(await db.GroupMembers.Where(m => m.GroupId == group.Id && removed.Contains(m.UserId)).ToListAsync());
             await events.RaiseAsync(EventTypes.GroupUpdated, null, new { group = Describe(group), changed, added, removed });
+            // Another request saved first: the same new name, or the same new member.
             if (!await TrySaveAsync(db))
-                return Taken(draft.DisplayName);
+                return ScimErrors.Result(409, ScimErrors.Uniqueness,
+                    $"Another change to the group came first (its name '{draft.DisplayName}' or one of its new members): read it and try again.");
         }
         return ScimJson.Resource((await RenderAsync(http, db, [group], withMembers: true))[0]);
     }
@@ -228,7 +230,7 @@ public static class ScimGroups
 
     static IResult Taken(string name) => ScimErrors.Result(409, ScimErrors.Uniqueness, $"A group named '{name}' already exists.");
 
-    /// <summary>False when the unique name index refused the change: another request took the name meanwhile.</summary>
+    /// <summary>False when a unique index refused the change: another request took the name, or added the member, meanwhile.</summary>
     static async Task<bool> TrySaveAsync(IdentityDbContext db)
     {
         try
