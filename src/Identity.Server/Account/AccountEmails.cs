@@ -5,6 +5,7 @@ using Identity.Server.Events;
 using Identity.Server.Hosting;
 using Identity.Server.Roles;
 using Identity.Server.Users;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -16,7 +17,7 @@ namespace Identity.Server.Account;
 /// address is verified through a link sent to it (registration sends one). Links carry ASP.NET Core Identity's
 /// data-protected tokens, bound to the account's security stamp (so a reset link dies with the password it replaces)
 /// and, for verification, to the address itself (so a link for an old address cannot verify a new one); they live
-/// an hour. Answers never tell whether an address has an account. Mapped only when an email sender is configured.
+/// an hour (reset) or two days (verification), as set in <see cref="EmailOptions"/>. Answers never tell whether an address has an account. Mapped only when an email sender is configured.
 /// </summary>
 public static class AccountEmails
 {
@@ -24,8 +25,6 @@ public static class AccountEmails
     public sealed record ResetPasswordRequest(string? UserId, string? Token, string? NewPassword);
     public sealed record VerifyEmailRequest(string? UserId, string? Token);
     public sealed record Sent(string Message);
-
-    public static readonly TimeSpan TokenLifetime = TimeSpan.FromHours(1);
 
     /// <summary>A few emails per account per quarter hour: enough for a lost one, too few to flood someone's inbox.</summary>
     static readonly RateLimitOptions.Limit PerAccount = new() { PermitLimit = 5, Window = TimeSpan.FromMinutes(15) };
@@ -40,7 +39,11 @@ public static class AccountEmails
             builder.Services.AddSingleton<IEmailSender>(new SmtpEmailSender(options));
         else if (!string.IsNullOrEmpty(options.DevelopmentFolder))
             builder.Services.AddSingleton<IEmailSender>(new FolderEmailSender(options.DevelopmentFolder));
-        builder.Services.Configure<DataProtectionTokenProviderOptions>(tokens => tokens.TokenLifespan = TokenLifetime);
+        builder.Services.Configure<DataProtectionTokenProviderOptions>(tokens => tokens.TokenLifespan = options.ResetLinkLifetime);
+        builder.Services.Configure<VerificationTokens.Lifetime>(tokens => tokens.TokenLifespan = options.VerificationLinkLifetime);
+        builder.Services.AddTransient<VerificationTokens>();
+        builder.Services.Configure<IdentityOptions>(identity =>
+            identity.Tokens.ProviderMap[VerificationTokens.ProviderName] = new TokenProviderDescriptor(typeof(VerificationTokens)));
         return builder;
     }
 
@@ -117,10 +120,10 @@ public static class AccountEmails
     public static async Task SendVerificationAsync(HttpContext http, UserManager<User> users, IEmailSender sender, RateLimitCounters counters,
         ILogger logger, User user)
     {
-        var token = await users.GenerateUserTokenAsync(user, Microsoft.AspNetCore.Identity.TokenOptions.DefaultProvider, VerificationPurpose(user));
+        var token = await users.GenerateUserTokenAsync(user, VerificationTokens.ProviderName, VerificationPurpose(user));
         var link = Link(http, "/Account/VerifyEmail", user.Id, token);
         await SendAsync(sender, counters, logger, user, "Verify your email address",
-            $"Open this link within an hour to confirm that this address is yours:\n\n{link}\n");
+            $"Open this link within two days to confirm that this address is yours:\n\n{link}\n");
     }
 
     /// <summary>
@@ -154,7 +157,7 @@ public static class AccountEmails
     {
         var user = string.IsNullOrEmpty(userId) ? null : await users.FindByIdAsync(userId);
         if (user is null || string.IsNullOrEmpty(token) ||
-            !await users.VerifyUserTokenAsync(user, Microsoft.AspNetCore.Identity.TokenOptions.DefaultProvider, VerificationPurpose(user), token))
+            !await users.VerifyUserTokenAsync(user, VerificationTokens.ProviderName, VerificationPurpose(user), token))
             return false;
         if (user.EmailConfirmed)
             return true;
@@ -193,5 +196,17 @@ public static class AccountEmails
         {
             logger.LogError(failure, "Could not email account {UserId}.", user.Id);
         }
+    }
+}
+
+/// <summary>Identity's data-protected tokens with their own purpose and the (longer) life of verification links.</summary>
+public sealed class VerificationTokens(IDataProtectionProvider protection, IOptions<VerificationTokens.Lifetime> options,
+    ILogger<DataProtectorTokenProvider<User>> logger) : DataProtectorTokenProvider<User>(protection, options, logger)
+{
+    public const string ProviderName = "EmailVerification";
+
+    public sealed class Lifetime : DataProtectionTokenProviderOptions
+    {
+        public Lifetime() => Name = ProviderName;
     }
 }

@@ -22,6 +22,12 @@ public sealed class EmailOptions
     /// <summary>Development sender: each email becomes a file in this folder. Used when no SMTP host is set.</summary>
     public string? DevelopmentFolder { get; set; }
 
+    /// <summary>A reset link is a key to the account: short.</summary>
+    public TimeSpan ResetLinkLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>A verification link only proves a mailbox: days.</summary>
+    public TimeSpan VerificationLinkLifetime { get; set; } = TimeSpan.FromDays(2);
+
     public sealed class SmtpOptions
     {
         public string? Host { get; set; }
