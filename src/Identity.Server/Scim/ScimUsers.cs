@@ -149,26 +149,8 @@ public static class ScimUsers
         if (draft.Password is not null && await Accounts.ReplacePasswordAsync(users, user, draft.Password) is { Succeeded: false } refused)
             return Refusal(refused);
 
-        var entry = db.Entry(user);
-        var changed = new (string Property, string Field)[]
-            {
-                (nameof(User.Email), "email"), (nameof(User.Name), "name"), (nameof(User.GivenName), "given_name"),
-                (nameof(User.FamilyName), "family_name"), (nameof(User.ExternalId), "external_id"), (nameof(User.LockoutEnd), "active"),
-                (nameof(User.PasswordHash), "password"),
-            }
-            .Where(f => entry.Property(f.Property).IsModified && !Equals(entry.Property(f.Property).OriginalValue, entry.Property(f.Property).CurrentValue))
-            .Select(f => f.Field).ToList();
-        if (changed.Count > 0)
-        {
-            await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed, active = Accounts.IsActive(user) });
-            var updated = await users.UpdateAsync(user);
-            if (!updated.Succeeded)
-                return Refusal(updated);
-            // Whoever held the account's sessions must not keep them once it is deactivated or its password replaced.
-            if (changed.Contains("password") || (wasActive && !Accounts.IsActive(user)))
-                await sessions.RevokeAllAsync(user.Id, except: null);
-        }
-        return ScimJson.Resource(await RenderAsync(http, db, user));
+        var saved = await Accounts.SaveChangesAsync(users, db, events, sessions, user);
+        return saved.Succeeded ? ScimJson.Resource(await RenderAsync(http, db, user)) : Refusal(saved);
     }
 
     static IResult Refusal(IdentityResult result)

@@ -63,8 +63,37 @@ public static class Accounts
         if (errors.Count > 0)
             return IdentityResult.Failed([.. errors]);
         user.PasswordHash = users.PasswordHasher.HashPassword(user, password);
-        user.SecurityStamp = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
+        user.SecurityStamp = NewSecurityStamp();
         return IdentityResult.Success;
+    }
+
+    /// <summary>The account's fields a change to it is audited by, under their API names.</summary>
+    static readonly (string Property, string Field)[] AuditedFields =
+    [
+        (nameof(User.Email), "email"), (nameof(User.Name), "name"), (nameof(User.GivenName), "given_name"), (nameof(User.FamilyName), "family_name"),
+        (nameof(User.ExternalId), "external_id"), (nameof(User.EmailConfirmed), "email_verified"), (nameof(User.PasswordHash), "password"),
+        (nameof(User.LockoutEnd), "active"),
+    ];
+
+    /// <summary>
+    /// Stores an administrator's or a directory's changes to the tracked <paramref name="user"/>. Only what actually
+    /// changed is audited (user.updated), and a request that changes nothing stores and audits nothing. A new password
+    /// or a deactivation ends every session of the account: whoever held the old password may hold one.
+    /// </summary>
+    public static async Task<IdentityResult> SaveChangesAsync(UserManager<User> users, IdentityDbContext db, SecurityEvents events,
+        Sessions.SessionStore sessions, User user)
+    {
+        var entry = db.Entry(user);
+        var changed = AuditedFields
+            .Where(f => entry.Property(f.Property).IsModified && !Equals(entry.Property(f.Property).OriginalValue, entry.Property(f.Property).CurrentValue))
+            .Select(f => f.Field).ToList();
+        if (changed.Count == 0)
+            return IdentityResult.Success;
+        await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed, active = IsActive(user) });
+        var updated = await users.UpdateAsync(user);
+        if (updated.Succeeded && (changed.Contains("password") || (changed.Contains("active") && !IsActive(user))))
+            await sessions.RevokeAllAsync(user.Id, except: null);
+        return updated;
     }
 
     /// <summary>
@@ -86,8 +115,10 @@ public static class Accounts
     {
         user.LockoutEnabled = true;
         user.LockoutEnd = DateTimeOffset.MaxValue;
-        user.SecurityStamp = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
+        user.SecurityStamp = NewSecurityStamp();
     }
+
+    static string NewSecurityStamp() => Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(20));
 
     public static void Reactivate(User user)
     {

@@ -138,24 +138,8 @@ public static class UsersApi
         if (body.Password is not null && await Accounts.ReplacePasswordAsync(users, user, body.Password) is { Succeeded: false } refused)
             return Accounts.Problem(http, refused);
 
-        // Only what actually changed is logged, and a request that changes nothing logs nothing.
-        var entry = db.Entry(user);
-        var changed = new (string Property, string Field)[]
-            {
-                (nameof(User.Email), "email"), (nameof(User.Name), "name"), (nameof(User.EmailConfirmed), "email_verified"), (nameof(User.PasswordHash), "password"),
-                (nameof(User.LockoutEnd), "active"),
-            }
-            .Where(f => entry.Property(f.Property).IsModified).Select(f => f.Field).ToList();
-        if (changed.Count == 0)
-            return Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
-        await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed });
-        var updated = await users.UpdateAsync(user);
-        if (!updated.Succeeded)
-            return Accounts.Problem(http, updated);
-        // Whoever knew the old password may hold its sessions: a reset ends them all, as does a deactivation.
-        if (changed.Contains("password") || (changed.Contains("active") && !Accounts.IsActive(user)))
-            await sessions.RevokeAllAsync(user.Id, except: null);
-        return Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
+        var saved = await Accounts.SaveChangesAsync(users, db, events, sessions, user);
+        return saved.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, saved);
     }
 
     static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, UserManager<User> users,
