@@ -68,9 +68,7 @@ public static class AccountEmails
     {
         if (string.IsNullOrWhiteSpace(body.Email))
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "An email address is required.", new { field = "email" });
-        var user = await users.FindByEmailAsync(body.Email.Trim());
-        if (user is not null && Accounts.IsActive(user))
-            await SendResetAsync(http, users, sender, counters, logger, user);
+        await RequestResetAsync(http, users, sender, counters, logger, body.Email);
         return Results.Json(new Sent(CheckYourEmail), statusCode: StatusCodes.Status202Accepted);
     }
 
@@ -107,7 +105,16 @@ public static class AccountEmails
         return Results.Json(new Sent("An email with a link is on its way."), statusCode: StatusCodes.Status202Accepted);
     }
 
-    public static async Task SendResetAsync(HttpContext http, UserManager<User> users, IEmailSender sender, RateLimitCounters counters,
+    /// <summary>Emails a reset link to the active account of <paramref name="email"/>, if there is one; callers answer the same either way.</summary>
+    public static async Task RequestResetAsync(HttpContext http, UserManager<User> users, IEmailSender sender, RateLimitCounters counters,
+        ILogger logger, string email)
+    {
+        var user = await users.FindByEmailAsync(email.Trim());
+        if (user is not null && Accounts.IsActive(user))
+            await SendResetAsync(http, users, sender, counters, logger, user);
+    }
+
+    static async Task SendResetAsync(HttpContext http, UserManager<User> users, IEmailSender sender, RateLimitCounters counters,
         ILogger logger, User user)
     {
         var token = await users.GeneratePasswordResetTokenAsync(user);
@@ -178,7 +185,8 @@ public static class AccountEmails
     static string VerificationPurpose(User user) => "verify-email:" + user.NormalizedEmail;
 
     static string Link(HttpContext http, string page, string userId, string token) =>
-        $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{page}" + QueryString.Create(new Dictionary<string, string?> { ["user"] = userId, ["token"] = token });
+        Microsoft.AspNetCore.Http.Extensions.UriHelper.BuildAbsolute(http.Request.Scheme, http.Request.Host, http.Request.PathBase, page,
+            QueryString.Create(new Dictionary<string, string?> { ["user"] = userId, ["token"] = token }));
 
     /// <summary>Sends unless the account had its share of emails lately; a failing sender is logged, never shown to the caller.</summary>
     static async Task SendAsync(IEmailSender sender, RateLimitCounters counters, ILogger logger, User user, string subject, string body)

@@ -75,8 +75,10 @@ public static class ScimApi
             : null;
 
     /// <summary>The absolute address of a resource, for meta.location, $ref and the Location header.</summary>
-    public static string Location(HttpContext http, string type, string id) =>
-        $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{Prefix}/{type}/{Uri.EscapeDataString(id)}";
+    public static string Location(HttpContext http, string type, string id) => Absolute(http, Prefix.Add(new PathString($"/{type}/{id}")));
+
+    static string Absolute(HttpContext http, PathString path) =>
+        Microsoft.AspNetCore.Http.Extensions.UriHelper.BuildAbsolute(http.Request.Scheme, http.Request.Host, http.Request.PathBase, path);
 
     static IResult ServiceProviderConfig(HttpContext http) => ScimJson.Resource(new JsonObject
     {
@@ -95,7 +97,7 @@ public static class ScimApi
             ["specUri"] = "https://www.rfc-editor.org/rfc/rfc6750",
             ["primary"] = true,
         }),
-        ["meta"] = new JsonObject { ["resourceType"] = "ServiceProviderConfig", ["location"] = $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{Prefix}/ServiceProviderConfig" },
+        ["meta"] = new JsonObject { ["resourceType"] = "ServiceProviderConfig", ["location"] = Absolute(http, Prefix.Add("/ServiceProviderConfig")) },
     });
 
     static JsonObject UserType(HttpContext http) => ResourceType(http, "User", "/Users", ScimSchemas.User, "User accounts");

@@ -35,13 +35,19 @@ public sealed class BackchannelLogout(IHttpClientFactory clients, IOptionsMonito
             ? uri.GetString()
             : null;
 
-    /// <summary>Sends the client of <paramref name="application"/> a logout token for the session, if it asked for them.</summary>
-    public async Task NotifyAsync(IOpenIddictApplicationManager applications, object application, HttpContext? http, string subject, string? sid)
+    /// <summary>
+    /// Sends the client of <paramref name="application"/> a logout token for the session, if it asked for them; the
+    /// session's sid is looked up only then, most clients asking for none.
+    /// </summary>
+    public async Task NotifyAsync(IOpenIddictApplicationManager applications, object application, HttpContext? http, string subject,
+        Func<Task<string?>> sid)
     {
         if (await UriOfAsync(applications, application) is not { } uri || http is null)
             return;
-        var issuer = server.CurrentValue.Issuer?.AbsoluteUri ?? $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}/";
-        queue.Writer.TryWrite(new Notice(new Uri(uri), issuer, (await applications.GetClientIdAsync(application))!, subject, sid));
+        // OpenIddict's own rule: the configured issuer, else the request's origin and path base.
+        var issuer = server.CurrentValue.Issuer?.AbsoluteUri
+            ?? Microsoft.AspNetCore.Http.Extensions.UriHelper.BuildAbsolute(http.Request.Scheme, http.Request.Host, http.Request.PathBase, "/");
+        queue.Writer.TryWrite(new Notice(new Uri(uri), issuer, (await applications.GetClientIdAsync(application))!, subject, await sid()));
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -105,7 +105,7 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
         await events.RaiseNowAsync(EventTypes.SessionRevoked, new SecurityEvents.Subject(userId), new { session = id });
         if (await authorizations.GetApplicationIdAsync(authorization) is { } applicationId && await applications.FindByIdAsync(applicationId) is { } application)
             await logouts.NotifyAsync(applications, application, http.HttpContext, userId,
-                await db.Sessions.AsNoTracking().Where(s => s.AuthorizationId == id).Select(s => s.Sid).FirstOrDefaultAsync());
+                () => db.Sessions.AsNoTracking().Where(s => s.AuthorizationId == id).Select(s => s.Sid).FirstOrDefaultAsync());
         return true;
     }
 

@@ -18,9 +18,8 @@ public sealed class ForgotPasswordModel(UserManager<User> users, RateLimitCounte
     {
         if (HttpContext.RequestServices.GetService<IEmailSender>() is not { } sender)
             return NotFound();
-        var user = string.IsNullOrWhiteSpace(Email) ? null : await users.FindByEmailAsync(Email.Trim());
-        if (user is not null && Users.Accounts.IsActive(user))
-            await AccountEmails.SendResetAsync(HttpContext, users, sender, counters, logger, user);
+        if (!string.IsNullOrWhiteSpace(Email))
+            await AccountEmails.RequestResetAsync(HttpContext, users, sender, counters, logger, Email);
         Sent = true;
         return Page();
     }
