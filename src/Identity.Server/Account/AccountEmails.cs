@@ -176,7 +176,8 @@ public static class AccountEmails
             return false;
         if (firstMember && !await users.IsInRoleAsync(user, BuiltInRoles.OrgAdmin))
         {
-            await events.RaiseAsync(EventTypes.RoleAssigned, SecurityEvents.Subject.Of(user), new { role = BuiltInRoles.OrgAdmin, reason = "first_verified_member" });
+            await events.RaiseAsync(EventTypes.RoleAssigned, SecurityEvents.Subject.Of(user) with { Roles = [.. await users.GetRolesAsync(user), BuiltInRoles.OrgAdmin] },
+                new { role = BuiltInRoles.OrgAdmin, reason = "first_verified_member" });
             await users.AddToRoleAsync(user, BuiltInRoles.OrgAdmin);
         }
         return true;

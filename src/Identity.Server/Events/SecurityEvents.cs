@@ -21,8 +21,8 @@ public static class EventTypes
     public const string RoleRemoved = "role.removed";
     public const string MfaEnabled = "mfa.enabled";
     public const string MfaDisabled = "mfa.disabled";
+    /// <summary>The seed's "session timeout or invalidation": details.reason tells which (timed_out, revoked).</summary>
     public const string SessionExpired = "session.expired";
-    public const string SessionRevoked = "session.revoked";
     public const string WebhookFailed = "webhook.failed";
     public const string TokenReuseDetected = "token.reuse_detected";
     public const string PolicyCreated = "policy.created";
@@ -47,7 +47,7 @@ public static class EventTypes
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
-        MfaEnabled, MfaDisabled, SessionExpired, SessionRevoked, WebhookFailed, TokenReuseDetected, PolicyCreated, PolicyUpdated, PolicyDeleted,
+        MfaEnabled, MfaDisabled, SessionExpired, WebhookFailed, TokenReuseDetected, PolicyCreated, PolicyUpdated, PolicyDeleted,
         LoginLinked, LoginRemoved, RoleCreated, RoleUpdated, RoleDeleted, WebhookCreated, WebhookUpdated, WebhookDeleted,
         GroupCreated, GroupUpdated, GroupDeleted, ClientCreated, ClientUpdated, ClientDeleted, ClientSecretRotated,
     };
@@ -61,7 +61,12 @@ public static class EventTypes
 /// </summary>
 public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor accessor, TimeProvider time)
 {
-    public sealed record Subject(string? Id, string? Email = null, string? Name = null, string? OrganizationId = null)
+    /// <summary>
+    /// Whom the event is about. <paramref name="Roles"/> are the roles the account holds once the change is stored; when
+    /// left out they are read from the database, which is right for every event but one that changes them.
+    /// </summary>
+    public sealed record Subject(string? Id, string? Email = null, string? Name = null, string? OrganizationId = null,
+        IReadOnlyCollection<string>? Roles = null)
     {
         public static Subject Of(User user) => new(user.Id, user.Email, user.Name, user.OrganizationId);
     }
@@ -94,6 +99,9 @@ public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor ac
         var wanted = subscriptions.Where(s => s.Wants(type) && (s.OrganizationId is null || s.OrganizationId == subject?.OrganizationId)).ToList();
         if (wanted.Count == 0)
             return;
+        var roles = subject?.Roles ?? (subject?.Id is { } holder
+            ? await (from link in db.UserRoles where link.UserId == holder join role in db.Roles on link.RoleId equals role.Id select role.Name!).ToListAsync()
+            : null);
         var payload = JsonSerializer.Serialize(new
         {
             id,
@@ -101,9 +109,9 @@ public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor ac
             timestamp = now,
             data = new
             {
-                user = subject is null ? null : new { id = subject.Id, email = subject.Email, name = subject.Name },
+                user = subject is null ? null : new { id = subject.Id, email = subject.Email, name = subject.Name, roles = roles?.Order(StringComparer.Ordinal) },
                 details,
-                metadata = new { ip_address = ip, user_agent = userAgent, outcome = success ? "success" : "failure" },
+                metadata = new { ip_address = ip, user_agent = userAgent, source = SourceOf(http), outcome = success ? "success" : "failure" },
             },
         }, Json);
         foreach (var subscription in wanted)
@@ -112,6 +120,22 @@ public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor ac
                 SubscriptionId = subscription.Id, EventId = id, Event = type, Payload = payload, CreatedAt = now, NextAttemptAt = now,
             });
     }
+
+    /// <summary>
+    /// The door the event came through, the seed's metadata.source: self-registration, the pages, a sign-in through an
+    /// external provider, the OAuth endpoints, the resource APIs, SCIM, or the server itself (jobs, seeding).
+    /// </summary>
+    static string SourceOf(HttpContext? http) => http?.Request.Path switch
+    {
+        null => "system",
+        var path when path.Value.StartsWithSegments(Auth.AuthFacade.Prefix + "/register") => "web_registration",
+        var path when path.Value.StartsWithSegments(Auth.AuthFacade.Prefix + "/oauth") || path.Value.StartsWithSegments(Federation.FederationSetup.CallbackPrefix.TrimEnd('/'))
+            || path.Value.StartsWithSegments("/Account/External") => "federation",
+        var path when path.Value.StartsWithSegments("/connect") => "oauth",
+        var path when path.Value.StartsWithSegments(Scim.ScimApi.Prefix) => "scim",
+        var path when path.Value.StartsWithSegments(Hosting.ApiErrors.ApiPrefix) || path.Value.StartsWithSegments("/v1") || path.Value.StartsWithSegments("/access") => "api",
+        _ => "web",
+    };
 
     /// <summary>An event with no other change to carry it (a failed login, a logout): stored at once.</summary>
     public async Task RaiseNowAsync(string type, Subject? subject, object? details = null, bool success = true)
@@ -124,5 +148,6 @@ public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor ac
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new Hosting.JsonShape.UtcTimes() },
     };
 }

@@ -116,9 +116,18 @@ public static partial class RolesApi
         var (role, permissions, refusal) = await FindChangeableAsync(http, db, caller, id);
         if (role is null)
             return refusal!;
-        var holders = await db.UserRoles.CountAsync(ur => ur.RoleId == role.Id);
-        // The assignments and permissions go with the role (cascade), in the same save as the event.
-        await events.RaiseAsync(EventTypes.RoleDeleted, null, new { role = role.Name, permissions, holders });
+        // Each holder loses the role: a role.removed for each (with the roles they keep), beside the role.deleted.
+        var holders = await db.Users.AsNoTracking().Where(u => db.UserRoles.Any(ur => ur.UserId == u.Id && ur.RoleId == role.Id)).ToListAsync();
+        var kept = (await (from link in db.UserRoles
+                           join other in db.Roles on link.RoleId equals other.Id
+                           where other.Id != role.Id && db.UserRoles.Any(ur => ur.UserId == link.UserId && ur.RoleId == role.Id)
+                           select new { link.UserId, other.Name }).ToListAsync())
+            .ToLookup(r => r.UserId, r => r.Name!);
+        // The assignments and permissions go with the role (cascade), in the same save as the events.
+        await events.RaiseAsync(EventTypes.RoleDeleted, null, new { role = role.Name, permissions, holders = holders.Count });
+        foreach (var holder in holders)
+            await events.RaiseAsync(EventTypes.RoleRemoved, SecurityEvents.Subject.Of(holder) with { Roles = [.. kept[holder.Id]] },
+                new { role = role.Name, reason = "role_deleted" });
         var deleted = await roles.DeleteAsync(role);
         return deleted.Succeeded ? Results.NoContent()
             : ApiErrors.Result(http, 400, "INVALID_REQUEST", string.Join(" ", deleted.Errors.Select(e => e.Description)));

@@ -34,7 +34,7 @@ public sealed class PruneSessions(IdentityDbContext db, IOpenIddictAuthorization
         foreach (var session in sessions.Where(s => !remaining.Contains(s.AuthorizationId)))
         {
             if (wasValid.Contains(session.AuthorizationId))
-                await events.RaiseAsync(EventTypes.SessionExpired, new SecurityEvents.Subject(session.UserId), new { session = session.AuthorizationId });
+                await events.RaiseAsync(EventTypes.SessionExpired, new SecurityEvents.Subject(session.UserId), new { session = session.AuthorizationId, reason = "timed_out" });
             db.Sessions.Remove(session);
         }
         await db.SaveChangesAsync(cancellationToken);

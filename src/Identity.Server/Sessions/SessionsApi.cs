@@ -96,13 +96,13 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
     public async Task<bool> RevokeAsync(string userId, string id)
     {
         var authorization = await authorizations.FindByIdAsync(id);
-        // Ended already: nothing to revoke, and no second session.revoked for it.
+        // Ended already: nothing to revoke, and no second event for it.
         if (authorization is null || await authorizations.GetSubjectAsync(authorization) != userId ||
             !await authorizations.HasStatusAsync(authorization, Statuses.Valid))
             return false;
         await tokens.RevokeByAuthorizationIdAsync(id);
         await authorizations.TryRevokeAsync(authorization);
-        await events.RaiseNowAsync(EventTypes.SessionRevoked, new SecurityEvents.Subject(userId), new { session = id });
+        await events.RaiseNowAsync(EventTypes.SessionExpired, new SecurityEvents.Subject(userId), new { session = id, reason = "revoked" });
         if (await authorizations.GetApplicationIdAsync(authorization) is { } applicationId && await applications.FindByIdAsync(applicationId) is { } application)
             await logouts.NotifyAsync(applications, application, http.HttpContext, userId,
                 () => db.Sessions.AsNoTracking().Where(s => s.AuthorizationId == id).Select(s => s.Sid).FirstOrDefaultAsync());

@@ -33,8 +33,13 @@ public static class Accounts
         var granted = new HashSet<string>(roles, StringComparer.Ordinal) { BuiltInRoles.User };
         if (firstMember && user.EmailConfirmed)
             granted.Add(BuiltInRoles.OrgAdmin);
-        // Stored with the role assignment that completes the account.
-        await events.RaiseAsync(EventTypes.UserCreated, SecurityEvents.Subject.Of(user), new { roles = granted.Order() });
+        // Stored with the role assignment that completes the account. Every account has the role user, so only the
+        // others are role grants worth their own role.assigned.
+        var subject = SecurityEvents.Subject.Of(user) with { Roles = granted };
+        await events.RaiseAsync(EventTypes.UserCreated, subject, new { roles = granted.Order() });
+        foreach (var role in granted.Where(r => r != BuiltInRoles.User).Order(StringComparer.Ordinal))
+            await events.RaiseAsync(EventTypes.RoleAssigned, subject,
+                role == BuiltInRoles.OrgAdmin && !roles.Contains(role) ? new { role, reason = "first_verified_member" } : new { role, reason = "at_creation" });
         return await users.AddToRolesAsync(user, granted);
     }
 

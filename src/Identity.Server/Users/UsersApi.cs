@@ -166,7 +166,8 @@ public static class UsersApi
 
         if (!await users.IsInRoleAsync(user, role.Name!))
         {
-            await events.RaiseAsync(EventTypes.RoleAssigned, SecurityEvents.Subject.Of(user), new { role = role.Name });
+            await events.RaiseAsync(EventTypes.RoleAssigned, SecurityEvents.Subject.Of(user) with { Roles = [.. await users.GetRolesAsync(user), role.Name!] },
+                new { role = role.Name });
             var added = await users.AddToRoleAsync(user, role.Name!);
             if (!added.Succeeded)
                 return Accounts.Problem(http, added);
@@ -186,7 +187,8 @@ public static class UsersApi
         if (!await caller.CanGrantAsync(db, role))
             return CannotGrant(http, role);
 
-        await events.RaiseAsync(EventTypes.RoleRemoved, SecurityEvents.Subject.Of(user), new { role = role.Name });
+        await events.RaiseAsync(EventTypes.RoleRemoved, SecurityEvents.Subject.Of(user) with { Roles = [.. (await users.GetRolesAsync(user)).Where(r => r != role.Name)] },
+            new { role = role.Name });
         var removed = await users.RemoveFromRoleAsync(user, role.Name!);
         return removed.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, removed);
     }

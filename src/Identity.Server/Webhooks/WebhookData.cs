@@ -1,3 +1,5 @@
+using Identity.Server.Events;
+
 namespace Identity.Server.Webhooks;
 
 /// <summary>A receiver of events. Its secret signs every payload; it is kept encrypted (Data Protection).</summary>
@@ -20,7 +22,13 @@ public sealed class WebhookSubscription
 
     public DateTimeOffset CreatedAt { get; set; }
 
-    public bool Wants(string type) => Events == "*" || Events.Split(' ').Contains(type, StringComparer.Ordinal);
+    public bool Wants(string type)
+    {
+        var wanted = Events.Split(' ');
+        // Revocations were session.revoked before the seed's session.expired ("timeout or invalidation") took them
+        // in: a subscription stored with the old name receives session.expired.
+        return Events == "*" || wanted.Contains(type, StringComparer.Ordinal) || (type == EventTypes.SessionExpired && wanted.Contains("session.revoked"));
+    }
 }
 
 /// <summary>The outbox: one event for one subscription, written with the change that raised it, delivered by Quartz.</summary>

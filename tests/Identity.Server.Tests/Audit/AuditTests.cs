@@ -94,7 +94,7 @@ public abstract class AuditTests<TFactory>(TFactory factory) : ServerTests<TFact
         var actions = (await EntriesAsync(admin, $"user_id={id}")).Select(e => e.GetProperty("action").GetString()).ToList();
         Assert.DoesNotContain("user.updated", actions);
         Assert.DoesNotContain("mfa.disabled", actions);
-        Assert.Single(await EntriesAsync(admin, $"user_id={id}&action=session.revoked"));
+        Assert.Single(await EntriesAsync(admin, $"user_id={id}&action=session.expired"));
 
         // Logging out by refresh token knows the user only by the token's subject.
         var refresh = (await ApiAsync(HttpMethod.Post, "/api/v1/auth/login", body: new { email, password = Password })).Body.GetProperty("refresh_token").GetString();

@@ -446,7 +446,8 @@ public sealed class StartupTests : IDisposable
         using (var scope = server.Services.CreateScope())
         {
             var db = scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>();
-            Assert.Equal(1, await db.AuditEntries.CountAsync(a => a.Action == "session.expired" && a.SubjectId == userId));
+            var expired = Assert.Single(await db.AuditEntries.Where(a => a.Action == "session.expired" && a.SubjectId == userId).ToListAsync());
+            Assert.Contains("\"reason\":\"timed_out\"", expired.Details);
         }
     }
 

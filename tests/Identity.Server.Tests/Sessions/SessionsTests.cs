@@ -80,13 +80,14 @@ public sealed class SessionsTests(SqliteServer server) : ServerTests<SqliteServe
 
         var listed = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}/sessions", admin);
         var ended = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/sessions", admin);
-        var audit = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={id}&action=session.revoked", admin);
+        var audit = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={id}&action=session.expired", admin);
         var asUser = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}/sessions", user.Access);
 
         Assert.Single(listed.Body.GetProperty("sessions").EnumerateArray());
         Assert.Equal(1, ended.Body.GetProperty("revoked").GetInt32());
         Assert.Equal(HttpStatusCode.Unauthorized, (await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", user.Access)).Status);
         Assert.Equal(1, audit.Body.GetProperty("total").GetInt32());
+        Assert.Equal("revoked", audit.Body.GetProperty("entries")[0].GetProperty("details").GetProperty("reason").GetString());
         Assert.Equal(HttpStatusCode.Unauthorized, asUser.Status);
     }
 }

@@ -49,6 +49,52 @@ public sealed class WebhookTests(SqliteServer server) : ServerTests<SqliteServer
     }
 
     [Fact]
+    public async Task Webhook_Payload_CarriesTheUsersRolesAfterTheChange_TheSource_AndUtcTimes()
+    {
+        await using var receiver = new WebhookReceiver(Secret);
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        await SubscribeAsync(admin, receiver.Url, new { max_attempts = 3 }, "user.created", "role.assigned", "role.removed", "session.expired");
+        var email = $"shape-{Guid.NewGuid():N}@example.test";
+        var role = $"auditor-{Guid.NewGuid():N}";
+
+        await ApiAsync(HttpMethod.Post, "/api/v1/auth/register", body: new { email, password = Password, name = "Shape" });
+        var id = (await ApiAsync(HttpMethod.Get, $"/api/v1/users?search={Uri.EscapeDataString(email)}", admin)).Body.GetProperty("users")[0].GetProperty("id").GetString();
+        Assert.Equal(HttpStatusCode.Created, (await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name = role, permissions = new[] { "audit:read" } })).Status);
+        Assert.Equal(HttpStatusCode.OK, (await ApiAsync(HttpMethod.Post, $"/api/v1/users/{id}/roles", admin, new { role_id = role })).Status);
+        var createdEmail = $"made-{Guid.NewGuid():N}@example.test";
+        Assert.Equal(HttpStatusCode.Created, (await ApiAsync(HttpMethod.Post, "/api/v1/users", admin, new { email = createdEmail, password = Password, roles = new[] { role } })).Status);
+        Assert.Equal(HttpStatusCode.NoContent, (await ApiAsync(HttpMethod.Delete, $"/api/v1/roles/{role}", admin)).Status);
+        Assert.Equal(HttpStatusCode.OK, (await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/sessions", admin)).Status);
+        // user.created twice, role.assigned twice (by the API, at creation), role.removed twice (the role's deletion), session.expired.
+        var events = (await receiver.WaitForAsync(7, TimeSpan.FromSeconds(30))).Select(r => JsonDocument.Parse(r.Body).RootElement).ToList();
+
+        JsonElement Find(string type, string who) => Assert.Single(events, e => e.GetProperty("event").GetString() == type
+            && e.GetProperty("data").GetProperty("user").GetProperty("email").GetString() == who);
+        string[] Roles(JsonElement e) => [.. e.GetProperty("data").GetProperty("user").GetProperty("roles").EnumerateArray().Select(r => r.GetString()!)];
+        string? Source(JsonElement e) => e.GetProperty("data").GetProperty("metadata").GetProperty("source").GetString();
+        string? Detail(JsonElement e, string name) => e.GetProperty("data").GetProperty("details").GetProperty(name).GetString();
+
+        var registered = Find("user.created", email);
+        Assert.Equal(["user"], Roles(registered));
+        Assert.Equal("web_registration", Source(registered));
+        Assert.Matches(@"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$", registered.GetProperty("timestamp").GetString());
+        var assigned = Find("role.assigned", email);
+        Assert.Equal([role, "user"], Roles(assigned));
+        Assert.Equal("api", Source(assigned));
+        var made = Find("user.created", createdEmail);
+        Assert.Equal([role, "user"], Roles(made));
+        Assert.Equal("at_creation", Detail(Find("role.assigned", createdEmail), "reason"));
+        foreach (var who in new[] { email, createdEmail })
+        {
+            var removed = Find("role.removed", who);
+            Assert.Equal(["user"], Roles(removed));
+            Assert.Equal(role, Detail(removed, "role"));
+            Assert.Equal("role_deleted", Detail(removed, "reason"));
+        }
+        Assert.Equal("revoked", Detail(Find("session.expired", email), "reason"));
+    }
+
+    [Fact]
     public async Task Webhook_OneSubscriptionsEventsArriveInTheOrderTheyHappened_EvenAcrossRetries()
     {
         await using var receiver = new WebhookReceiver(Secret) { FailFirst = 2 };
