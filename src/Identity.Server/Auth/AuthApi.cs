@@ -46,19 +46,20 @@ public static class AuthApi
     public sealed record MfaRequiredResponse(bool MfaRequired, string MfaToken, IReadOnlyList<string> Methods, long ExpiresIn);
 
     static async Task<IResult> Login(HttpContext http, UserManager<User> users, SignInManager<User> signIn, PrincipalFactory factory, MultiFactor mfa,
-        SecurityEvents events, IdentityDbContext db, FailedSignIns failures)
+        SecurityEvents events, IdentityDbContext db, FailedSignIns failures, Connect.TokenOptions tokens)
     {
         var request = http.GetOpenIddictServerRequest()!;
+        var rememberMe = (bool?)request[AuthFacade.RememberMe] == true;
         var (user, lockedUntil, retryAfter) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, request.Username, request.Password);
         if (retryAfter is { } wait)
             return TooManyFailures(http, wait);
         if (user is not null && await mfa.IsEnabledAsync(user.Id))
-            return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId), await mfa.LoginMethodsAsync(user.Id),
+            return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId, rememberMe: rememberMe), await mfa.LoginMethodsAsync(user.Id),
                 (long)MultiFactor.ChallengeLifetime.TotalSeconds));
         if (user is not null)
         {
             await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, client = request.ClientId });
-            return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
+            return SignIn(AuthFacade.Remembering(request, await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]), rememberMe, tokens));
         }
         if (Accounts.IsDeactivation(lockedUntil))
             return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The account is disabled.", new { reason = "account_disabled" });

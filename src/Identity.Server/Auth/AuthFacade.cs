@@ -30,6 +30,9 @@ public static class AuthFacade
     public static readonly PathString Logout = "/api/v1/auth/logout";
     public static readonly PathString MfaVerify = "/api/v1/auth/mfa/verify";
 
+    /// <summary>The seed's login option, kept on the request as it was read from the JSON body.</summary>
+    public const string RememberMe = "remember_me";
+
     const string SubjectProperty = "identity:facade-subject";
     const int MaxBodyBytes = 16 * 1024;
 
@@ -54,6 +57,15 @@ public static class AuthFacade
         server.AddEventHandler(WriteTokenResponse.Descriptor);
         server.AddEventHandler(WriteRevocationResponse.Descriptor);
     }
+
+    /// <summary>
+    /// The seed's remember_me: an auth API sign-in without it gets refresh tokens of the shorter
+    /// <see cref="TokenOptions.NotRememberedRefreshTokenLifetime"/>. The lifetime travels in the refresh token, so every
+    /// refresh of that sign-in keeps it. Other clients' sign-ins (OAuth, pages) are untouched.
+    /// </summary>
+    public static System.Security.Claims.ClaimsPrincipal Remembering(OpenIddictRequest request, System.Security.Claims.ClaimsPrincipal principal,
+        bool rememberMe, Connect.TokenOptions tokens) =>
+        request.ClientId != ClientId || rememberMe ? principal : principal.SetRefreshTokenLifetime(tokens.NotRememberedRefreshTokenLifetime);
 
     static HttpContext Http(BaseContext context) =>
         context.Transaction.GetHttpRequest()?.HttpContext ?? throw new InvalidOperationException("Not an ASP.NET Core request.");
@@ -134,6 +146,16 @@ public static class AuthFacade
                 request.Password = body.String("password");
                 if (path == Register)
                     request["name"] = body.String("name");
+                else
+                {
+                    var (rememberMe, rememberError) = body.Bool(RememberMe);
+                    if (rememberError is not null)
+                    {
+                        context.Reject(Errors.InvalidRequest, rememberError);
+                        return;
+                    }
+                    request[RememberMe] = rememberMe;
+                }
                 if (string.IsNullOrWhiteSpace(request.Username) || string.IsNullOrEmpty(request.Password))
                 {
                     context.Reject(Errors.InvalidRequest, "email and password are required.");
@@ -278,6 +300,15 @@ public static class AuthFacade
     {
         public string? String(string name) =>
             Root.ValueKind == JsonValueKind.Object && Root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+
+        /// <summary>An optional boolean: false when absent or null, an error when it is anything but true or false.</summary>
+        public (bool Value, string? Error) Bool(string name) =>
+            Root.ValueKind != JsonValueKind.Object || !Root.TryGetProperty(name, out var value) ? (false, null) : value.ValueKind switch
+            {
+                JsonValueKind.True => (true, null),
+                JsonValueKind.False or JsonValueKind.Null => (false, null),
+                _ => (false, $"{name} must be true or false."),
+            };
     }
 
     static async Task<JsonBody> ReadJsonObjectAsync(HttpContext http)

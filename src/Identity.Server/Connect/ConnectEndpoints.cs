@@ -143,15 +143,15 @@ public static class ConnectEndpoints
 
         if (request.GrantType == MfaGrant.Type)
         {
-            var (outcome, user, identityProvider) = await mfa.CompleteAsync((string?)request[MfaGrant.MfaToken], request.ClientId,
+            var (outcome, user, identityProvider, rememberMe) = await mfa.CompleteAsync((string?)request[MfaGrant.MfaToken], request.ClientId,
                 (string?)request[MfaGrant.Method], (string?)request[MfaGrant.Code]);
             if (outcome == MultiFactor.Outcome.Accepted)
                 await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user!),
                     new { amr = AuthenticationMethods.WithSecondFactor(identityProvider), provider = identityProvider, client = request.ClientId });
             return outcome switch
             {
-                MultiFactor.Outcome.Accepted => SignIn(await factory.ForUserAsync(user!, request.GetScopes(),
-                    AuthenticationMethods.WithSecondFactor(identityProvider), identityProvider)),
+                MultiFactor.Outcome.Accepted => SignIn(Auth.AuthFacade.Remembering(request, await factory.ForUserAsync(user!, request.GetScopes(),
+                    AuthenticationMethods.WithSecondFactor(identityProvider), identityProvider), rememberMe, services.GetRequiredService<TokenOptions>())),
                 MultiFactor.Outcome.Locked => Forbid(Errors.InvalidGrant, "Too many wrong codes: MFA is locked for a while.", "mfa_locked"),
                 MultiFactor.Outcome.Rejected => Forbid(Errors.InvalidGrant, "The code is not valid.", "invalid_code"),
                 _ => Forbid(Errors.InvalidGrant, "The mfa_token is invalid, expired or already used.", "invalid_mfa_token"),

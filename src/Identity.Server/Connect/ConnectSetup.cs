@@ -18,6 +18,7 @@ public static class ConnectSetup
         var scopes = new ScopeResources(builder.Configuration.GetSection(Clients.SeedOptions.Section).Get<Clients.SeedOptions>()?.Scopes ?? []);
         builder.Services.AddSingleton(scopes);
         builder.Services.AddSingleton(keys);
+        builder.Services.AddSingleton(tokens);
 
         // The key ring is shared through the database and encrypted at rest with the server's encryption certificate.
         builder.Services.AddDataProtection()

@@ -11,6 +11,12 @@ public sealed class TokenOptions
     /// <summary>Sliding: every refresh issues a new refresh token with a full lifetime and retires the old one.</summary>
     public TimeSpan RefreshTokenLifetime { get; set; } = TimeSpan.FromDays(14);
 
+    /// <summary>
+    /// The refresh tokens of an /api/v1/auth sign-in without the seed's remember_me: also sliding, so an app in daily
+    /// use stays signed in, but one left alone for longer signs in again (RefreshTokenLifetime is what remember_me keeps).
+    /// </summary>
+    public TimeSpan NotRememberedRefreshTokenLifetime { get; set; } = TimeSpan.FromDays(1);
+
     public TimeSpan AuthorizationCodeLifetime { get; set; } = TimeSpan.FromMinutes(5);
 
     public TimeSpan IdentityTokenLifetime { get; set; } = TimeSpan.FromMinutes(20);

@@ -43,6 +43,10 @@ public sealed class MfaChallenge
     public required string Id { get; set; }
     public required string UserId { get; set; }
     public string? ClientId { get; set; }
+
+    /// <summary>The login's remember_me (the auth API's), for the tokens its completion issues.</summary>
+    public bool RememberMe { get; set; }
+
     public DateTimeOffset ExpiresAt { get; set; }
     public int Attempts { get; set; }
     public DateTimeOffset? ConsumedAt { get; set; }

@@ -167,12 +167,13 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     /// Holds a login (by password, or through <paramref name="identityProvider"/>): the returned mfa_token is the only
     /// way to finish it. A phone gets its code now.
     /// </summary>
-    public async Task<string> ChallengeAsync(User user, string? clientId, bool send = true, string? identityProvider = null)
+    public async Task<string> ChallengeAsync(User user, string? clientId, bool send = true, string? identityProvider = null, bool rememberMe = false)
     {
         var token = OneTimeTokens.New();
         db.MfaChallenges.Add(new MfaChallenge
         {
-            Id = OneTimeTokens.Digest(token), UserId = user.Id, ClientId = clientId, IdentityProvider = identityProvider, ExpiresAt = time.GetUtcNow() + ChallengeLifetime,
+            Id = OneTimeTokens.Digest(token), UserId = user.Id, ClientId = clientId, IdentityProvider = identityProvider, RememberMe = rememberMe,
+            ExpiresAt = time.GetUtcNow() + ChallengeLifetime,
         });
         await db.MfaChallenges.Where(c => c.ExpiresAt < time.GetUtcNow() || c.ConsumedAt != null).ExecuteDeleteAsync();
         await db.SaveChangesAsync();
@@ -188,10 +189,10 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     /// Finishes a held login with its second factor; the challenge is spent on success. The identity provider is the
     /// one the login started with (null for a password).
     /// </summary>
-    public async Task<(Outcome Outcome, User? User, string? IdentityProvider)> CompleteAsync(string? mfaToken, string? clientId, string? method, string? code)
+    public async Task<(Outcome Outcome, User? User, string? IdentityProvider, bool RememberMe)> CompleteAsync(string? mfaToken, string? clientId, string? method, string? code)
     {
         if (string.IsNullOrEmpty(mfaToken))
-            return (Outcome.ChallengeInvalid, null, null);
+            return (Outcome.ChallengeInvalid, null, null, false);
         var id = OneTimeTokens.Digest(mfaToken);
         var now = time.GetUtcNow();
         // Every check first takes one of the challenge's attempts in a single conditional update (read-then-save
@@ -200,19 +201,19 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
             .Where(c => c.Id == id && c.ConsumedAt == null && c.ExpiresAt >= now && c.Attempts < MaxAttempts && c.ClientId == clientId)
             .ExecuteUpdateAsync(s => s.SetProperty(c => c.Attempts, c => c.Attempts + 1));
         if (taken == 0)
-            return (Outcome.ChallengeInvalid, null, null);
+            return (Outcome.ChallengeInvalid, null, null, false);
         var challenge = await db.MfaChallenges.AsNoTracking().SingleAsync(c => c.Id == id);
 
         var factor = await db.MfaFactors.FindAsync(challenge.UserId);
         if (factor is not { Enabled: true })
-            return (Outcome.ChallengeInvalid, null, null);
+            return (Outcome.ChallengeInvalid, null, null, false);
         var outcome = await CheckAsync(factor, method ?? Totp, code, challenge);
         // Spent by the first request that got it right, in one conditional update: one mfa_token, one set of tokens.
         if (outcome == Outcome.Accepted && await db.MfaChallenges.Where(c => c.Id == id && c.ConsumedAt == null)
                 .ExecuteUpdateAsync(s => s.SetProperty(c => c.ConsumedAt, now)) == 0)
             outcome = Outcome.ChallengeInvalid;
         await db.SaveChangesAsync();
-        return outcome == Outcome.Accepted ? (outcome, await db.Users.FindAsync(challenge.UserId), challenge.IdentityProvider) : (outcome, null, null);
+        return outcome == Outcome.Accepted ? (outcome, await db.Users.FindAsync(challenge.UserId), challenge.IdentityProvider, challenge.RememberMe) : (outcome, null, null, false);
     }
 
     public Task<int> RemainingBackupCodesAsync(string userId) => db.MfaBackupCodes.CountAsync(c => c.UserId == userId && c.UsedAt == null);

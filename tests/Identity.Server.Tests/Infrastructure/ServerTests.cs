@@ -35,6 +35,26 @@ public abstract class ServerTests<TFactory>(TFactory factory) : IClassFixture<TF
         return email;
     }
 
+    /// <summary>
+    /// The lifetime of the one refresh token <paramref name="step"/> issues to the account <paramref name="email"/>, as
+    /// its store entry says; told apart from earlier ones by id, as creation times are whole seconds.
+    /// </summary>
+    protected async Task<TimeSpan> RefreshTokenLifetimeAsync(string email, Func<Task> step)
+    {
+        async Task<List<OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreToken>> TokensAsync()
+        {
+            using var scope = Factory.Services.CreateScope();
+            var db = scope.ServiceProvider.GetRequiredService<IdentityDbContext>();
+            var id = db.Users.Where(u => u.Email == email).Select(u => u.Id).Single();
+            return [.. db.Set<OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreToken>()
+                .Where(t => t.Subject == id && t.Type == OpenIddict.Abstractions.OpenIddictConstants.TokenTypeIdentifiers.RefreshToken)];
+        }
+        var before = (await TokensAsync()).Select(t => t.Id).ToHashSet();
+        await step();
+        var issued = Assert.Single(await TokensAsync(), t => !before.Contains(t.Id));
+        return issued.ExpirationDate!.Value - issued.CreationDate!.Value;
+    }
+
     /// <summary>Calls a resource API as a client would: JSON in, status and parsed JSON out.</summary>
     protected async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> ApiAsync(
         HttpMethod method, string path, string? token = null, object? body = null)

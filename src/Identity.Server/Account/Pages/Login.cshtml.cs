@@ -116,7 +116,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     public async Task<IActionResult> OnPostCodeAsync()
     {
         var method = Code?.Trim() is { Length: 6 } digits && digits.All(char.IsAsciiDigit) ? MultiFactor.Totp : MultiFactor.BackupCode;
-        var (outcome, user, identityProvider) = await mfa.CompleteAsync(MfaToken, Client, method, Code?.Trim());
+        var (outcome, user, identityProvider, _) = await mfa.CompleteAsync(MfaToken, Client, method, Code?.Trim());
         if (user is not null)
             return await SignInAsync(user, AuthenticationMethods.WithSecondFactor(identityProvider), identityProvider);
 
