@@ -175,7 +175,7 @@ public static class FederationApi
         catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException or OpenIddictExceptions.ProtocolException)
         {
             logs.CreateLogger(typeof(FederationApi)).LogWarning(e, "The metadata of {Provider} could not be read.", found.Name);
-            return ApiErrors.Result(http, 502, "INTERNAL_ERROR", $"{found.DisplayName} could not be reached; try again later.");
+            return ApiErrors.Result(http, 502, ProviderUnavailable, UnavailableMessage(found), new { reason = UpstreamClient.Unavailable });
         }
 
         // The state sent to the provider is this server's: unguessable, single-use, bound to this request.
@@ -224,10 +224,12 @@ public static class FederationApi
         }
         catch (Exception e) when (e is HttpRequestException or InvalidOperationException or TaskCanceledException or OpenIddictExceptions.ProtocolException)
         {
-            (identity, error) = (null, "provider_unreachable");
+            (identity, error) = (null, UpstreamClient.Unavailable);
         }
         if (identity is null)
-            return await FailAsync(http, events, provider, 401, "INVALID_CREDENTIALS", $"{provider.DisplayName} did not accept the code.", error);
+            return error == UpstreamClient.Unavailable
+                ? await FailAsync(http, events, provider, 502, ProviderUnavailable, UnavailableMessage(provider), error)
+                : await FailAsync(http, events, provider, 401, "INVALID_CREDENTIALS", $"{provider.DisplayName} did not accept the code.", error);
 
         var resolution = await accounts.ResolveAsync(identity);
         switch (resolution.Outcome)
@@ -284,6 +286,14 @@ public static class FederationApi
         await events.RaiseNowAsync(EventTypes.AuthFailed, null, new { reason, provider = provider.Name, source = "auth_api" }, success: false);
         return ApiErrors.Result(http, status, code, message, new { reason });
     }
+
+    /// <summary>
+    /// The provider is down or failing: a 502 with a code of its own rather than the seed's INTERNAL_ERROR (a 500, this
+    /// server's own fault) or INVALID_CREDENTIALS (the user's): the app should offer to try again later.
+    /// </summary>
+    const string ProviderUnavailable = "PROVIDER_UNAVAILABLE";
+
+    static string UnavailableMessage(ExternalProvider provider) => $"{provider.DisplayName} could not be reached; try again later.";
 
     static IResult Invalid(HttpContext http, string message, string field) => ApiErrors.Result(http, 400, "INVALID_REQUEST", message, new { field });
 

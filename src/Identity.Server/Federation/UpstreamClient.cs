@@ -58,7 +58,10 @@ public sealed class UpstreamClient(IHttpClientFactory httpClients, IServiceProvi
             [Parameters.CodeChallengeMethod] = CodeChallengeMethods.Sha256,
         });
 
-    /// <summary>Redeems the code and reads the user; null with the reason when the provider refuses either.</summary>
+    /// <summary>
+    /// Redeems the code and reads the user; null with the reason when the provider refuses either, or
+    /// <see cref="Unavailable"/> when it fails (a 5xx answer): the provider's outage, not the user's mistake.
+    /// </summary>
     public async Task<(ExternalIdentity? Identity, string? Error)> RedeemAsync(ExternalProvider provider, Endpoints endpoints, string code,
         string redirectUri, string codeVerifier, CancellationToken cancellationToken)
     {
@@ -78,6 +81,8 @@ public sealed class UpstreamClient(IHttpClientFactory httpClients, IServiceProvi
         // GitHub answers with a form unless asked for JSON.
         tokenRequest.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         using var tokenResponse = await http.SendAsync(tokenRequest, cancellationToken);
+        if ((int)tokenResponse.StatusCode >= 500)
+            return (null, Unavailable);
         var tokens = await ReadObjectAsync(tokenResponse, cancellationToken);
         if (!tokenResponse.IsSuccessStatusCode || tokens is null || !tokens.Value.TryGetProperty(Parameters.AccessToken, out var accessToken) ||
             accessToken.ValueKind != JsonValueKind.String)
@@ -87,6 +92,8 @@ public sealed class UpstreamClient(IHttpClientFactory httpClients, IServiceProvi
         userRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken.GetString());
         userRequest.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         using var userResponse = await http.SendAsync(userRequest, cancellationToken);
+        if ((int)userResponse.StatusCode >= 500)
+            return (null, Unavailable);
         var user = await ReadObjectAsync(userResponse, cancellationToken);
         if (!userResponse.IsSuccessStatusCode || user is null)
             return (null, "userinfo_request_failed");
@@ -99,6 +106,8 @@ public sealed class UpstreamClient(IHttpClientFactory httpClients, IServiceProvi
             ? (null, "no_subject")
             : (await GitHubEmails.CompleteAsync(identity, http, accessToken.GetString(), cancellationToken), null);
     }
+
+    public const string Unavailable = "provider_unavailable";
 
     static async Task<JsonElement?> ReadObjectAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {

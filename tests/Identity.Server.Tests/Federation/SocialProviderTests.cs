@@ -277,7 +277,22 @@ public sealed class SocialProviderTests(SocialProvidersServer server) : ServerTe
         Assert.Equal("/Account/Login", page.Url.AbsolutePath);
         Assert.Contains("did not complete", page.Document!.Body!.TextContent);
         Assert.Equal(HttpStatusCode.BadGateway, api.Status);
-        Assert.Equal("INTERNAL_ERROR", ErrorCode(api));
+        Assert.Equal("PROVIDER_UNAVAILABLE", ErrorCode(api));
+    }
+
+    [Fact]
+    public async Task OAuthApi_ProviderOutageAtTheCallback_Is502NotTheUsersFault()
+    {
+        var (verifier, challenge) = Pkce.New();
+        var started = await ApiAsync(HttpMethod.Get,
+            $"/api/v1/auth/oauth/google?redirect_uri={Uri.EscapeDataString(SocialProvidersServer.AppRedirect)}&code_challenge={challenge}&code_challenge_method=S256");
+
+        var answer = await ApiAsync(HttpMethod.Post, "/api/v1/auth/oauth/google/callback",
+            body: new { code = LocalProvider.OutageCode, state = started.Body.GetProperty("state").GetString(), code_verifier = verifier });
+
+        Assert.Equal(HttpStatusCode.BadGateway, answer.Status);
+        Assert.Equal("PROVIDER_UNAVAILABLE", ErrorCode(answer));
+        Assert.Equal("provider_unavailable", answer.Body.GetProperty("error").GetProperty("details").GetProperty("reason").GetString());
     }
 
     [Fact]

@@ -198,6 +198,9 @@ public sealed class LocalProvider : IAsyncDisposable
     public RsaSecurityKey SigningKey { get; } = new(RSA.Create(2048)) { KeyId = "local-provider" };
     public string Url { get; }
 
+    /// <summary>A code whose redemption meets an outage: the token endpoint answers 503.</summary>
+    public const string OutageCode = "outage";
+
     /// <param name="issuer">The identity token's issuer ({tenantid} is replaced by the account's tenant); null for OAuth only.</param>
     public LocalProvider(string clientId, string clientSecret, string? issuer = null)
     {
@@ -209,6 +212,8 @@ public sealed class LocalProvider : IAsyncDisposable
         {
             var form = (await http.Request.ReadFormAsync()).ToDictionary(f => f.Key, f => f.Value.ToString());
             TokenRequests.Enqueue(form);
+            if (form.GetValueOrDefault("code") == OutageCode)
+                return Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
             if (form.GetValueOrDefault("client_secret") != clientSecret || !codes.TryRemove(form.GetValueOrDefault("code") ?? "", out var account))
                 return Results.Json(new { error = "invalid_grant" }, statusCode: 400);
             var token = Guid.NewGuid().ToString("N");
