@@ -18,7 +18,7 @@ public sealed class RateLimitOptions
     /// <summary>The other resource APIs, per client IP and per user.</summary>
     public Limit Standard { get; set; } = new() { PermitLimit = 100 };
 
-    /// <summary>Bulk operations, per client IP and per user.</summary>
+    /// <summary>Bulk operations (ending all of an account's sessions at once), per client IP and per user.</summary>
     public Limit Bulk { get; set; } = new() { PermitLimit = 5 };
 
     /// <summary>
@@ -71,7 +71,7 @@ public static class RateLimits
 
         app.Use(async (http, next) =>
         {
-            var category = CategoryOf(http.Request.Path);
+            var category = CategoryOf(http.Request);
             if (category is null || (category == Category.Authentication) != anonymousPhase)
             {
                 await next(http);
@@ -118,18 +118,26 @@ public static class RateLimits
         return seconds;
     }
 
-    static Category? CategoryOf(PathString path)
+    static Category? CategoryOf(HttpRequest request)
     {
+        var path = request.Path;
         if (path.StartsWithSegments("/api/v1/auth/me"))
             return Category.Standard;
         if (path.StartsWithSegments("/api/v1/auth"))
             return Category.Authentication;
-        if (path.StartsWithSegments("/scim/v2/Bulk"))
+        // The seed's bulk operations: its one request that acts on a whole collection, DELETE /sessions (and the
+        // admin's form of it). Batches of policy decisions are reads a service makes all day: they stay standard.
+        if (HttpMethods.IsDelete(request.Method) && (path.Equals("/api/v1/sessions", StringComparison.OrdinalIgnoreCase) || IsUsersSessions(path)))
             return Category.Bulk;
         if (path.StartsWithSegments("/api/v1") || path.StartsWithSegments("/scim/v2") || path.StartsWithSegments("/v1/authorize") || path.StartsWithSegments("/access/v1"))
             return Category.Standard;
         return null;
     }
+
+    /// <summary>/api/v1/users/{id}/sessions itself, not one session under it.</summary>
+    static bool IsUsersSessions(PathString path) =>
+        path.StartsWithSegments("/api/v1/users", out var rest) && rest.Value?.Trim('/').Split('/') is [_, var last] &&
+        last.Equals("sessions", StringComparison.OrdinalIgnoreCase);
 
     // OpenIddict keeps the result of validating the request's token, so the endpoint's own check does not redo it.
     static async Task<string?> UserOfAsync(HttpContext http)

@@ -12,6 +12,7 @@ public sealed class RateLimitedServer() : ServerFactory(DatabaseSettings.Sqlite(
     new("Identity:RateLimiting:Enabled", "true"),
     new("Identity:RateLimiting:Authentication:PermitLimit", "3"),
     new("Identity:RateLimiting:Standard:PermitLimit", "4"),
+    new("Identity:RateLimiting:Bulk:PermitLimit", "2"),
 ]);
 
 /// <summary>The seed's limits, with small numbers: per IP for authentication, per IP and per user for the APIs.</summary>
@@ -95,6 +96,26 @@ public sealed class RateLimitTests(RateLimitedServer server) : ServerTests<RateL
 
         Assert.Equal(StatusCodes.Status429TooManyRequests, sameUserNewAddress.Response.StatusCode);
         Assert.Equal(StatusCodes.Status200OK, otherUserNewAddress.Response.StatusCode);
+    }
+
+    [Fact]
+    public async Task EndingAllSessions_IsABulkOperation_WithItsOwnTighterLimit()
+    {
+        var token = (await PasswordGrantAsync(await CreateUserAsync())).AccessToken!;
+        var from = NewAddress();
+
+        var answers = new List<HttpContext>();
+        for (var i = 0; i < 3; i++)
+            answers.Add(await SendAsync(from, "DELETE", "/api/v1/sessions", token));
+        var oneSession = await SendAsync(from, "DELETE", "/api/v1/sessions/no-such-session", token);
+        var standard = await SendAsync(from, "GET", "/api/v1/auth/me", token);
+
+        Assert.All(answers.Take(2), a => Assert.Equal(StatusCodes.Status200OK, a.Response.StatusCode));
+        Assert.All(answers, a => Assert.Equal("2", a.Response.Headers["X-RateLimit-Limit"].ToString()));
+        Assert.Equal(StatusCodes.Status429TooManyRequests, answers[2].Response.StatusCode);
+        Assert.Equal(StatusCodes.Status404NotFound, oneSession.Response.StatusCode);
+        Assert.Equal("4", oneSession.Response.Headers["X-RateLimit-Limit"].ToString());
+        Assert.Equal(StatusCodes.Status200OK, standard.Response.StatusCode);
     }
 
     [Fact]
