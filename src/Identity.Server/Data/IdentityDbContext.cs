@@ -48,6 +48,10 @@ public class IdentityDbContext(DbContextOptions options)
             group.Property(g => g.ExternalId).HasMaxLength(256);
             group.Property(g => g.OrganizationId).HasMaxLength(64);
             group.HasIndex(g => new { g.OrganizationId, g.NormalizedName }).IsUnique();
+            // Every provider lets rows whose OrganizationId is null past that index (SQLite and PostgreSQL count nulls
+            // as distinct, SQL Server's is filtered to non-null ones), so server-wide names need one of their own.
+            group.HasIndex(g => g.NormalizedName).IsUnique()
+                .HasFilter(Database.IsSqlServer() ? "[OrganizationId] IS NULL" : "\"OrganizationId\" IS NULL");
             group.HasOne<Organization>().WithMany().HasForeignKey(g => g.OrganizationId).OnDelete(DeleteBehavior.Cascade);
         });
         builder.Entity<GroupMember>(member =>

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Identity.Server.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Identity.Server.Tests.Scim;
@@ -89,6 +90,23 @@ public abstract class ScimGroupsTests<TFactory>(TFactory factory) : ScimTestsBas
     }
 
     /// <summary>The product's seed example names members by email, as plain strings; a plain id works too.</summary>
+    /// <summary>
+    /// The application refuses a taken name, but two requests at once can both pass that check: the database must
+    /// refuse the second server-wide group too, not only a second one in the same organization.
+    /// </summary>
+    [Fact]
+    public async Task Groups_ServerWideNames_AreUniqueInTheDatabaseItself()
+    {
+        var name = NewGroupName().ToUpperInvariant();
+        using var scope = Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>();
+        db.Groups.Add(new Identity.Server.Data.Group { DisplayName = name, NormalizedName = name });
+        await db.SaveChangesAsync();
+
+        db.Groups.Add(new Identity.Server.Data.Group { DisplayName = name.ToLowerInvariant(), NormalizedName = name });
+        await Assert.ThrowsAsync<Microsoft.EntityFrameworkCore.DbUpdateException>(() => db.SaveChangesAsync());
+    }
+
     [Fact]
     public async Task Groups_MembersAsPlainStrings_ByEmailOrId()
     {

@@ -128,6 +128,10 @@ namespace Identity.Server.Data.Migrations.PostgreSql
 
                     b.HasKey("Id");
 
+                    b.HasIndex("NormalizedName")
+                        .IsUnique()
+                        .HasFilter("\"OrganizationId\" IS NULL");
+
                     b.HasIndex("OrganizationId", "NormalizedName")
                         .IsUnique();
 

@@ -121,6 +121,10 @@ namespace Identity.Server.Data.Migrations.Sqlite
 
                     b.HasKey("Id");
 
+                    b.HasIndex("NormalizedName")
+                        .IsUnique()
+                        .HasFilter("\"OrganizationId\" IS NULL");
+
                     b.HasIndex("OrganizationId", "NormalizedName")
                         .IsUnique();
 
