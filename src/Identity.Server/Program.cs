@@ -16,6 +16,9 @@ using Identity.Server.Users;
 using Identity.Server.Webhooks;
 
 var builder = WebApplication.CreateBuilder(args);
+// `keys rotate` announces the next signing keys and promotes the announced ones, then exits (keys/README.md).
+if (SigningKeys.RunCommand(builder, args))
+    return;
 
 builder.AddIdentityDatabase();
 builder.AddSecurityEvents();

@@ -13,7 +13,7 @@ public static class ConnectSetup
     {
         var tokens = builder.Configuration.GetSection(TokenOptions.Section).Get<TokenOptions>() ?? new();
         var keyOptions = builder.Configuration.GetSection(KeyOptions.Section).Get<KeyOptions>() ?? new();
-        var keys = SigningKeys.LoadOrCreate(Path.GetFullPath(keyOptions.Path, builder.Environment.ContentRootPath));
+        var keys = SigningKeys.LoadOrCreate(SigningKeys.FolderOf(builder));
         var issuer = builder.Configuration["Identity:Issuer"];
         var scopes = new ScopeResources(builder.Configuration.GetSection(Clients.SeedOptions.Section).Get<Clients.SeedOptions>()?.Scopes ?? []);
         builder.Services.AddSingleton(scopes);

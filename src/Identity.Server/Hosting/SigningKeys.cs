@@ -26,6 +26,13 @@ public sealed class SigningKeys
     public required X509Certificate2 Encryption { get; init; }
 
     /// <summary>
+    /// Certificates published in the JWKS, and trusted by this server's own token validation, that never sign: the
+    /// next signing keys, announced before they take over, and retired ones, kept until the tokens they signed have
+    /// expired. The .pfx files of the folder's published/ subfolder (see <see cref="Rotate"/>).
+    /// </summary>
+    public required IReadOnlyList<X509Certificate2> Published { get; init; }
+
+    /// <summary>
     /// The key of the audit log's hash chain (HMAC-SHA256): kept here, outside the database, so that someone who can
     /// write to the database cannot recompute the chain after changing it.
     /// </summary>
@@ -71,25 +78,96 @@ public sealed class SigningKeys
             Rsa = LoadOrCreate(System.IO.Path.Combine(folder, "signing-rsa.pfx"), X509KeyUsageFlags.DigitalSignature, logger),
             Ecdsa = LoadOrCreate(System.IO.Path.Combine(folder, "signing-ecdsa.pfx"), X509KeyUsageFlags.DigitalSignature, logger, ecdsa: true),
             Encryption = LoadOrCreate(System.IO.Path.Combine(folder, "encryption-rsa.pfx"), X509KeyUsageFlags.KeyEncipherment, logger),
+            Published = LoadPublished(System.IO.Path.Combine(folder, PublishedFolder), logger),
         };
+    }
+
+    const string PublishedFolder = "published";
+    static readonly (string Name, bool Ecdsa)[] SigningFiles = [("signing-rsa", false), ("signing-ecdsa", true)];
+
+    /// <summary>The keys folder of this configuration: Identity:Keys:Path, relative to the content root.</summary>
+    public static string FolderOf(WebApplicationBuilder builder) =>
+        System.IO.Path.GetFullPath((builder.Configuration.GetSection(KeyOptions.Section).Get<KeyOptions>() ?? new()).Path, builder.Environment.ContentRootPath);
+
+    /// <summary>The command line's `keys rotate` (see <see cref="Rotate"/>); the server does not start.</summary>
+    public static bool RunCommand(WebApplicationBuilder builder, string[] args)
+    {
+        if (args is not ["keys", ..])
+            return false;
+        if (args is not ["keys", "rotate"])
+            throw new ArgumentException("The only key command is `keys rotate`.");
+        Rotate(FolderOf(builder), Console.Out);
+        return true;
+    }
+
+    /// <summary>
+    /// Run once to announce the next signing keys, restart, and again once every JWKS cache has seen them to make them
+    /// sign, restart. Each run makes the announced keys (published/next-*.pfx) the signing ones, keeps the keys they
+    /// replace published as retired-*-{time}.pfx (delete those once the longest token lifetime has passed), and
+    /// announces new ones. No moment lacks a signing key: the old one is copied away before the new one is renamed
+    /// over it.
+    /// </summary>
+    public static void Rotate(string folder, TextWriter output)
+    {
+        var published = Directory.CreateDirectory(System.IO.Path.Combine(folder, PublishedFolder)).FullName;
+        var time = DateTimeOffset.UtcNow.ToString("yyyyMMddHHmmss");
+        foreach (var (name, ecdsa) in SigningFiles)
+        {
+            var active = System.IO.Path.Combine(folder, name + ".pfx");
+            var next = System.IO.Path.Combine(published, $"next-{name}.pfx");
+            if (File.Exists(next))
+            {
+                var retired = System.IO.Path.Combine(published, $"retired-{name}-{time}.pfx");
+                if (File.Exists(active))
+                    File.Copy(active, retired, overwrite: false);
+                File.Move(next, active, overwrite: true);
+                output.WriteLine($"{name}: the announced key {Load(active).Thumbprint} now signs; the one it replaces stays published as {retired}.");
+            }
+            Create(next, X509KeyUsageFlags.DigitalSignature, ecdsa);
+            output.WriteLine($"{name}: announced {Load(next).Thumbprint} ({next}); it signs after the next `keys rotate`.");
+        }
+        output.WriteLine("Restart every instance to load the keys.");
+    }
+
+    static List<X509Certificate2> LoadPublished(string folder, ILogger? logger)
+    {
+        if (!Directory.Exists(folder))
+            return [];
+        var certificates = new List<X509Certificate2>();
+        foreach (var file in Directory.EnumerateFiles(folder, "*.pfx").Order(StringComparer.Ordinal))
+        {
+            var certificate = Load(file);
+            // Nothing it signed can still be valid, and expired keys in the JWKS only make clients try them.
+            if (certificate.NotAfter < DateTime.Now)
+                logger?.LogWarning("{File} expired on {NotAfter}: not published. Delete it.", file, certificate.NotAfter);
+            else
+                certificates.Add(certificate);
+        }
+        return certificates;
     }
 
     static X509Certificate2 LoadOrCreate(string file, X509KeyUsageFlags usage, ILogger? logger, bool ecdsa = false)
     {
         if (!File.Exists(file))
         {
-            var subject = new X500DistinguishedName("CN=Identity development " + System.IO.Path.GetFileNameWithoutExtension(file));
-            using var key = ecdsa ? (AsymmetricAlgorithm)ECDsa.Create(ECCurve.NamedCurves.nistP256) : RSA.Create(2048);
-            var request = key is ECDsa ec
-                ? new CertificateRequest(subject, ec, HashAlgorithmName.SHA256)
-                : new CertificateRequest(subject, (RSA)key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-            request.CertificateExtensions.Add(new X509KeyUsageExtension(usage, critical: true));
-            using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddYears(2));
-
-            WriteNew(file, created.Export(X509ContentType.Pkcs12));
+            Create(file, usage, ecdsa);
             logger?.LogWarning("Generated a self-signed development key {File}; provide your own certificates in production.", file);
         }
-        return X509CertificateLoader.LoadPkcs12FromFile(file, password: null, X509KeyStorageFlags.EphemeralKeySet);
+        return Load(file);
+    }
+
+    static X509Certificate2 Load(string file) => X509CertificateLoader.LoadPkcs12FromFile(file, password: null, X509KeyStorageFlags.EphemeralKeySet);
+
+    static void Create(string file, X509KeyUsageFlags usage, bool ecdsa)
+    {
+        var subject = new X500DistinguishedName("CN=Identity " + System.IO.Path.GetFileNameWithoutExtension(file));
+        using var key = ecdsa ? (AsymmetricAlgorithm)ECDsa.Create(ECCurve.NamedCurves.nistP256) : RSA.Create(2048);
+        var request = key is ECDsa ec
+            ? new CertificateRequest(subject, ec, HashAlgorithmName.SHA256)
+            : new CertificateRequest(subject, (RSA)key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(usage, critical: true));
+        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddYears(2));
+        WriteNew(file, created.Export(X509ContentType.Pkcs12));
     }
 
     static byte[] ReadKey(string file, int length)
@@ -110,11 +188,12 @@ public sealed class SigningKeys
     }
 
     /// <summary>
-    /// Publishes both signing keys and encrypts with the encryption certificate. OpenIddict signs with the first
-    /// signing credential after sorting them (secret keys first, then certificates), so the chosen algorithm and the
-    /// encryption certificate are moved to the front once OpenIddict has sorted: both public keys stay in the JWKS,
-    /// only the chosen one signs what others read. The secret keys sign and encrypt only the tokens this server
-    /// alone reads back (Connect/PrivateTokenProtection), and are never published.
+    /// Publishes both signing keys and the announced and retired ones, and encrypts with the encryption certificate.
+    /// OpenIddict signs with the first signing credential after sorting them (secret keys first, then certificates, by
+    /// their dates), so the active key of the chosen algorithm and the encryption certificate are moved to the front
+    /// once OpenIddict has sorted: every public key stays in the JWKS, only the active one signs what others read.
+    /// The secret keys sign and encrypt only the tokens this server alone reads back (Connect/PrivateTokenProtection),
+    /// and are never published.
     /// </summary>
     public void AddTo(OpenIddictServerBuilder server, IServiceCollection services, string algorithm)
     {
@@ -122,15 +201,21 @@ public sealed class SigningKeys
             !algorithm.Equals(SecurityAlgorithms.EcdsaSha256, StringComparison.OrdinalIgnoreCase))
             throw new InvalidOperationException($"Identity:Keys:SigningAlgorithm must be RS256 or ES256, not '{algorithm}'.");
 
-        server.AddSigningCertificate(Rsa);
-        server.AddSigningCredentials(new SigningCredentials(new ECDsaSecurityKey(Ecdsa.GetECDsaPrivateKey()!) { KeyId = Ecdsa.Thumbprint }, SecurityAlgorithms.EcdsaSha256));
+        foreach (var certificate in Published.Prepend(Ecdsa).Prepend(Rsa))
+        {
+            if (certificate.GetECDsaPrivateKey() is { } ecdsa)
+                server.AddSigningCredentials(new SigningCredentials(new ECDsaSecurityKey(ecdsa) { KeyId = certificate.Thumbprint }, SecurityAlgorithms.EcdsaSha256));
+            else
+                server.AddSigningCertificate(certificate);
+        }
         server.AddEncryptionCertificate(Encryption);
+        var active = (algorithm.Equals(SecurityAlgorithms.RsaSha256, StringComparison.OrdinalIgnoreCase) ? Rsa : Ecdsa).Thumbprint;
         server.AddSigningCredentials(PrivateTokenSigning);
         server.AddEncryptionCredentials(PrivateTokenEncryption);
 
         services.PostConfigure<OpenIddict.Server.OpenIddictServerOptions>(options =>
         {
-            var chosen = options.SigningCredentials.First(c => c.Algorithm.Equals(algorithm, StringComparison.OrdinalIgnoreCase));
+            var chosen = options.SigningCredentials.First(c => (c.Key as X509SecurityKey)?.Certificate.Thumbprint == active || c.Key.KeyId == active);
             options.SigningCredentials.Remove(chosen);
             options.SigningCredentials.Insert(0, chosen);
             var certificate = options.EncryptionCredentials.First(c => c.Key is X509SecurityKey);

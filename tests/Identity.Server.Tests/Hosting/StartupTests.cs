@@ -42,6 +42,62 @@ public sealed class StartupTests : IDisposable
         return await (await http.SendAsync(verify)).Content.ReadFromJsonAsync<JsonElement>();
     }
 
+    static async Task<string> AdminTokenAsync(ServerFactory server)
+    {
+        var login = await server.CreateClient().PostAsJsonAsync("/api/v1/auth/login", new { email = ServerFactory.AdminEmail, password = ServerFactory.AdminPassword });
+        return (await login.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString()!;
+    }
+
+    static async Task<HashSet<string>> PublishedKeyIdsAsync(ServerFactory server) =>
+        (await server.CreateClient().GetFromJsonAsync<JsonElement>("/.well-known/jwks")).GetProperty("keys").EnumerateArray()
+            .Select(k => k.GetProperty("kid").GetString()!.ToUpperInvariant()).ToHashSet();
+
+    static string KeyIdOf(string token) => new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(token).Kid.ToUpperInvariant();
+
+    static string Thumbprint(string file) =>
+        System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(file, null).Thumbprint.ToUpperInvariant();
+
+    /// <summary>
+    /// Signing keys roll over without failing a token or a relying party's cached JWKS: `keys rotate` announces the
+    /// next key (published, not signing); run again, it makes that key sign and keeps the old one published, so tokens
+    /// signed before still validate, here and against the JWKS.
+    /// </summary>
+    [Fact]
+    public async Task SigningKeys_RollOver_WithoutInvalidatingIssuedTokens()
+    {
+        string original, issuedBefore;
+        await using (var first = new ServerFactory(database, keys))
+        {
+            issuedBefore = await AdminTokenAsync(first);
+            original = KeyIdOf(issuedBefore);
+        }
+
+        Identity.Server.Hosting.SigningKeys.Rotate(keys, TextWriter.Null);
+        var announced = Thumbprint(Path.Combine(keys, "published", "next-signing-rsa.pfx"));
+        await using (var second = new ServerFactory(database, keys))
+        {
+            Assert.Equal(original, KeyIdOf(await AdminTokenAsync(second)));
+            Assert.Superset(new HashSet<string> { original, announced }, await PublishedKeyIdsAsync(second));
+        }
+
+        Identity.Server.Hosting.SigningKeys.Rotate(keys, TextWriter.Null);
+        await using var third = new ServerFactory(database, keys);
+        var issuedAfter = await AdminTokenAsync(third);
+        var published = await PublishedKeyIdsAsync(third);
+
+        Assert.Equal(announced, KeyIdOf(issuedAfter));
+        Assert.Equal(announced, Thumbprint(Path.Combine(keys, "signing-rsa.pfx")));
+        Assert.Contains(original, published);
+        Assert.Contains(Thumbprint(Path.Combine(keys, "published", "next-signing-rsa.pfx")), published);
+        var http = third.CreateClient();
+        foreach (var token in new[] { issuedBefore, issuedAfter })
+        {
+            using var me = new HttpRequestMessage(HttpMethod.Get, "/api/v1/auth/me");
+            me.Headers.Authorization = new("Bearer", token);
+            Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(me)).StatusCode);
+        }
+    }
+
     /// <summary>
     /// The audit chain is keyed by a file beside the certificates: whoever can write the database but lacks the key
     /// cannot make a changed log verify. A server given a new key (first keyed start, or a lost key) links the stored
