@@ -69,9 +69,14 @@ public static class ClientRegistration
             if (client.RedirectUris.Count == 0)
                 throw new InvalidClientException("redirect_uris", "authorization_code needs at least one redirect URI");
             descriptor.Permissions.Add(Permissions.Endpoints.Authorization);
+            descriptor.Permissions.Add(Permissions.Endpoints.PushedAuthorization);
             descriptor.Permissions.Add(Permissions.Endpoints.EndSession);
             descriptor.Permissions.Add(Permissions.ResponseTypes.Code);
+            if (client.RequirePushedAuthorizationRequests)
+                descriptor.Requirements.Add(Requirements.Features.PushedAuthorizationRequests);
         }
+        else if (client.RequirePushedAuthorizationRequests)
+            throw new InvalidClientException("require_pushed_authorization_requests", "pushed authorization requests are for clients with authorization_code");
         if (isPublic)
             descriptor.Requirements.Add(Requirements.Features.ProofKeyForCodeExchange);
 

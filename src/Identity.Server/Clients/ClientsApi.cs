@@ -21,11 +21,12 @@ namespace Identity.Server.Clients;
 public static partial class ClientsApi
 {
     public sealed record ClientRequest(string? ClientId, string? DisplayName, bool? Public, List<string>? GrantTypes, List<string>? RedirectUris,
-        List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType, string? BackchannelLogoutUri, string? ScimOrganization);
+        List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType, string? BackchannelLogoutUri, string? ScimOrganization,
+        bool? RequirePushedAuthorizationRequests = null);
 
     public sealed record ClientView(string ClientId, string DisplayName, string ClientType, string ConsentType, IReadOnlyList<string> GrantTypes,
         IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, string? BackchannelLogoutUri,
-        string? ScimOrganization, bool Configured);
+        string? ScimOrganization, bool RequirePushedAuthorizationRequests, bool Configured);
 
     /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
     public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
@@ -107,7 +108,7 @@ public static partial class ClientsApi
         var merged = new ClientRequest(clientId, body.DisplayName ?? current.DisplayName, !confidential, body.GrantTypes ?? [.. current.GrantTypes],
             body.RedirectUris ?? [.. current.RedirectUris], body.PostLogoutRedirectUris ?? [.. current.PostLogoutRedirectUris],
             body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType, body.BackchannelLogoutUri ?? current.BackchannelLogoutUri,
-            body.ScimOrganization ?? current.ScimOrganization);
+            body.ScimOrganization ?? current.ScimOrganization, body.RequirePushedAuthorizationRequests ?? current.RequirePushedAuthorizationRequests);
         var (descriptor, problem) = Describe(http, clientId, confidential ? "kept" : null, merged, scopes);
         if (descriptor is null)
             return problem!;
@@ -207,7 +208,7 @@ public static partial class ClientsApi
                 ClientId = clientId, ClientSecret = secret, DisplayName = body.DisplayName, GrantTypes = grants,
                 RedirectUris = body.RedirectUris ?? [], PostLogoutRedirectUris = body.PostLogoutRedirectUris ?? [], Scopes = body.Scopes ?? [],
                 ConsentType = body.ConsentType ?? ConsentTypes.Explicit, BackchannelLogoutUri = body.BackchannelLogoutUri,
-                ScimOrganization = body.ScimOrganization,
+                ScimOrganization = body.ScimOrganization, RequirePushedAuthorizationRequests = body.RequirePushedAuthorizationRequests == true,
             }), null);
         }
         catch (InvalidClientException invalid)
@@ -249,6 +250,7 @@ public static partial class ClientsApi
                 .Select(p => p[OpenIddictConstants.Permissions.Prefixes.Scope.Length..]).Order(StringComparer.Ordinal)],
             await Sessions.BackchannelLogout.UriOfAsync(applications, application),
             await Scim.ScimApi.OrganizationOfAsync(applications, application),
+            await applications.HasRequirementAsync(application, OpenIddictConstants.Requirements.Features.PushedAuthorizationRequests),
             IsConfigured(seed, clientId));
     }
 }

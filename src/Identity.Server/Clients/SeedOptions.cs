@@ -49,6 +49,12 @@ public sealed class ClientOptions
     /// </summary>
     public string? ScimOrganization { get; set; }
 
+    /// <summary>
+    /// The client must push its authorization requests first (RFC 9126): the browser then carries only a request_uri,
+    /// so no parameter can be read or changed on the way. Every code-flow client may push; this makes it the only way.
+    /// </summary>
+    public bool RequirePushedAuthorizationRequests { get; set; }
+
     /// <summary>implicit (trusted first-party app, no consent screen) or explicit (the user approves once).</summary>
     public string ConsentType { get; set; } = "explicit";
 }

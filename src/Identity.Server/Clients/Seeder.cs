@@ -56,9 +56,32 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
             else
                 await applications.UpdateAsync(existing, descriptor, cancellationToken);
         }
+        await AllowPushedAuthorizationAsync(applications, cancellationToken);
 
         await EnsureAdminAsync(provider.GetRequiredService<UserManager<User>>(), provider.GetRequiredService<IdentityDbContext>(),
             provider.GetRequiredService<Events.SecurityEvents>());
+    }
+
+    /// <summary>
+    /// Clients registered through the API before pushed authorization requests existed may push too, as new ones may:
+    /// libraries that push whenever discovery offers it (Duende's OidcClient) would otherwise be refused.
+    /// </summary>
+    static async Task AllowPushedAuthorizationAsync(IOpenIddictApplicationManager applications, CancellationToken cancellationToken)
+    {
+        var lacking = new List<object>();
+        await foreach (var application in applications.ListAsync(cancellationToken: cancellationToken))
+        {
+            var permissions = await applications.GetPermissionsAsync(application, cancellationToken);
+            if (permissions.Contains(Permissions.Endpoints.Authorization) && !permissions.Contains(Permissions.Endpoints.PushedAuthorization))
+                lacking.Add(application);
+        }
+        foreach (var application in lacking)
+        {
+            var descriptor = new OpenIddictApplicationDescriptor();
+            await applications.PopulateAsync(descriptor, application, cancellationToken);
+            descriptor.Permissions.Add(Permissions.Endpoints.PushedAuthorization);
+            await applications.UpdateAsync(application, descriptor, cancellationToken);
+        }
     }
 
     /// <summary>The first-party client behind /api/v1/auth/*: public, password and refresh grants, no consent screen.</summary>

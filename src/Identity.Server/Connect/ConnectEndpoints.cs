@@ -77,7 +77,11 @@ public static class ConnectEndpoints
             {
                 if (request.HasPromptValue(PromptValues.None))
                     return Forbid(Errors.ConsentRequired, "Interactive consent is required.");
-                return Results.Redirect("/Account/Consent" + QueryString.Create(RequestParameters(http, ConsentField)));
+                // A pushed request (RFC 9126) comes as client_id and request_uri only: the page is told its scopes to show.
+                var parameters = RequestParameters(http, ConsentField).ToList();
+                if (parameters.All(p => p.Key != Parameters.Scope))
+                    parameters.Add(new(Parameters.Scope, request.Scope));
+                return Results.Redirect("/Account/Consent" + QueryString.Create(parameters));
             }
         }
 

@@ -2,6 +2,7 @@ using System.Net;
 using Duende.IdentityModel.Client;
 using Duende.IdentityModel.OidcClient;
 using Identity.Server.Tests.Infrastructure;
+using Microsoft.AspNetCore.WebUtilities;
 
 namespace Identity.Server.Tests.Clients;
 
@@ -112,6 +113,46 @@ public abstract class ClientsApiTests<TFactory>(TFactory factory) : ServerTests<
         Assert.Null(oldRedirect.LeftTo);
     }
 
+    /// <summary>
+    /// RFC 9126: a client that must push its authorization requests signs in through a real OidcClient that pushes
+    /// (the browser sees only client_id and a request_uri), and a request sent the old way, in the URL, is refused.
+    /// </summary>
+    [Fact]
+    public async Task Clients_RequiringPushedAuthorization_SignInByPushingOnly()
+    {
+        var admin = await AdminAsync();
+        var clientId = NewClientId();
+        const string redirect = "https://par.example.test/callback";
+        var created = await ApiAsync(HttpMethod.Post, "/api/v1/clients", admin, new
+        {
+            client_id = clientId, @public = true, grant_types = new[] { "authorization_code" }, redirect_uris = new[] { redirect },
+            scopes = new[] { "openid", "email" }, require_pushed_authorization_requests = true,
+        });
+        Assert.True(created.Status == HttpStatusCode.Created, created.Body.ToString());
+        OidcClient Client(bool push) => new(new OidcClientOptions
+        {
+            Authority = Issuer, ClientId = clientId, RedirectUri = redirect, Scope = "openid email",
+            HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = !push,
+        });
+        var email = await CreateUserAsync();
+        var browser = new Browser(Factory);
+
+        var pushed = await Client(push: true).PrepareLoginAsync();
+        var consent = await browser.LoginAsync(await browser.OpenAsync(pushed.StartUrl), email, Password);
+        var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
+        var result = await Client(push: true).ProcessResponseAsync(back.LeftTo!.ToString(), pushed);
+        var inTheUrl = await browser.OpenAsync((await Client(push: false).PrepareLoginAsync()).StartUrl);
+
+        Assert.True(created.Body.GetProperty("client").GetProperty("require_pushed_authorization_requests").GetBoolean());
+        Assert.Equal(["client_id", "request_uri"], QueryHelpers.ParseQuery(new Uri(pushed.StartUrl).Query).Keys.Order());
+        Assert.Contains("See your email address", consent.Document!.Body!.TextContent);
+        Assert.False(result.IsError, result.Error);
+        Assert.Equal(email, result.User.FindFirst("email")?.Value);
+        Assert.Equal(HttpStatusCode.BadRequest, inTheUrl.Status);
+        Assert.Null(inTheUrl.LeftTo);
+        Assert.Contains("invalid_request", inTheUrl.Body);
+    }
+
     [Theory]
     [InlineData("""{"grant_types":["password"],"scopes":["openid"]}""", "grant_types")]
     [InlineData("""{"grant_types":["implicit"]}""", "grant_types")]
@@ -126,6 +167,7 @@ public abstract class ClientsApiTests<TFactory>(TFactory factory) : ServerTests<
     [InlineData("""{"grant_types":["client_credentials"],"backchannel_logout_uri":"com.example.app:/logout"}""", "backchannel_logout_uri")]
     [InlineData("""{"client_id":"a b","grant_types":["client_credentials"]}""", "client_id")]
     [InlineData("""{"grant_types":["client_credentials"],"consent_type":"sometimes"}""", "consent_type")]
+    [InlineData("""{"grant_types":["client_credentials"],"require_pushed_authorization_requests":true}""", "require_pushed_authorization_requests")]
     [InlineData("""{"grant_types":["client_credentials"],"display_name":"bad\u0000name"}""", "display_name")]
     public async Task Clients_BadRegistration_Is400NamingTheField(string json, string field)
     {

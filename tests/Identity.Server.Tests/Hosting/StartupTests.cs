@@ -99,6 +99,37 @@ public sealed class StartupTests : IDisposable
     }
 
     /// <summary>
+    /// Clients stored before pushed authorization requests existed may push after an upgrade, as new ones may: a
+    /// library that pushes whenever discovery offers it would otherwise be refused.
+    /// </summary>
+    [Fact]
+    public async Task Upgrade_StoredCodeFlowClients_MayPushAuthorizationRequests()
+    {
+        const string clientId = "stored-before-par";
+        await using (var first = new ServerFactory(database, keys))
+        {
+            using var scope = first.Services.CreateScope();
+            var applications = scope.ServiceProvider.GetRequiredService<OpenIddict.Abstractions.IOpenIddictApplicationManager>();
+            var descriptor = Identity.Server.Clients.ClientRegistration.Describe(new Identity.Server.Clients.ClientOptions
+            {
+                ClientId = clientId, GrantTypes = ["authorization_code"], RedirectUris = ["https://old.example.test/cb"], Scopes = ["openid"],
+            });
+            descriptor.Permissions.Remove(OpenIddict.Abstractions.OpenIddictConstants.Permissions.Endpoints.PushedAuthorization);
+            await applications.CreateAsync(descriptor);
+        }
+
+        await using var second = new ServerFactory(database, keys);
+        var pushed = await second.CreateClient().PostAsync("/connect/par", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["client_id"] = clientId, ["response_type"] = "code", ["redirect_uri"] = "https://old.example.test/cb", ["scope"] = "openid",
+            ["code_challenge"] = Pkce.New().Challenge, ["code_challenge_method"] = "S256",
+        }));
+
+        Assert.Equal(HttpStatusCode.Created, pushed.StatusCode);
+        Assert.StartsWith("urn:ietf:params:oauth:request_uri:", (await pushed.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("request_uri").GetString());
+    }
+
+    /// <summary>
     /// The audit chain is keyed by a file beside the certificates: whoever can write the database but lacks the key
     /// cannot make a changed log verify. A server given a new key (first keyed start, or a lost key) links the stored
     /// log again under it; one whose key was swapped behind its back finds the whole chain broken.

@@ -7,7 +7,8 @@ namespace Identity.Server.Account.Pages;
 
 /// <summary>
 /// Shows what a client asks for and posts the user's decision, with the original authorization request, back to
-/// /connect/authorize, which validates the request again and checks the antiforgery token.
+/// /connect/authorize, which validates the request again and checks the antiforgery token. A pushed request goes
+/// back as it came, client_id and request_uri: the scope beside them was only for this page to show.
 /// </summary>
 [Authorize]
 public sealed class ConsentModel(IOpenIddictApplicationManager applications) : PageModel
@@ -36,7 +37,9 @@ public sealed class ConsentModel(IOpenIddictApplicationManager applications) : P
             .Split(' ', StringSplitOptions.RemoveEmptyEntries)
             .Select(s => Descriptions.GetValueOrDefault(s, $"Use {s}"))
             .ToList();
-        Parameters = Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string?>(p.Key, v))).ToList();
+        var pushed = Request.Query.ContainsKey(OpenIddictConstants.Parameters.RequestUri);
+        Parameters = Request.Query.Where(p => !pushed || p.Key is OpenIddictConstants.Parameters.ClientId or OpenIddictConstants.Parameters.RequestUri)
+            .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string?>(p.Key, v))).ToList();
         return Page();
     }
 }
