@@ -21,6 +21,7 @@ public static class ClientRegistration
         [GrantTypes.RefreshToken] = Permissions.GrantTypes.RefreshToken,
         [GrantTypes.ClientCredentials] = Permissions.GrantTypes.ClientCredentials,
         [GrantTypes.Password] = Permissions.GrantTypes.Password,
+        [GrantTypes.DeviceCode] = Permissions.GrantTypes.DeviceCode,
     };
 
     /// <summary>
@@ -59,6 +60,8 @@ public static class ClientRegistration
             // A password login with MFA is finished with the MFA grant: whoever may do the first may do the second.
             if (grant is GrantTypes.Password)
                 descriptor.Permissions.Add(Permissions.Prefixes.GrantType + Mfa.MfaGrant.Type);
+            if (grant is GrantTypes.DeviceCode)
+                descriptor.Permissions.Add(Permissions.Endpoints.DeviceAuthorization);
         }
 
         if (firstParty)

@@ -116,7 +116,8 @@ public static class ConnectEndpoints
 
         var users = services.GetRequiredService<UserManager<User>>();
         var factory = services.GetRequiredService<PrincipalFactory>();
-        if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType())
+        // The code, the refresh token or the approved device code carries the sign-in; the user is checked again.
+        if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType() || request.IsDeviceCodeGrantType())
         {
             var previous = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal!;
             var user = await users.FindByIdAsync(previous.GetClaim(Claims.Subject)!);
@@ -216,7 +217,7 @@ public static class ConnectEndpoints
     /// When the session's user last proved who they are: the auth_time the login page stamped on the cookie (kept
     /// through its renewals), else for an older cookie its issue time.
     /// </summary>
-    static DateTimeOffset? AuthenticatedAt(AuthenticateResult session) =>
+    internal static DateTimeOffset? AuthenticatedAt(AuthenticateResult session) =>
         long.TryParse(session.Principal?.FindFirst(Claims.AuthenticationTime)?.Value, out var seconds)
             ? DateTimeOffset.FromUnixTimeSeconds(seconds)
             : session.Properties?.IssuedUtc;

@@ -45,6 +45,8 @@ public static class ConnectSetup
             {
                 server.SetAuthorizationEndpointUris("connect/authorize")
                     .SetPushedAuthorizationEndpointUris("connect/par")
+                    .SetDeviceAuthorizationEndpointUris("connect/device")
+                    .SetEndUserVerificationEndpointUris("connect/verify")
                     .SetTokenEndpointUris("connect/token")
                     .SetUserInfoEndpointUris("connect/userinfo")
                     .SetEndSessionEndpointUris("connect/endsession")
@@ -55,6 +57,7 @@ public static class ConnectSetup
                     .AllowRefreshTokenFlow()
                     .AllowClientCredentialsFlow()
                     .AllowPasswordFlow()
+                    .AllowDeviceAuthorizationFlow()
                     .AllowCustomFlow(Mfa.MfaGrant.Type)
                     .AllowCustomFlow(Federation.FederationGrant.Type);
 
@@ -107,6 +110,7 @@ public static class ConnectSetup
                     .EnableTokenEndpointPassthrough()
                     .EnableUserInfoEndpointPassthrough()
                     .EnableEndSessionEndpointPassthrough()
+                    .EnableEndUserVerificationEndpointPassthrough()
                     // TransportSecurity enforces HTTPS itself, with the loopback and Development exceptions.
                     .DisableTransportSecurityRequirement();
             })

@@ -13,7 +13,7 @@ namespace Identity.Server.Account.Pages;
 [Authorize]
 public sealed class ConsentModel(IOpenIddictApplicationManager applications) : PageModel
 {
-    static readonly Dictionary<string, string> Descriptions = new(StringComparer.Ordinal)
+    internal static readonly Dictionary<string, string> Descriptions = new(StringComparer.Ordinal)
     {
         [OpenIddictConstants.Scopes.OpenId] = "Sign you in",
         [OpenIddictConstants.Scopes.Profile] = "See your name",
