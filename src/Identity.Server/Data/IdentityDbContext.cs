@@ -23,6 +23,7 @@ public class IdentityDbContext(DbContextOptions options)
     public DbSet<Webhooks.WebhookDelivery> WebhookDeliveries => Set<Webhooks.WebhookDelivery>();
     public DbSet<Webhooks.WebhookAttempt> WebhookAttempts => Set<Webhooks.WebhookAttempt>();
     public DbSet<Sessions.SessionInfo> Sessions => Set<Sessions.SessionInfo>();
+    public DbSet<Sessions.LogoutNotice> LogoutNotices => Set<Sessions.LogoutNotice>();
     public DbSet<Policies.StoredPolicy> StoredPolicies => Set<Policies.StoredPolicy>();
     public DbSet<Federation.FederationState> FederationStates => Set<Federation.FederationState>();
     public DbSet<Group> Groups => Set<Group>();
@@ -153,6 +154,15 @@ public class IdentityDbContext(DbContextOptions options)
             session.Property(s => s.Ip).HasMaxLength(64);
             session.Property(s => s.UserAgent).HasMaxLength(512);
             session.HasIndex(s => s.UserId);
+        });
+        builder.Entity<Sessions.LogoutNotice>(notice =>
+        {
+            notice.Property(n => n.ClientId).HasMaxLength(100);
+            notice.Property(n => n.Uri).HasMaxLength(2048);
+            notice.Property(n => n.Issuer).HasMaxLength(2048);
+            notice.Property(n => n.Subject).HasMaxLength(450);
+            notice.Property(n => n.Sid).HasMaxLength(64);
+            notice.HasIndex(n => n.NextAttemptAt);
         });
         builder.ApplyConfiguration(new Policies.StoredPolicyConfiguration());
         builder.Entity<User>().HasOne(u => u.Organization).WithMany().HasForeignKey(u => u.OrganizationId).OnDelete(DeleteBehavior.SetNull);

@@ -17,3 +17,19 @@ public sealed class SessionInfo
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset LastUsedAt { get; set; }
 }
+
+/// <summary>
+/// A back-channel logout notice on its way to a client: kept in the database until it is delivered or given up, so a
+/// restart or a crash does not lose it. The logout token is made at each attempt, so it is always fresh.
+/// </summary>
+public sealed class LogoutNotice
+{
+    public long Id { get; set; }
+    public required string ClientId { get; set; }
+    public required string Uri { get; set; }
+    public required string Issuer { get; set; }
+    public required string Subject { get; set; }
+    public string? Sid { get; set; }
+    public int Attempts { get; set; }
+    public DateTimeOffset NextAttemptAt { get; set; }
+}

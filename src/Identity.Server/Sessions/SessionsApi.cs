@@ -104,7 +104,7 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
         await authorizations.TryRevokeAsync(authorization);
         await events.RaiseNowAsync(EventTypes.SessionExpired, new SecurityEvents.Subject(userId), new { session = id, reason = "revoked" });
         if (await authorizations.GetApplicationIdAsync(authorization) is { } applicationId && await applications.FindByIdAsync(applicationId) is { } application)
-            await logouts.NotifyAsync(applications, application, http.HttpContext, userId,
+            await logouts.NotifyAsync(db, applications, application, http.HttpContext, userId,
                 () => db.Sessions.AsNoTracking().Where(s => s.AuthorizationId == id).Select(s => s.Sid).FirstOrDefaultAsync());
         return true;
     }

@@ -130,6 +130,51 @@ public sealed class StartupTests : IDisposable
     }
 
     /// <summary>
+    /// A back-channel logout notice waits in the database: one whose first delivery failed just before the server
+    /// stopped is delivered by the next start, not lost with the process.
+    /// </summary>
+    [Fact]
+    public async Task BackchannelLogout_NoticeOutlivesARestart()
+    {
+        await using var receiver = new WebhookReceiver("not-a-webhook-not-a-webhook-not-a-webhook") { FailFirst = 1 };
+        KeyValuePair<string, string?>[] client =
+        [
+            Set("Identity:Clients:9:ClientId", "restart-app"), Set("Identity:Clients:9:ClientSecret", "restart-app-secret-0123456789abcdef"),
+            Set("Identity:Clients:9:GrantTypes:0", "password"), Set("Identity:Clients:9:GrantTypes:1", "refresh_token"), Set("Identity:Clients:9:Scopes:0", "identity"), Set("Identity:Clients:9:Scopes:1", "offline_access"),
+            Set("Identity:Clients:9:BackchannelLogoutUri", receiver.Url),
+        ];
+        Task<TokenResponse> SignInAsync(HttpClient http) => http.RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = "restart-app", ClientSecret = "restart-app-secret-0123456789abcdef", Scope = "identity offline_access",
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword,
+        });
+
+        await using (var first = new ServerFactory(database, keys, client))
+        {
+            var http = first.CreateClient();
+            var current = (await SignInAsync(http)).AccessToken;
+            var other = await SignInAsync(http);
+            Assert.False(other.IsError, other.Error + other.ErrorDescription);
+            using var endOthers = new HttpRequestMessage(HttpMethod.Delete, "/api/v1/sessions");
+            endOthers.Headers.Authorization = new("Bearer", current);
+            Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(endOthers)).StatusCode);
+            Assert.Single(await receiver.WaitForAsync(1, TimeSpan.FromSeconds(15)));
+            // Stopped once the failed attempt is on record: the notice waits for its next attempt in the database.
+            using var scope = first.Services.CreateScope();
+            var db = scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>();
+            for (var waited = 0; waited < 100 && !await db.LogoutNotices.AnyAsync(n => n.Attempts == 1); waited++)
+                await Task.Delay(100);
+            Assert.Equal(1, (await db.LogoutNotices.SingleAsync()).Attempts);
+        }
+        await using var second = new ServerFactory(database, keys, client);
+        _ = second.Services;   // starts it
+        var received = await receiver.WaitForAsync(2, TimeSpan.FromSeconds(20));
+
+        Assert.Equal([500, 200], received.Select(r => r.AnsweredWith));
+        Assert.All(received, r => Assert.StartsWith("logout_token=ey", r.Body));
+    }
+
+    /// <summary>
     /// The audit chain is keyed by a file beside the certificates: whoever can write the database but lacks the key
     /// cannot make a changed log verify. A server given a new key (first keyed start, or a lost key) links the stored
     /// log again under it; one whose key was swapped behind its back finds the whole chain broken.
