@@ -22,6 +22,7 @@ public static class ClientRegistration
         [GrantTypes.ClientCredentials] = Permissions.GrantTypes.ClientCredentials,
         [GrantTypes.Password] = Permissions.GrantTypes.Password,
         [GrantTypes.DeviceCode] = Permissions.GrantTypes.DeviceCode,
+        [GrantTypes.TokenExchange] = Permissions.GrantTypes.TokenExchange,
     };
 
     /// <summary>
@@ -54,8 +55,8 @@ public static class ClientRegistration
         {
             if (!GrantPermissions.TryGetValue(grant, out var permission))
                 throw new InvalidClientException("grant_types", $"grant type '{grant}' is not one of {string.Join(", ", GrantPermissions.Keys)}");
-            if (isPublic && grant is GrantTypes.ClientCredentials)
-                throw new InvalidClientException("grant_types", "client_credentials needs a client secret");
+            if (isPublic && grant is GrantTypes.ClientCredentials or GrantTypes.TokenExchange)
+                throw new InvalidClientException("grant_types", $"{grant} needs a client secret");
             descriptor.Permissions.Add(permission);
             // A password login with MFA is finished with the MFA grant: whoever may do the first may do the second.
             if (grant is GrantTypes.Password)

@@ -20,6 +20,9 @@ public static class ClaimDestinations
     public const string OrganizationId = "org_id";
     public const string OrganizationDomain = "org_domain";
 
+    /// <summary>RFC 8693 §4.1: the party acting for the subject of an exchanged token (and, nested, whoever acted before).</summary>
+    public const string Actor = "act";
+
     public static IEnumerable<string> For(Claim claim) => claim.Type switch
     {
         Claims.Subject or Claims.AuthenticationMethodReference or IdentityProvider or OrganizationId or OrganizationDomain
@@ -28,6 +31,7 @@ public static class ClaimDestinations
         // in the access token too (RFC 9068 2.2.1), where this server's APIs ask for a recent sign-in.
         Claims.AuthenticationTime => [Destinations.AccessToken, Destinations.IdentityToken],
         SessionId => [Destinations.IdentityToken],
+        Actor => [Destinations.AccessToken],
         Claims.Name when Has(claim, Scopes.Profile) => [Destinations.AccessToken, Destinations.IdentityToken],
         Claims.Email or Claims.EmailVerified when Has(claim, Scopes.Email) => [Destinations.AccessToken, Destinations.IdentityToken],
         Roles or Groups when Has(claim, Scopes.Roles) => [Destinations.AccessToken, Destinations.IdentityToken],

@@ -126,6 +126,9 @@ public static class ConnectEndpoints
             return SignIn(await factory.RenewAsync(previous, user));
         }
 
+        if (request.IsTokenExchangeGrantType())
+            return await TokenExchange.ExchangeAsync(http, request, services, factory, users);
+
         var mfa = services.GetRequiredService<MultiFactor>();
         var events = services.GetRequiredService<SecurityEvents>();
         if (request.IsPasswordGrantType())
@@ -234,10 +237,10 @@ public static class ConnectEndpoints
         _ => claim.Value,
     };
 
-    static IResult SignIn(ClaimsPrincipal principal) =>
+    internal static IResult SignIn(ClaimsPrincipal principal) =>
         Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
 
-    static IResult Forbid(string error, string description, string? reason = null)
+    internal static IResult Forbid(string error, string description, string? reason = null)
     {
         var properties = ErrorProperties(error, description);
         if (reason is not null)

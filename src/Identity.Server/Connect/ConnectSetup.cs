@@ -58,6 +58,7 @@ public static class ConnectSetup
                     .AllowClientCredentialsFlow()
                     .AllowPasswordFlow()
                     .AllowDeviceAuthorizationFlow()
+                    .AllowTokenExchangeFlow()
                     .AllowCustomFlow(Mfa.MfaGrant.Type)
                     .AllowCustomFlow(Federation.FederationGrant.Type);
 
@@ -71,7 +72,7 @@ public static class ConnectSetup
                 server.RegisterScopes([Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess, .. scopes.Names]);
                 server.RegisterClaims(Claims.Subject, Claims.AuthenticationTime, Claims.Name, Claims.Email, Claims.EmailVerified,
                     ClaimDestinations.Roles, ClaimDestinations.Groups, ClaimDestinations.SessionId, Claims.AuthenticationMethodReference, ClaimDestinations.IdentityProvider,
-                    ClaimDestinations.OrganizationId, ClaimDestinations.OrganizationDomain);
+                    ClaimDestinations.OrganizationId, ClaimDestinations.OrganizationDomain, ClaimDestinations.Actor);
 
                 server.SetAccessTokenLifetime(tokens.AccessTokenLifetime)
                     .SetRefreshTokenLifetime(tokens.RefreshTokenLifetime)

@@ -25,6 +25,7 @@ public static class EventTypes
     public const string SessionExpired = "session.expired";
     public const string WebhookFailed = "webhook.failed";
     public const string TokenReuseDetected = "token.reuse_detected";
+    public const string TokenExchanged = "token.exchanged";
     public const string PolicyCreated = "policy.created";
     public const string PolicyUpdated = "policy.updated";
     public const string PolicyDeleted = "policy.deleted";
@@ -47,7 +48,7 @@ public static class EventTypes
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
-        MfaEnabled, MfaDisabled, SessionExpired, WebhookFailed, TokenReuseDetected, PolicyCreated, PolicyUpdated, PolicyDeleted,
+        MfaEnabled, MfaDisabled, SessionExpired, WebhookFailed, TokenReuseDetected, TokenExchanged, PolicyCreated, PolicyUpdated, PolicyDeleted,
         LoginLinked, LoginRemoved, RoleCreated, RoleUpdated, RoleDeleted, WebhookCreated, WebhookUpdated, WebhookDeleted,
         GroupCreated, GroupUpdated, GroupDeleted, ClientCreated, ClientUpdated, ClientDeleted, ClientSecretRotated,
     };

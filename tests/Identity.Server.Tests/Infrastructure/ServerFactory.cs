@@ -95,6 +95,9 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
 
             "Identity:Clients:3:ClientId", DownstreamAudience,
             "Identity:Clients:3:ClientSecret", DownstreamSecret,
+            // The orders API may trade the user tokens it receives for this server's API, on their behalf (RFC 8693).
+            "Identity:Clients:3:GrantTypes:0", "urn:ietf:params:oauth:grant-type:token-exchange",
+            "Identity:Clients:3:Scopes:0", "identity",
 
             "Identity:Clients:4:ClientId", Provisioner,
             "Identity:Clients:4:ClientSecret", ProvisionerSecret,
