@@ -25,6 +25,7 @@ builder.AddSecurityEvents();
 builder.AddAccounts();
 builder.AddAccountEmails();
 builder.AddConnect();
+builder.AddDynamicRegistration();
 builder.AddSeeding();
 builder.AddMfa();
 builder.AddFederation();
@@ -52,6 +53,7 @@ app.UseAuthorization();
 
 app.MapHealth();
 app.MapConnect();
+app.MapDynamicRegistration();
 app.MapAuthApi();
 app.MapAccountEmails();
 app.MapMfaApi();

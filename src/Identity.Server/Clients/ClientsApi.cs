@@ -75,9 +75,9 @@ public static partial class ClientsApi
             return ApiErrors.Result(http, StatusCodes.Status409Conflict, "CONFLICT", $"There is already a client '{clientId}'.", new { field = "client_id" });
 
         var secret = body.Public is true ? null : NewSecret();
-        var (descriptor, refusal) = Describe(http, clientId, secret, body, scopes);
+        var (descriptor, field, problem) = Validate(clientId, secret, body, scopes);
         if (descriptor is null)
-            return refusal!;
+            return Invalid(http, field!, problem!);
         await events.RaiseAsync(EventTypes.ClientCreated, null, new { client_id = clientId, client_type = descriptor.ClientType });
         object application;
         try
@@ -109,9 +109,9 @@ public static partial class ClientsApi
             body.RedirectUris ?? [.. current.RedirectUris], body.PostLogoutRedirectUris ?? [.. current.PostLogoutRedirectUris],
             body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType, body.BackchannelLogoutUri ?? current.BackchannelLogoutUri,
             body.ScimOrganization ?? current.ScimOrganization, body.RequirePushedAuthorizationRequests ?? current.RequirePushedAuthorizationRequests);
-        var (descriptor, problem) = Describe(http, clientId, confidential ? "kept" : null, merged, scopes);
+        var (descriptor, field, problem) = Validate(clientId, confidential ? "kept" : null, merged, scopes);
         if (descriptor is null)
-            return problem!;
+            return Invalid(http, field!, problem!);
         var stored = new OpenIddictApplicationDescriptor();
         await applications.PopulateAsync(stored, application);
         descriptor.ClientSecret = stored.ClientSecret;
@@ -157,7 +157,7 @@ public static partial class ClientsApi
     }
 
     /// <summary>A 256-bit random secret, base64url: nothing to guess, and too long to be worth a dictionary.</summary>
-    static string NewSecret() => WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
+    internal static string NewSecret() => WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
 
     static async Task<(object? Application, IResult? Refusal)> FindChangeableAsync(HttpContext http, string clientId,
         IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed)
@@ -178,29 +178,30 @@ public static partial class ClientsApi
     /// The registration rules of <see cref="ClientRegistration"/>, and stricter ones for clients registered at run
     /// time, which are usually third parties (RFC 9700): no password grant, known scopes only, and redirect URIs
     /// over https, to a loopback address (native apps, RFC 8252) or to an app's own scheme; the same for the
-    /// back-channel logout URI, which must also be http(s).
+    /// back-channel logout URI, which must also be http(s). The client's description, or the field at fault and why:
+    /// this API and dynamic registration (RFC 7591) answer each in their own error shape.
     /// </summary>
-    static (OpenIddictApplicationDescriptor? Descriptor, IResult? Refusal) Describe(HttpContext http, string clientId, string? secret,
+    internal static (OpenIddictApplicationDescriptor? Descriptor, string? Field, string? Problem) Validate(string clientId, string? secret,
         ClientRequest body, ScopeResources scopes)
     {
         if (FreeText.Problem(body.DisplayName, "display name", 256) is { } nameProblem)
-            return (null, Invalid(http, "display_name", nameProblem));
+            return (null, "display_name", nameProblem);
         var grants = body.GrantTypes ?? [];
         if (grants.Count == 0)
-            return (null, Invalid(http, "grant_types", "At least one grant type is required."));
+            return (null, "grant_types", "At least one grant type is required.");
         if (grants.Contains(GrantTypes.Password))
-            return (null, Invalid(http, "grant_types",
-                "The password grant is for first-party apps in the server's configuration (RFC 9700 §2.4); use authorization_code."));
+            return (null, "grant_types",
+                "The password grant is for first-party apps in the server's configuration (RFC 9700 §2.4); use authorization_code.");
         string[] known = [Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess, .. scopes.Names];
         if ((body.Scopes ?? []).FirstOrDefault(s => !known.Contains(s)) is { } unknown)
-            return (null, Invalid(http, "scopes", $"There is no scope '{unknown}'."));
+            return (null, "scopes", $"There is no scope '{unknown}'.");
         foreach (var (field, uris) in new[]
                  {
                      ("redirect_uris", body.RedirectUris), ("post_logout_redirect_uris", body.PostLogoutRedirectUris),
                      ("backchannel_logout_uri", body.BackchannelLogoutUri is null ? null : new List<string> { body.BackchannelLogoutUri }),
                  })
             if ((uris ?? []).FirstOrDefault(u => Uri.TryCreate(u, UriKind.Absolute, out var uri) && !IsSafeRedirect(uri)) is { } unsafeUri)
-                return (null, Invalid(http, field, $"'{unsafeUri}' must use https, a loopback address or an app's own scheme."));
+                return (null, field, $"'{unsafeUri}' must use https, a loopback address or an app's own scheme.");
         try
         {
             return (ClientRegistration.Describe(new ClientOptions
@@ -209,11 +210,11 @@ public static partial class ClientsApi
                 RedirectUris = body.RedirectUris ?? [], PostLogoutRedirectUris = body.PostLogoutRedirectUris ?? [], Scopes = body.Scopes ?? [],
                 ConsentType = body.ConsentType ?? ConsentTypes.Explicit, BackchannelLogoutUri = body.BackchannelLogoutUri,
                 ScimOrganization = body.ScimOrganization, RequirePushedAuthorizationRequests = body.RequirePushedAuthorizationRequests == true,
-            }), null);
+            }), null, null);
         }
         catch (InvalidClientException invalid)
         {
-            return (null, Invalid(http, invalid.Field, invalid.Message + "."));
+            return (null, invalid.Field, invalid.Message + ".");
         }
     }
 

@@ -102,7 +102,7 @@ public static class ConnectSetup
                 server.AddEventHandler(RevokeChainWithRefreshToken.Descriptor);
                 server.AddEventHandler(Sessions.RecordSession.Descriptor);
                 server.AddEventHandler(ReportTokenReuse.Descriptor);
-                server.AddEventHandler(Sessions.BackchannelLogout.Advertise.Descriptor);
+                server.AddEventHandler(DiscoveryExtras.Descriptor);
                 if (!tokens.StoreClientCredentialsTokens)
                     server.AddEventHandler(SelfContainedClientTokens.Descriptor);
 

@@ -123,7 +123,8 @@ public static class RateLimits
         var path = request.Path;
         if (path.StartsWithSegments("/api/v1/auth/me"))
             return Category.Standard;
-        if (path.StartsWithSegments("/api/v1/auth"))
+        // Self-registration of clients counts like sign-ups: per address, before anything is written.
+        if (path.StartsWithSegments("/api/v1/auth") || path.StartsWithSegments(Clients.DynamicRegistration.Path))
             return Category.Authentication;
         // The seed's bulk operations: its one request that acts on a whole collection, DELETE /sessions (and the
         // admin's form of it). Batches of policy decisions are reads a service makes all day: they stay standard.

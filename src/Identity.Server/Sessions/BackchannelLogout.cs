@@ -143,24 +143,6 @@ public sealed class BackchannelLogout(IServiceScopeFactory scopes, IHttpClientFa
         return false;
     }
 
-    /// <summary>Discovery says so (§2.1), and that logout tokens carry the session (sid) the client saw in its identity token.</summary>
-    public sealed class Advertise : IOpenIddictServerHandler<OpenIddictServerEvents.HandleConfigurationRequestContext>
-    {
-        public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
-            OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.HandleConfigurationRequestContext>()
-                .UseSingletonHandler<Advertise>()
-                .SetOrder(int.MaxValue - 100_000)
-                .SetType(OpenIddictServerHandlerType.Custom)
-                .Build();
-
-        public ValueTask HandleAsync(OpenIddictServerEvents.HandleConfigurationRequestContext context)
-        {
-            context.Metadata["backchannel_logout_supported"] = true;
-            context.Metadata["backchannel_logout_session_supported"] = true;
-            return ValueTask.CompletedTask;
-        }
-    }
-
     /// <summary>The logout token of §2.4: signed like identity tokens, with no nonce, and the logout event.</summary>
     string LogoutToken(LogoutNotice notice)
     {

@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Duende.IdentityModel.Client;
 using Duende.IdentityModel.OidcClient;
 using Identity.Server.Tests.Infrastructure;
@@ -217,6 +219,17 @@ public abstract class ClientsApiTests<TFactory>(TFactory factory) : ServerTests<
         Assert.Equal("FORBIDDEN", ErrorCode(rotate));
         Assert.Equal("FORBIDDEN", ErrorCode(delete));
         Assert.False((await ClientCredentialsAsync(ServerFactory.Service, ServerFactory.ServiceSecret)).IsError);
+    }
+
+    /// <summary>Self-registration is for operators who choose it: by default no endpoint, and discovery names none.</summary>
+    [Fact]
+    public async Task Clients_DynamicRegistration_IsOffByDefault()
+    {
+        var discovery = await Http.GetFromJsonAsync<JsonElement>("/.well-known/openid-configuration");
+        var register = await Http.PostAsJsonAsync("/connect/register", new { redirect_uris = new[] { "https://app.example.test/cb" } });
+
+        Assert.False(discovery.TryGetProperty("registration_endpoint", out _));
+        Assert.Equal(HttpStatusCode.NotFound, register.StatusCode);
     }
 
     [Fact]

@@ -23,6 +23,9 @@ public sealed class ConsentModel(IOpenIddictApplicationManager applications) : P
     };
 
     public string ApplicationName { get; private set; } = "";
+
+    /// <summary>The app registered itself (dynamic registration): nobody running this server vetted it.</summary>
+    public bool SelfRegistered { get; private set; }
     public IReadOnlyList<string> Requests { get; private set; } = [];
     public IReadOnlyList<KeyValuePair<string, string?>> Parameters { get; private set; } = [];
 
@@ -33,6 +36,7 @@ public sealed class ConsentModel(IOpenIddictApplicationManager applications) : P
             return BadRequest();
 
         ApplicationName = await applications.GetLocalizedDisplayNameAsync(application) ?? await applications.GetClientIdAsync(application) ?? "";
+        SelfRegistered = (await applications.GetPropertiesAsync(application)).ContainsKey(Clients.DynamicRegistration.Property);
         Requests = Request.Query[OpenIddictConstants.Parameters.Scope].ToString()
             .Split(' ', StringSplitOptions.RemoveEmptyEntries)
             .Select(s => Descriptions.GetValueOrDefault(s, $"Use {s}"))

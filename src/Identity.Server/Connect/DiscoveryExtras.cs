@@ -1,0 +1,29 @@
+using Identity.Server.Clients;
+using Microsoft.Extensions.Options;
+using OpenIddict.Server;
+
+namespace Identity.Server.Connect;
+
+/// <summary>
+/// What discovery says beyond OpenIddict's own fields: back-channel logout with sessions (Back-Channel Logout 1.0
+/// §2.1; logout tokens carry the sid of the identity token), and the registration endpoint when self-registration
+/// is on (RFC 8414).
+/// </summary>
+public sealed class DiscoveryExtras(IOptions<DynamicRegistrationOptions> registration) : IOpenIddictServerHandler<OpenIddictServerEvents.HandleConfigurationRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } =
+        OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.HandleConfigurationRequestContext>()
+            .UseSingletonHandler<DiscoveryExtras>()
+            .SetOrder(int.MaxValue - 100_000)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+    public ValueTask HandleAsync(OpenIddictServerEvents.HandleConfigurationRequestContext context)
+    {
+        context.Metadata["backchannel_logout_supported"] = true;
+        context.Metadata["backchannel_logout_session_supported"] = true;
+        if (registration.Value.Enabled)
+            context.Metadata["registration_endpoint"] = new Uri(context.BaseUri!, DynamicRegistration.Path.TrimStart('/')).AbsoluteUri;
+        return ValueTask.CompletedTask;
+    }
+}

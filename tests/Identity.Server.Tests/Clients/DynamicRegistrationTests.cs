@@ -1,0 +1,122 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Duende.IdentityModel.OidcClient;
+using Identity.Server.Tests.Infrastructure;
+
+namespace Identity.Server.Tests.Clients;
+
+public sealed class DynamicRegistrationServer() : ServerFactory(DatabaseSettings.Sqlite(), overrides:
+[
+    new("Identity:DynamicRegistration:Enabled", "true"),
+    new("Identity:DynamicRegistration:InitialAccessToken", DynamicRegistrationTests.InitialAccessToken),
+]);
+
+/// <summary>
+/// Dynamic client registration (RFC 7591) as a self-registering app (an MCP client, say) uses it: read discovery,
+/// register with an initial access token, then sign a user in through the code flow with a real OidcClient.
+/// </summary>
+public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) : ServerTests<DynamicRegistrationServer>(server)
+{
+    public const string InitialAccessToken = "initial-access-token-0123456789abcdef";
+    const string Loopback = "http://127.0.0.1:33418/callback";
+
+    async Task<(HttpStatusCode Status, JsonElement Body)> RegisterAsync(object metadata, string? token = InitialAccessToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/connect/register") { Content = JsonContent.Create(metadata) };
+        if (token is not null)
+            request.Headers.Authorization = new("Bearer", token);
+        using var response = await Http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
+    }
+
+    [Fact]
+    public async Task Register_APublicApp_ThenSignAUserInThroughIt_WithTheConsentPageWarning()
+    {
+        var discovery = await Http.GetFromJsonAsync<JsonElement>("/.well-known/openid-configuration");
+        var (status, registered) = await RegisterAsync(new
+        {
+            client_name = "MCP Inspector", redirect_uris = new[] { Loopback }, token_endpoint_auth_method = "none",
+            grant_types = new[] { "authorization_code", "refresh_token" }, scope = "openid profile offline_access",
+        });
+        Assert.True(status == HttpStatusCode.Created, registered.ToString());
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        var client = new OidcClient(new OidcClientOptions
+        {
+            Authority = Issuer, ClientId = clientId, RedirectUri = Loopback, Scope = "openid profile offline_access",
+            HttpClientFactory = _ => Factory.CreateClient(),
+        });
+        var email = await CreateUserAsync();
+        var browser = new Browser(Factory);
+
+        var state = await client.PrepareLoginAsync();
+        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
+        var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
+        var result = await client.ProcessResponseAsync(back.LeftTo!.ToString(), state);
+
+        Assert.Equal(new Uri(Http.BaseAddress!, "/connect/register").AbsoluteUri, discovery.GetProperty("registration_endpoint").GetString());
+        Assert.StartsWith("dyn-", clientId);
+        Assert.False(registered.TryGetProperty("client_secret", out _));
+        Assert.Equal("none", registered.GetProperty("token_endpoint_auth_method").GetString());
+        Assert.Equal(["authorization_code", "refresh_token"], registered.GetProperty("grant_types").EnumerateArray().Select(g => g.GetString()));
+        Assert.Contains("MCP Inspector", consent.Document!.Body!.TextContent);
+        Assert.Contains("registered itself", consent.Document.Body.TextContent);
+        Assert.False(result.IsError, result.Error);
+        Assert.False(string.IsNullOrEmpty(result.User.FindFirst("sub")?.Value));
+        Assert.NotNull(result.RefreshToken);
+    }
+
+    [Fact]
+    public async Task Register_AConfidentialApp_GetsASecretOnce()
+    {
+        var (status, registered) = await RegisterAsync(new { client_name = "Web app", redirect_uris = new[] { "https://app.example.test/cb" } });
+
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal(43, registered.GetProperty("client_secret").GetString()!.Length);
+        Assert.Equal(0, registered.GetProperty("client_secret_expires_at").GetInt64());
+        Assert.Equal("client_secret_basic", registered.GetProperty("token_endpoint_auth_method").GetString());
+        Assert.Equal("openid profile email offline_access", registered.GetProperty("scope").GetString());
+    }
+
+    [Theory]
+    [InlineData("""{"redirect_uris":["http://evil.example.test/cb"]}""", "invalid_redirect_uri")]
+    [InlineData("""{"redirect_uris":[]}""", "invalid_redirect_uri")]
+    [InlineData("""{"redirect_uris":"https://app.example.test/cb"}""", "invalid_redirect_uri")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"grant_types":["client_credentials"]}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"grant_types":["password"]}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"response_types":["token"]}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"scope":"openid identity"}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt"}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"client_name":"bad\u0000name"}""", "invalid_client_metadata")]
+    [InlineData("""[]""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":""", "invalid_client_metadata")]
+    public async Task Register_BadMetadata_Is400WithRfc7591Error_AndRegistersNothing(string json, string error)
+    {
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var before = (await ApiAsync(HttpMethod.Get, "/api/v1/clients", admin)).Body.GetProperty("clients").GetArrayLength();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/connect/register") { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new("Bearer", InitialAccessToken);
+
+        using var response = await Http.SendAsync(request);
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        var after = (await ApiAsync(HttpMethod.Get, "/api/v1/clients", admin)).Body.GetProperty("clients").GetArrayLength();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(error, body.GetProperty("error").GetString());
+        Assert.False(string.IsNullOrEmpty(body.GetProperty("error_description").GetString()));
+        Assert.Equal(before, after);
+    }
+
+    [Fact]
+    public async Task Register_WithoutTheInitialAccessToken_Is401()
+    {
+        var metadata = new { redirect_uris = new[] { "https://app.example.test/cb" } };
+
+        var none = await RegisterAsync(metadata, token: null);
+        var wrong = await RegisterAsync(metadata, token: "initial-access-token-0123456789abcdeX");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, none.Status);
+        Assert.Equal("invalid_token", none.Body.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong.Status);
+    }
+}
