@@ -54,6 +54,7 @@ app.UseAuthorization();
 app.MapHealth();
 app.MapConnect();
 app.MapDynamicRegistration();
+app.MapConsentsApi();
 app.MapAuthApi();
 app.MapAccountEmails();
 app.MapMfaApi();

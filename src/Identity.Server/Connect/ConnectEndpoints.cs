@@ -35,7 +35,7 @@ public static class ConnectEndpoints
     }
 
     static async Task<IResult> Authorize(HttpContext http, UserManager<User> users, IOpenIddictApplicationManager applications,
-        IOpenIddictAuthorizationManager authorizations, PrincipalFactory factory, IAntiforgery antiforgery)
+        IOpenIddictAuthorizationManager authorizations, PrincipalFactory factory, IAntiforgery antiforgery, SecurityEvents events)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
         var session = await http.AuthenticateAsync(IdentityConstants.ApplicationScheme);
@@ -72,6 +72,8 @@ public static class ConnectEndpoints
                 var consentPrincipal = await factory.ForUserAsync(user, request.GetScopes(), []);
                 await authorizations.CreateAsync(consentPrincipal, user.Id, (await applications.GetIdAsync(application))!,
                     AuthorizationTypes.Permanent, request.GetScopes());
+                await events.RaiseNowAsync(EventTypes.ConsentGranted, SecurityEvents.Subject.Of(user),
+                    new { client = request.ClientId, scopes = request.GetScopes().Order(StringComparer.Ordinal) });
             }
             else if (!consented || request.HasPromptValue(PromptValues.Consent))
             {

@@ -26,6 +26,8 @@ public static class EventTypes
     public const string WebhookFailed = "webhook.failed";
     public const string TokenReuseDetected = "token.reuse_detected";
     public const string TokenExchanged = "token.exchanged";
+    public const string ConsentGranted = "consent.granted";
+    public const string ConsentRevoked = "consent.revoked";
     public const string PolicyCreated = "policy.created";
     public const string PolicyUpdated = "policy.updated";
     public const string PolicyDeleted = "policy.deleted";
@@ -48,7 +50,7 @@ public static class EventTypes
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
-        MfaEnabled, MfaDisabled, SessionExpired, WebhookFailed, TokenReuseDetected, TokenExchanged, PolicyCreated, PolicyUpdated, PolicyDeleted,
+        MfaEnabled, MfaDisabled, SessionExpired, WebhookFailed, TokenReuseDetected, TokenExchanged, ConsentGranted, ConsentRevoked, PolicyCreated, PolicyUpdated, PolicyDeleted,
         LoginLinked, LoginRemoved, RoleCreated, RoleUpdated, RoleDeleted, WebhookCreated, WebhookUpdated, WebhookDeleted,
         GroupCreated, GroupUpdated, GroupDeleted, ClientCreated, ClientUpdated, ClientDeleted, ClientSecretRotated,
     };

@@ -53,6 +53,43 @@ public abstract class AuthorizationCodeTests<TFactory>(TFactory factory) : Serve
         Assert.Equal(HttpStatusCode.OK, (await CallApiAsync(result.AccessToken)).StatusCode);
     }
 
+    /// <summary>
+    /// A user sees the apps they allowed and can take that back: the app's sessions end (its refresh token stops
+    /// working), the consent page comes back next time, and both decisions are in the audit log.
+    /// </summary>
+    [Fact]
+    public async Task Consent_ListedAndWithdrawn_EndsTheAppsSessions_AndIsAskedAgain()
+    {
+        var email = await CreateUserAsync();
+        var client = SpaClient();
+        var browser = new Browser(Factory);
+        var state = await client.PrepareLoginAsync();
+        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
+        var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
+        var result = await client.ProcessResponseAsync(back.LeftTo!.ToString(), state);
+        var token = await LoginAsync(email);
+
+        var listed = await ApiAsync(HttpMethod.Get, "/api/v1/auth/me/consents", token);
+        var withdrawn = await ApiAsync(HttpMethod.Delete, $"/api/v1/auth/me/consents/{ServerFactory.Spa}", token);
+        var again = await ApiAsync(HttpMethod.Delete, $"/api/v1/auth/me/consents/{ServerFactory.Spa}", token);
+        var refreshed = await client.RefreshTokenAsync(result.RefreshToken);
+        var next = await browser.OpenAsync((await client.PrepareLoginAsync()).StartUrl);
+
+        var spa = Assert.Single(listed.Body.GetProperty("consents").EnumerateArray());
+        Assert.Equal(ServerFactory.Spa, spa.GetProperty("client_id").GetString());
+        Assert.Equal("Single-page app", spa.GetProperty("client_name").GetString());
+        Assert.Contains("offline_access", spa.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
+        Assert.Equal(HttpStatusCode.NoContent, withdrawn.Status);
+        Assert.Equal(HttpStatusCode.NotFound, again.Status);
+        Assert.True(refreshed.IsError);
+        Assert.Equal("/Account/Consent", next.Url.AbsolutePath);
+        Assert.Empty((await ApiAsync(HttpMethod.Get, "/api/v1/auth/me/consents", token)).Body.GetProperty("consents").EnumerateArray());
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var id = (await ValidateJwtAsync(token, "identity")).Subject;
+        foreach (var action in new[] { "consent.granted", "consent.revoked" })
+            Assert.Equal(1, (await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={id}&action={action}", admin)).Body.GetProperty("total").GetInt32());
+    }
+
     [Fact]
     public async Task CodeFlow_ConsentGivenOnce_IsNotAskedAgain()
     {

@@ -1,5 +1,6 @@
 using Identity.Server.Connect;
 using Identity.Server.Data;
+using Identity.Server.Events;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
@@ -19,7 +20,7 @@ namespace Identity.Server.Account.Pages;
 /// request, whose polling then receives tokens. Razor Pages checks the antiforgery token of every POST.
 /// </summary>
 [Authorize]
-public sealed class DeviceModel(UserManager<User> users, IOpenIddictApplicationManager applications, PrincipalFactory factory) : PageModel
+public sealed class DeviceModel(UserManager<User> users, IOpenIddictApplicationManager applications, PrincipalFactory factory, SecurityEvents events) : PageModel
 {
     public string? UserCode { get; private set; }
     public string? ApplicationName { get; private set; }
@@ -50,6 +51,8 @@ public sealed class DeviceModel(UserManager<User> users, IOpenIddictApplicationM
         var user = await users.GetUserAsync(User);
         if (user is null)
             return Challenge();
+        await events.RaiseNowAsync(EventTypes.ConsentGranted, SecurityEvents.Subject.Of(user),
+            new { client = device.GetClaim(Claims.ClientId), scopes = device.GetScopes().Order(StringComparer.Ordinal), device = true });
         var session = await HttpContext.AuthenticateAsync(IdentityConstants.ApplicationScheme);
         var principal = await factory.ForUserAsync(user, device.GetScopes(), User.FindAll(Claims.AuthenticationMethodReference).Select(c => c.Value),
             User.FindFirst(ClaimDestinations.IdentityProvider)?.Value, ConnectEndpoints.AuthenticatedAt(session));
