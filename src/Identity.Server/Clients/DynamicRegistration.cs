@@ -90,8 +90,10 @@ public static class DynamicRegistration
         var name = Text(metadata, "client_name");
         var method = Text(metadata, "token_endpoint_auth_method") ?? ClientAuthenticationMethods.ClientSecretBasic;
         var scope = Text(metadata, "scope")?.Split(' ', StringSplitOptions.RemoveEmptyEntries).Distinct().ToList() ?? options.Value.Scopes;
-        if (badRedirects || badLogoutRedirects || redirects.Count == 0)
+        if (badRedirects || redirects.Count == 0)
             return Refuse("invalid_redirect_uri", "redirect_uris must be a non-empty list of absolute URIs.");
+        if (badLogoutRedirects)
+            return Refuse("invalid_redirect_uri", "post_logout_redirect_uris must be a list of absolute URIs.");
         if (badGrants || badResponseTypes)
             return Refuse("invalid_client_metadata", "grant_types and response_types must be lists of strings.");
         if (grants.Count == 0)

@@ -43,7 +43,9 @@ public static class ConnectSetup
             })
             .AddServer(server =>
             {
-                server.SetAuthorizationEndpointUris("connect/authorize")
+                // RFC 8414's address beside OpenID Connect's: OAuth-only clients (MCP clients among them) look there first.
+                server.SetConfigurationEndpointUris(".well-known/openid-configuration", ".well-known/oauth-authorization-server")
+                    .SetAuthorizationEndpointUris("connect/authorize")
                     .SetPushedAuthorizationEndpointUris("connect/par")
                     .SetDeviceAuthorizationEndpointUris("connect/device")
                     .SetEndUserVerificationEndpointUris("connect/verify")

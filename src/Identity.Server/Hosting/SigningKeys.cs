@@ -94,9 +94,13 @@ public sealed class SigningKeys
     {
         if (args is not ["keys", ..])
             return false;
-        if (args is not ["keys", "rotate"])
-            throw new ArgumentException("The only key command is `keys rotate`.");
-        Rotate(FolderOf(builder), Console.Out);
+        if (args is ["keys", "rotate"])
+            Rotate(FolderOf(builder), Console.Out);
+        else
+        {
+            Console.Error.WriteLine("The only key command is `keys rotate`.");
+            Environment.ExitCode = 2;
+        }
         return true;
     }
 

@@ -66,6 +66,8 @@ public sealed class BackchannelLogout(IServiceScopeFactory scopes, IHttpClientFa
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // One wait for a new notice at a time, kept across rounds: a fresh one each round would pile up in a quiet channel.
+        Task<bool>? woken = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -81,8 +83,13 @@ public sealed class BackchannelLogout(IServiceScopeFactory scopes, IHttpClientFa
             {
                 logger.LogError(failure, "Back-channel logout notices could not be read or updated; trying again shortly.");
             }
-            await Task.WhenAny(wake.Reader.WaitToReadAsync(stoppingToken).AsTask(), Task.Delay(Poll, time, stoppingToken));
-            wake.Reader.TryRead(out _);
+            woken ??= wake.Reader.WaitToReadAsync(stoppingToken).AsTask();
+            await Task.WhenAny(woken, Task.Delay(Poll, time, stoppingToken));
+            if (woken.IsCompleted)
+            {
+                woken = null;
+                wake.Reader.TryRead(out _);
+            }
         }
     }
 

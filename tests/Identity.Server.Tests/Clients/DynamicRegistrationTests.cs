@@ -34,6 +34,8 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
     public async Task Register_APublicApp_ThenSignAUserInThroughIt_WithTheConsentPageWarning()
     {
         var discovery = await Http.GetFromJsonAsync<JsonElement>("/.well-known/openid-configuration");
+        // RFC 8414's address, where OAuth-only clients such as MCP clients look first, answers the same document.
+        var oauthMetadata = await Http.GetFromJsonAsync<JsonElement>("/.well-known/oauth-authorization-server");
         var (status, registered) = await RegisterAsync(new
         {
             client_name = "MCP Inspector", redirect_uris = new[] { Loopback }, token_endpoint_auth_method = "none",
@@ -55,6 +57,9 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
         var result = await client.ProcessResponseAsync(back.LeftTo!.ToString(), state);
 
         Assert.Equal(new Uri(Http.BaseAddress!, "/connect/register").AbsoluteUri, discovery.GetProperty("registration_endpoint").GetString());
+        Assert.Equal(discovery.GetProperty("registration_endpoint").GetString(), oauthMetadata.GetProperty("registration_endpoint").GetString());
+        Assert.Equal(discovery.GetProperty("issuer").GetString(), oauthMetadata.GetProperty("issuer").GetString());
+        Assert.Contains("S256", oauthMetadata.GetProperty("code_challenge_methods_supported").EnumerateArray().Select(m => m.GetString()));
         Assert.StartsWith("dyn-", clientId);
         Assert.False(registered.TryGetProperty("client_secret", out _));
         Assert.Equal("none", registered.GetProperty("token_endpoint_auth_method").GetString());
