@@ -90,6 +90,32 @@ public abstract class AuthorizationCodeTests<TFactory>(TFactory factory) : Serve
             Assert.Equal(1, (await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={id}&action={action}", admin)).Body.GetProperty("total").GetInt32());
     }
 
+    /// <summary>"Keep me signed in" on the login page makes the session cookie outlive the browser; by default it does not.</summary>
+    [Fact]
+    public async Task LoginPage_KeepMeSignedIn_MakesTheSessionCookiePersistent_OnlyWhenTicked()
+    {
+        var email = await CreateUserAsync();
+        async Task<string> SessionCookieAsync(bool keep)
+        {
+            var browser = new Browser(Factory);
+            var fields = new Dictionary<string, string> { ["Email"] = email, ["Password"] = Password };
+            if (keep)
+                fields["RememberMe"] = "true";
+            var page = await browser.OpenAsync("/Account/Login");
+            Assert.NotNull(page.Document!.QuerySelector("input[type=checkbox][name=RememberMe]"));
+            await browser.SubmitAsync(page, fields);
+            return browser.SetCookies.Last(c => c.StartsWith("identity.session=", StringComparison.Ordinal));
+        }
+
+        var kept = await SessionCookieAsync(keep: true);
+        var browserOnly = await SessionCookieAsync(keep: false);
+
+        var expires = DateTimeOffset.Parse(kept.Split(';').Select(p => p.Trim()).Single(p => p.StartsWith("expires=", StringComparison.OrdinalIgnoreCase))["expires=".Length..],
+            System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(expires - DateTimeOffset.UtcNow, TimeSpan.FromDays(13), TimeSpan.FromDays(15));
+        Assert.DoesNotContain("expires=", browserOnly, StringComparison.OrdinalIgnoreCase);
+    }
+
     [Fact]
     public async Task CodeFlow_ConsentGivenOnce_IsNotAskedAgain()
     {

@@ -14,6 +14,10 @@ public sealed class Browser
 {
     readonly HttpClient http;
     readonly HashSet<string> inside;
+    readonly List<string> setCookies = [];
+
+    /// <summary>Every Set-Cookie header the browser was sent, in order.</summary>
+    public IReadOnlyList<string> SetCookies => setCookies;
 
     /// <summary>A browser of the in-memory server; give an https <paramref name="baseAddress"/> where Secure cookies must come back.</summary>
     public Browser(WebApplicationFactory<Program> factory, Uri? baseAddress = null)
@@ -65,8 +69,9 @@ public sealed class Browser
     public Task<Page> SubmitAsync(Page page, IDictionary<string, string>? fields = null, string? button = null, string? value = null)
     {
         var form = page.Document?.Forms.FirstOrDefault() ?? throw new InvalidOperationException($"No form on {page.Url}: {page.Document?.Body?.TextContent}");
+        // As a browser does, an unchecked box is not sent, unless the test ticks it through the fields.
         var values = form.Elements.OfType<IHtmlInputElement>()
-            .Where(i => !string.IsNullOrEmpty(i.Name))
+            .Where(i => !string.IsNullOrEmpty(i.Name) && (i.Type is not ("checkbox" or "radio") || i.IsChecked || fields?.ContainsKey(i.Name!) == true))
             .Select(i => new KeyValuePair<string, string>(i.Name!, fields?.TryGetValue(i.Name!, out var v) == true ? v : i.Value))
             .ToList();
         if (button is not null)
@@ -81,6 +86,8 @@ public sealed class Browser
         {
             var url = new Uri(http.BaseAddress!, request.RequestUri!);
             using var response = await http.SendAsync(request);
+            if (response.Headers.TryGetValues("Set-Cookie", out var cookies))
+                setCookies.AddRange(cookies);
             if (response.StatusCode is HttpStatusCode.Found or HttpStatusCode.Redirect or HttpStatusCode.SeeOther or HttpStatusCode.RedirectKeepVerb)
             {
                 var location = new Uri(url, response.Headers.Location!);

@@ -22,7 +22,7 @@ namespace Identity.Server.Account.Pages;
 /// account's password before linking the two.
 /// </summary>
 public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa, SecurityEvents events, IdentityDbContext db,
-    ExternalProviders providers, ExternalAccounts accounts, FailedSignIns failures, TimeProvider time) : PageModel
+    ExternalProviders providers, ExternalAccounts accounts, FailedSignIns failures, TimeProvider time, Connect.TokenOptions tokens) : PageModel
 {
     const string Client = "login-page";
     const string ExternalIncomplete = "The sign-in with the external provider did not complete. Try again.";
@@ -31,6 +31,12 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     [BindProperty] public string? Password { get; set; }
     [BindProperty] public string? Code { get; set; }
     [BindProperty] public string? MfaToken { get; set; }
+
+    /// <summary>
+    /// "Keep me signed in": the session outlives the browser, for as long as a remembered API login's refresh tokens
+    /// (sliding); unchecked, as by default, it ends with the browser or after 8 idle hours.
+    /// </summary>
+    [BindProperty] public bool RememberMe { get; set; }
     [BindProperty(SupportsGet = true)] public string? ReturnUrl { get; set; }
     public string? Error { get; private set; }
 
@@ -151,7 +157,9 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
         // The browser session's id: every app signed in through this cookie learns it (sid), so that signing out here
         // can tell each of them which session ended (back-channel logout).
         claims.Add(new Claim(ClaimDestinations.SessionId, WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(16))));
-        await signIn.SignInWithClaimsAsync(user, isPersistent: false, claims);
+        await signIn.SignInWithClaimsAsync(user, RememberMe
+            ? new AuthenticationProperties { IsPersistent = true, ExpiresUtc = time.GetUtcNow() + tokens.RefreshTokenLifetime }
+            : new AuthenticationProperties(), claims);
         await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user),
             new { amr = methods, provider = identityProvider, source = "login_page" });
         // Only local return URLs: an open redirect here would turn the login page into a phishing relay.
