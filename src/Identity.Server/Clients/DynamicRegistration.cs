@@ -57,7 +57,7 @@ public static class DynamicRegistration
     }
 
     static async Task<IResult> Register(HttpContext http, IOptions<DynamicRegistrationOptions> options, IOpenIddictApplicationManager applications,
-        ScopeResources scopes, SecurityEvents events)
+        ScopeResources scopes, SecurityEvents events, TimeProvider time)
     {
         if (options.Value.InitialAccessToken is { } expected && !Matches(http.Request.Headers.Authorization.ToString(), "Bearer " + expected))
         {
@@ -130,7 +130,7 @@ public static class DynamicRegistration
         {
             ["client_id"] = clientId,
             ["client_secret"] = secret,
-            ["client_id_issued_at"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            ["client_id_issued_at"] = time.GetUtcNow().ToUnixTimeSeconds(),
             ["client_secret_expires_at"] = secret is null ? null : 0,
             ["client_name"] = name,
             ["redirect_uris"] = redirects,

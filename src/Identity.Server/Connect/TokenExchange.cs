@@ -59,7 +59,7 @@ public static class TokenExchange
             principal.SetAuthorizationId(session);
         if (subject.GetExpirationDate() is { } expires)
         {
-            var left = expires - DateTimeOffset.UtcNow;
+            var left = expires - services.GetRequiredService<TimeProvider>().GetUtcNow();
             if (left < (principal.GetAccessTokenLifetime() ?? services.GetRequiredService<TokenOptions>().AccessTokenLifetime))
                 principal.SetAccessTokenLifetime(left);
         }
