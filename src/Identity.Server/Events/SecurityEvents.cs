@@ -74,6 +74,8 @@ public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor ac
         public static Subject Of(User user) => new(user.Id, user.Email, user.Name, user.OrganizationId);
     }
 
+    List<WebhookSubscription>? subscriptions;
+
     /// <summary>Adds the event to the pending change; it is stored by the next SaveChanges.</summary>
     public async Task RaiseAsync(string type, Subject? subject, object? details = null, bool success = true)
     {
@@ -98,7 +100,8 @@ public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor ac
             Details = details is null ? null : JsonSerializer.Serialize(details, Json),
         });
 
-        var subscriptions = await db.WebhookSubscriptions.AsNoTracking().Where(s => s.Enabled).ToListAsync();
+        // Read once per request: deleting a role raises an event for each of its holders.
+        subscriptions ??= await db.WebhookSubscriptions.AsNoTracking().Where(s => s.Enabled).ToListAsync();
         var wanted = subscriptions.Where(s => s.Wants(type) && (s.OrganizationId is null || s.OrganizationId == subject?.OrganizationId)).ToList();
         if (wanted.Count == 0)
             return;
