@@ -123,9 +123,9 @@ public static class ConnectEndpoints
         {
             var previous = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal!;
             var user = await users.FindByIdAsync(previous.GetClaim(Claims.Subject)!);
-            if (user is null || !await services.GetRequiredService<SignInManager<User>>().CanSignInAsync(user) || await users.IsLockedOutAsync(user))
+            if (!await Users.Accounts.MaySignInAsync(services.GetRequiredService<SignInManager<User>>(), user))
                 return Forbid(Errors.InvalidGrant, "The token is no longer valid.");
-            return SignIn(await factory.RenewAsync(previous, user));
+            return SignIn(await factory.RenewAsync(previous, user!));
         }
 
         if (request.IsTokenExchangeGrantType())

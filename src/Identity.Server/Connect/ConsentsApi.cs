@@ -52,15 +52,13 @@ public static class ConsentsApi
         var consents = new List<object>();
         await foreach (var authorization in authorizations.FindAsync(userId, await applications.GetIdAsync(application), Statuses.Valid, AuthorizationTypes.Permanent, []))
             consents.Add(authorization);
-        var ended = (await sessions.ListAsync(userId, null)).Where(s => s.ClientId == clientId).Select(s => s.Id).ToList();
-        if (consents.Count == 0 && ended.Count == 0)
-            return ApiErrors.NotFound(http);
-
         foreach (var consent in consents)
             await authorizations.TryRevokeAsync(consent);
-        foreach (var session in ended)
-            await sessions.RevokeAsync(userId, session);
-        await events.RaiseNowAsync(EventTypes.ConsentRevoked, new SecurityEvents.Subject(userId), new { client = clientId, sessions_ended = ended.Count });
+        var ended = await sessions.RevokeAllAsync(userId, except: null, clientId);
+        // Neither a consent nor a session: nothing was done, and nothing is audited.
+        if (consents.Count == 0 && ended == 0)
+            return ApiErrors.NotFound(http);
+        await events.RaiseNowAsync(EventTypes.ConsentRevoked, new SecurityEvents.Subject(userId), new { client = clientId, sessions_ended = ended });
         return Results.NoContent();
     }
 

@@ -44,10 +44,10 @@ public static class TokenExchange
 
         // A user's token only (a machine token would let one client act as another), and the user still in good standing.
         var user = ServerApi.IsClient(subject) ? null : await users.FindByIdAsync(subject.GetClaim(Claims.Subject)!);
-        if (user is null || !await services.GetRequiredService<SignInManager<User>>().CanSignInAsync(user) || await users.IsLockedOutAsync(user))
+        if (!await Users.Accounts.MaySignInAsync(services.GetRequiredService<SignInManager<User>>(), user))
             return ConnectEndpoints.Forbid(Errors.InvalidGrant, "The subject token does not stand for a user who may sign in.");
 
-        var principal = await factory.ForUserAsync(user, scopes, subject.GetClaims(Claims.AuthenticationMethodReference),
+        var principal = await factory.ForUserAsync(user!, scopes, subject.GetClaims(Claims.AuthenticationMethodReference),
             subject.GetClaim(ClaimDestinations.IdentityProvider));
         var actor = new Dictionary<string, object> { [Claims.Subject] = request.ClientId! };
         if (subject.GetClaim(ClaimDestinations.Actor) is { } earlier)
@@ -64,7 +64,7 @@ public static class TokenExchange
                 principal.SetAccessTokenLifetime(left);
         }
 
-        await services.GetRequiredService<SecurityEvents>().RaiseNowAsync(EventTypes.TokenExchanged, SecurityEvents.Subject.Of(user),
+        await services.GetRequiredService<SecurityEvents>().RaiseNowAsync(EventTypes.TokenExchanged, SecurityEvents.Subject.Of(user!),
             new { client = request.ClientId, from_client = subject.GetClaim(Claims.ClientId), scopes = scopes.Order(StringComparer.Ordinal) });
         return ConnectEndpoints.SignIn(principal);
     }

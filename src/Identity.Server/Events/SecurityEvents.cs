@@ -105,9 +105,7 @@ public sealed class SecurityEvents(IdentityDbContext db, IHttpContextAccessor ac
         var wanted = subscriptions.Where(s => s.Wants(type) && (s.OrganizationId is null || s.OrganizationId == subject?.OrganizationId)).ToList();
         if (wanted.Count == 0)
             return;
-        var roles = subject?.Roles ?? (subject?.Id is { } holder
-            ? await (from link in db.UserRoles where link.UserId == holder join role in db.Roles on link.RoleId equals role.Id select role.Name!).ToListAsync()
-            : null);
+        var roles = subject?.Roles ?? (subject?.Id is { } holder ? [.. (await Roles.RolesApi.NamesOfAsync(db, [holder]))[holder]] : null);
         var payload = JsonSerializer.Serialize(new
         {
             id,

@@ -72,7 +72,7 @@ public sealed class ExternalAccounts(UserManager<User> users, SignInManager<User
     {
         var user = await users.FindByLoginAsync(external.Provider, external.Subject);
         if (user is not null)
-            return await CanSignInAsync(user) ? new(Outcome.SignedIn, user) : new(Outcome.Refused, user);
+            return await Accounts.MaySignInAsync(signIn, user) ? new(Outcome.SignedIn, user) : new(Outcome.Refused, user);
 
         if (string.IsNullOrEmpty(external.Email))
             return new(Outcome.NoEmail, null);
@@ -82,7 +82,7 @@ public sealed class ExternalAccounts(UserManager<User> users, SignInManager<User
             return new(Outcome.LinkRequired, user);
         if (user is not null)
         {
-            if (!await CanSignInAsync(user))
+            if (!await Accounts.MaySignInAsync(signIn, user))
                 return new(Outcome.Refused, user);
             await LinkAsync(user, external);
             return new(Outcome.Linked, user);
@@ -104,6 +104,4 @@ public sealed class ExternalAccounts(UserManager<User> users, SignInManager<User
         if (!result.Succeeded)
             throw new InvalidOperationException(string.Join(" ", result.Errors.Select(e => e.Description)));
     }
-
-    async Task<bool> CanSignInAsync(User user) => await signIn.CanSignInAsync(user) && !await users.IsLockedOutAsync(user);
 }

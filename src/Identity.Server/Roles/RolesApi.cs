@@ -118,15 +118,11 @@ public static partial class RolesApi
             return refusal!;
         // Each holder loses the role: a role.removed for each (with the roles they keep), beside the role.deleted.
         var holders = await db.Users.AsNoTracking().Where(u => db.UserRoles.Any(ur => ur.UserId == u.Id && ur.RoleId == role.Id)).ToListAsync();
-        var kept = (await (from link in db.UserRoles
-                           join other in db.Roles on link.RoleId equals other.Id
-                           where other.Id != role.Id && db.UserRoles.Any(ur => ur.UserId == link.UserId && ur.RoleId == role.Id)
-                           select new { link.UserId, other.Name }).ToListAsync())
-            .ToLookup(r => r.UserId, r => r.Name!);
+        var held = await NamesOfAsync(db, [.. holders.Select(h => h.Id)]);
         // The assignments and permissions go with the role (cascade), in the same save as the events.
         await events.RaiseAsync(EventTypes.RoleDeleted, null, new { role = role.Name, permissions, holders = holders.Count });
         foreach (var holder in holders)
-            await events.RaiseAsync(EventTypes.RoleRemoved, SecurityEvents.Subject.Of(holder) with { Roles = [.. kept[holder.Id]] },
+            await events.RaiseAsync(EventTypes.RoleRemoved, SecurityEvents.Subject.Of(holder) with { Roles = [.. held[holder.Id].Where(r => r != role.Name)] },
                 new { role = role.Name, reason = "role_deleted" });
         var deleted = await roles.DeleteAsync(role);
         return deleted.Succeeded ? Results.NoContent()
@@ -149,6 +145,14 @@ public static partial class RolesApi
     /// <summary>A role by id or by name.</summary>
     internal static Task<Role?> FindAsync(IdentityDbContext db, string idOrName) =>
         db.Roles.FirstOrDefaultAsync(r => r.Id == idOrName || r.Name == idOrName);
+
+    /// <summary>The names of the roles each of <paramref name="userIds"/> holds, in one query.</summary>
+    internal static async Task<ILookup<string, string>> NamesOfAsync(IdentityDbContext db, IReadOnlyCollection<string> userIds) =>
+        (await (from link in db.UserRoles
+                where userIds.Contains(link.UserId)
+                join role in db.Roles on link.RoleId equals role.Id
+                select new { link.UserId, role.Name }).ToListAsync())
+            .ToLookup(r => r.UserId, r => r.Name!);
 
     internal static Task<List<string>> PermissionsOfAsync(IdentityDbContext db, string roleId) =>
         db.RoleClaims.Where(c => c.RoleId == roleId && c.ClaimType == Permissions.ClaimType).Select(c => c.ClaimValue!).ToListAsync();

@@ -117,9 +117,10 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
             await RevokeAsync(userId, id);
     }
 
-    public async Task<int> RevokeAllAsync(string userId, string? except)
+    /// <summary>Ends the user's sessions but <paramref name="except"/>; only those with <paramref name="clientId"/> when it is given.</summary>
+    public async Task<int> RevokeAllAsync(string userId, string? except, string? clientId = null)
     {
-        var ids = (await ListAsync(userId, null)).Select(s => s.Id).Where(id => id != except).ToList();
+        var ids = (await ListAsync(userId, null)).Where(s => s.Id != except && (clientId is null || s.ClientId == clientId)).Select(s => s.Id).ToList();
         foreach (var id in ids)
             await RevokeAsync(userId, id);
         return ids.Count;

@@ -44,6 +44,13 @@ public static class Accounts
     }
 
     /// <summary>
+    /// Whether the account may be signed in now, by any grant: it exists, Identity's sign-in rules allow it, and it is
+    /// neither locked out nor deactivated (a lockout to the end of time).
+    /// </summary>
+    public static async Task<bool> MaySignInAsync(SignInManager<User> signIn, User? user) =>
+        user is not null && await signIn.CanSignInAsync(user) && !await signIn.UserManager.IsLockedOutAsync(user);
+
+    /// <summary>
     /// Stamps a successful sign-in on the account. A plain column update: concurrent logins of one account must not
     /// trip over its concurrency stamp.
     /// </summary>
