@@ -1,6 +1,7 @@
 using Identity.Server.Data;
 using Identity.Server.Hosting;
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenIddict.Validation.AspNetCore;
 using static OpenIddict.Server.OpenIddictServerEvents;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -129,6 +130,8 @@ public static class ConnectSetup
                 validation.AddEventHandler(VerifiedAccessTokens.Remember.Descriptor);
                 validation.UseAspNetCore();
             });
+
+        builder.Services.Replace(ServiceDescriptor.Scoped<OpenIddict.Server.IOpenIddictServerDispatcher, IndexedDispatcher>());
 
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(ServerApi.Policy, policy => policy
