@@ -1,3 +1,4 @@
+using Microsoft.IdentityModel.Tokens;
 using OpenIddict.Abstractions;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
@@ -31,11 +32,15 @@ public static class ClientRegistration
     /// </summary>
     public static OpenIddictApplicationDescriptor Describe(ClientOptions client, bool firstParty = false)
     {
-        var isPublic = string.IsNullOrEmpty(client.ClientSecret);
+        var keys = string.IsNullOrWhiteSpace(client.Jwks) ? null : PublicSigningKeys(client.Jwks);
+        if (keys is not null && !string.IsNullOrEmpty(client.ClientSecret))
+            throw new InvalidClientException("jwks", "a client authenticates with a secret or with its keys (private_key_jwt), not both");
+        var isPublic = string.IsNullOrEmpty(client.ClientSecret) && keys is null;
         var descriptor = new OpenIddictApplicationDescriptor
         {
             ClientId = client.ClientId,
-            ClientSecret = isPublic ? null : client.ClientSecret,
+            ClientSecret = string.IsNullOrEmpty(client.ClientSecret) ? null : client.ClientSecret,
+            JsonWebKeySet = keys,
             ClientType = isPublic ? ClientTypes.Public : ClientTypes.Confidential,
             DisplayName = client.DisplayName ?? client.ClientId,
             ConsentType = client.ConsentType.ToLowerInvariant() switch
@@ -56,7 +61,7 @@ public static class ClientRegistration
             if (!GrantPermissions.TryGetValue(grant, out var permission))
                 throw new InvalidClientException("grant_types", $"grant type '{grant}' is not one of {string.Join(", ", GrantPermissions.Keys)}");
             if (isPublic && grant is GrantTypes.ClientCredentials or GrantTypes.TokenExchange)
-                throw new InvalidClientException("grant_types", $"{grant} needs a client secret");
+                throw new InvalidClientException("grant_types", $"{grant} needs a confidential client (a secret or keys)");
             descriptor.Permissions.Add(permission);
             // A password login with MFA is finished with the MFA grant: whoever may do the first may do the second.
             if (grant is GrantTypes.Password)
@@ -106,6 +111,55 @@ public static class ClientRegistration
             descriptor.Properties[Sessions.BackchannelLogout.Property] = System.Text.Json.JsonSerializer.SerializeToElement(uri.AbsoluteUri);
         }
         return descriptor;
+    }
+
+    /// <summary>
+    /// A client's keys for private_key_jwt: public RSA (2048 bits or more) or EC (P-256, P-384, P-521) signing keys, at
+    /// most ten (room for a rollover). A private part is refused rather than dropped: a client that sent its private
+    /// key must make a new one.
+    /// </summary>
+    public static JsonWebKeySet PublicSigningKeys(string json)
+    {
+        JsonWebKeySet set;
+        try
+        {
+            set = new JsonWebKeySet(json);
+        }
+        catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException)
+        {
+            throw new InvalidClientException("jwks", "jwks is not a JSON Web Key Set ({\"keys\": [...]})");
+        }
+        if (set.Keys.Count is 0 or > 10)
+            throw new InvalidClientException("jwks", "jwks must hold 1 to 10 keys");
+        foreach (var key in set.Keys)
+        {
+            var name = key.Kid ?? key.Kty ?? "without kid";
+            if (key.Use is { Length: > 0 } use && use != JsonWebKeyUseNames.Sig)
+                throw new InvalidClientException("jwks", $"key '{name}' is for '{use}', not for signing (sig)");
+            if (key.HasPrivateKey || key.D is not null || key.K is not null)
+                throw new InvalidClientException("jwks", $"key '{name}' has private parts: send public keys only, and make a new key pair, since this one has left the client");
+            var usable = key.Kty switch
+            {
+                JsonWebAlgorithmsKeyTypes.RSA => key.E is not null && ModulusBits(key.N) >= 2048,
+                JsonWebAlgorithmsKeyTypes.EllipticCurve => key.Crv is "P-256" or "P-384" or "P-521" && key.X is not null && key.Y is not null,
+                _ => false,
+            };
+            if (!usable)
+                throw new InvalidClientException("jwks", $"key '{name}' is not an RSA key of 2048 bits or more, nor an EC key on P-256, P-384 or P-521");
+        }
+        return set;
+    }
+
+    static int ModulusBits(string? n)
+    {
+        try
+        {
+            return n is null ? 0 : Base64UrlEncoder.DecodeBytes(n).SkipWhile(b => b == 0).Count() * 8;
+        }
+        catch (FormatException)
+        {
+            return 0;
+        }
     }
 
     static Uri AbsoluteUri(string field, string uri) =>

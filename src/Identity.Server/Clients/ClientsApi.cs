@@ -1,5 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Identity.Server.Connect;
 using Identity.Server.Events;
@@ -22,11 +23,11 @@ public static partial class ClientsApi
 {
     public sealed record ClientRequest(string? ClientId, string? DisplayName, bool? Public, List<string>? GrantTypes, List<string>? RedirectUris,
         List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType, string? BackchannelLogoutUri, string? ScimOrganization,
-        bool? RequirePushedAuthorizationRequests = null);
+        bool? RequirePushedAuthorizationRequests = null, string? TokenEndpointAuthMethod = null, JsonElement? Jwks = null);
 
     public sealed record ClientView(string ClientId, string DisplayName, string ClientType, string ConsentType, IReadOnlyList<string> GrantTypes,
         IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, string? BackchannelLogoutUri,
-        string? ScimOrganization, bool RequirePushedAuthorizationRequests, bool Configured);
+        string? ScimOrganization, bool RequirePushedAuthorizationRequests, bool Configured, string TokenEndpointAuthMethod, JsonElement? Jwks);
 
     /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
     public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
@@ -74,7 +75,10 @@ public static partial class ClientsApi
         if (await applications.FindByClientIdAsync(clientId) is not null)
             return ApiErrors.Result(http, StatusCodes.Status409Conflict, "CONFLICT", $"There is already a client '{clientId}'.", new { field = "client_id" });
 
-        var secret = body.Public is true ? null : NewSecret();
+        if (AuthMethodProblem(body) is { } methodProblem)
+            return Invalid(http, methodProblem.Field, methodProblem.Problem);
+        var secret = body.Public is true || body.TokenEndpointAuthMethod is ClientAuthenticationMethods.None or ClientAuthenticationMethods.PrivateKeyJwt
+            ? null : NewSecret();
         var (descriptor, field, problem) = Validate(clientId, secret, body, scopes);
         if (descriptor is null)
             return Invalid(http, field!, problem!);
@@ -102,14 +106,20 @@ public static partial class ClientsApi
         var confidential = current.ClientType == ClientTypes.Confidential;
         if (body.Public is { } isPublic && isPublic == confidential)
             return Invalid(http, "public", "A client cannot change between public and confidential: register a new one.");
+        var keys = current.TokenEndpointAuthMethod == ClientAuthenticationMethods.PrivateKeyJwt;
+        if (body.TokenEndpointAuthMethod is { } method && (method == ClientAuthenticationMethods.PrivateKeyJwt) != keys)
+            return Invalid(http, "token_endpoint_auth_method", "A client cannot change between a secret and its own keys: register a new one.");
+        if (body.Jwks is not null && !keys)
+            return Invalid(http, "jwks", "jwks is for clients registered with token_endpoint_auth_method private_key_jwt.");
 
         // Fields left out keep their value. A stand-in secret makes the description confidential; the stored hash then
         // takes its place, and OpenIddict, finding the secret unchanged, keeps it as it is.
         var merged = new ClientRequest(clientId, body.DisplayName ?? current.DisplayName, !confidential, body.GrantTypes ?? [.. current.GrantTypes],
             body.RedirectUris ?? [.. current.RedirectUris], body.PostLogoutRedirectUris ?? [.. current.PostLogoutRedirectUris],
             body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType, body.BackchannelLogoutUri ?? current.BackchannelLogoutUri,
-            body.ScimOrganization ?? current.ScimOrganization, body.RequirePushedAuthorizationRequests ?? current.RequirePushedAuthorizationRequests);
-        var (descriptor, field, problem) = Validate(clientId, confidential ? "kept" : null, merged, scopes);
+            body.ScimOrganization ?? current.ScimOrganization, body.RequirePushedAuthorizationRequests ?? current.RequirePushedAuthorizationRequests,
+            current.TokenEndpointAuthMethod, body.Jwks ?? current.Jwks);
+        var (descriptor, field, problem) = Validate(clientId, confidential && !keys ? "kept" : null, merged, scopes);
         if (descriptor is null)
             return Invalid(http, field!, problem!);
         var stored = new OpenIddictApplicationDescriptor();
@@ -135,6 +145,8 @@ public static partial class ClientsApi
             return refusal!;
         if (!await applications.HasClientTypeAsync(application, ClientTypes.Confidential))
             return Invalid(http, "client_id", "A public client has no secret.");
+        if (await applications.GetJsonWebKeySetAsync(application) is not null)
+            return Invalid(http, "client_id", "This client signs with its own keys (private_key_jwt) and has no secret: change its jwks instead.");
         var descriptor = new OpenIddictApplicationDescriptor();
         await applications.PopulateAsync(descriptor, application);
         var secret = NewSecret();
@@ -210,6 +222,7 @@ public static partial class ClientsApi
                 RedirectUris = body.RedirectUris ?? [], PostLogoutRedirectUris = body.PostLogoutRedirectUris ?? [], Scopes = body.Scopes ?? [],
                 ConsentType = body.ConsentType ?? ConsentTypes.Explicit, BackchannelLogoutUri = body.BackchannelLogoutUri,
                 ScimOrganization = body.ScimOrganization, RequirePushedAuthorizationRequests = body.RequirePushedAuthorizationRequests == true,
+                Jwks = body.Jwks is { ValueKind: not JsonValueKind.Null } jwks ? jwks.GetRawText() : null,
             }), null, null);
         }
         catch (InvalidClientException invalid)
@@ -217,6 +230,34 @@ public static partial class ClientsApi
             return (null, invalid.Field, invalid.Message + ".");
         }
     }
+
+    /// <summary>
+    /// How a new client proves who it is, as RFC 7591 names it: none (public), client_secret_basic or client_secret_post
+    /// (a server-made secret; both are accepted at the endpoints), or private_key_jwt with its public keys in jwks.
+    /// </summary>
+    static (string Field, string Problem)? AuthMethodProblem(ClientRequest body) => body.TokenEndpointAuthMethod switch
+    {
+        null or ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost when body.Jwks is not null =>
+            ("jwks", "jwks is for token_endpoint_auth_method private_key_jwt."),
+        null => null,
+        ClientAuthenticationMethods.None when body.Public is not false => null,
+        ClientAuthenticationMethods.None => ("token_endpoint_auth_method", "none is for public clients."),
+        ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost or ClientAuthenticationMethods.PrivateKeyJwt
+            when body.Public is true => ("token_endpoint_auth_method", "A public client has no credentials: its method is none."),
+        ClientAuthenticationMethods.PrivateKeyJwt when body.Jwks is not { ValueKind: JsonValueKind.Object } =>
+            ("jwks", "private_key_jwt needs the client's public keys as a JSON Web Key Set in jwks."),
+        ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost or ClientAuthenticationMethods.PrivateKeyJwt => null,
+        _ => ("token_endpoint_auth_method", "token_endpoint_auth_method must be none (public), client_secret_basic, client_secret_post or private_key_jwt."),
+    };
+
+    /// <summary>Only the public parameters of a client's keys are kept; they are shown as the client registered them.</summary>
+    static JsonElement? KeysView(Microsoft.IdentityModel.Tokens.JsonWebKeySet? set) => set is null ? null : JsonSerializer.SerializeToElement(new
+    {
+        keys = set.Keys.Select(k => new Dictionary<string, string?>
+        {
+            ["kty"] = k.Kty, ["kid"] = k.Kid, ["use"] = k.Use, ["alg"] = k.Alg, ["n"] = k.N, ["e"] = k.E, ["crv"] = k.Crv, ["x"] = k.X, ["y"] = k.Y,
+        }.Where(p => p.Value is not null).ToDictionary()),
+    });
 
     static bool IsSafeRedirect(Uri uri) => uri.Scheme switch
     {
@@ -239,6 +280,7 @@ public static partial class ClientsApi
     {
         var permissions = await applications.GetPermissionsAsync(application);
         var clientId = (await applications.GetClientIdAsync(application))!;
+        var keys = await applications.GetJsonWebKeySetAsync(application);
         return new ClientView(
             clientId,
             await applications.GetDisplayNameAsync(application) ?? clientId,
@@ -252,6 +294,9 @@ public static partial class ClientsApi
             await Sessions.BackchannelLogout.UriOfAsync(applications, application),
             await Scim.ScimApi.OrganizationOfAsync(applications, application),
             await applications.HasRequirementAsync(application, OpenIddictConstants.Requirements.Features.PushedAuthorizationRequests),
-            IsConfigured(seed, clientId));
+            IsConfigured(seed, clientId),
+            await applications.HasClientTypeAsync(application, ClientTypes.Public) ? ClientAuthenticationMethods.None
+                : keys is null ? ClientAuthenticationMethods.ClientSecretBasic : ClientAuthenticationMethods.PrivateKeyJwt,
+            KeysView(keys));
     }
 }

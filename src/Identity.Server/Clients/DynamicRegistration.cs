@@ -31,7 +31,8 @@ public sealed class DynamicRegistrationOptions
 /// OAuth 2.0 Dynamic Client Registration (RFC 7591) at /connect/register, for apps that register themselves, such as
 /// MCP clients: the code flow only (with refresh tokens), redirect URIs held to the clients API's RFC 9700 rules,
 /// scopes from an allow-list, explicit consent always, and the consent page says the app registered itself. Public
-/// apps (token_endpoint_auth_method none) must use PKCE; confidential ones get a server-made secret, shown once.
+/// apps (token_endpoint_auth_method none) must use PKCE; confidential ones get a server-made secret, shown once, or
+/// register their public keys (private_key_jwt with jwks; jwks_uri is not fetched).
 /// Registrations are audited (client.created) and count against the authentication rate limit per address.
 /// Clients registered here are managed through /api/v1/clients (RFC 7592's management endpoint is not offered).
 /// </summary>
@@ -102,16 +103,22 @@ public static class DynamicRegistration
             return Refuse("invalid_client_metadata", $"grant type '{grant}' cannot be registered here: authorization_code and refresh_token only.");
         if (responseTypes.Any(r => r != ResponseTypes.Code))
             return Refuse("invalid_client_metadata", "response_types can only be [\"code\"].");
-        if (method is not (ClientAuthenticationMethods.None or ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost))
-            return Refuse("invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post.");
+        if (method is not (ClientAuthenticationMethods.None or ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost
+            or ClientAuthenticationMethods.PrivateKeyJwt))
+            return Refuse("invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt.");
+        if (metadata.TryGetProperty("jwks_uri", out _))
+            return Refuse("invalid_client_metadata", "jwks_uri is not supported: send the public keys in jwks.");
+        JsonElement? jwks = metadata.TryGetProperty("jwks", out var keys) && keys.ValueKind != JsonValueKind.Null ? keys : null;
+        if ((method == ClientAuthenticationMethods.PrivateKeyJwt) != (jwks is not null))
+            return Refuse("invalid_client_metadata", "private_key_jwt goes with jwks, the client's public keys, and jwks only with private_key_jwt.");
         if (scope.FirstOrDefault(s => !options.Value.Scopes.Contains(s)) is { } refused)
             return Refuse("invalid_client_metadata", $"scope '{refused}' cannot be registered here; allowed: {string.Join(' ', options.Value.Scopes)}.");
 
         var clientId = "dyn-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var secret = method == ClientAuthenticationMethods.None ? null : ClientsApi.NewSecret();
+        var secret = method is ClientAuthenticationMethods.None or ClientAuthenticationMethods.PrivateKeyJwt ? null : ClientsApi.NewSecret();
         var (descriptor, field, problem) = ClientsApi.Validate(clientId, secret,
-            new ClientsApi.ClientRequest(clientId, name, secret is null, [.. grants.Append(GrantTypes.AuthorizationCode).Distinct()], redirects,
-                logoutRedirects, scope, ConsentTypes.Explicit, null, null), scopes);
+            new ClientsApi.ClientRequest(clientId, name, method == ClientAuthenticationMethods.None, [.. grants.Append(GrantTypes.AuthorizationCode).Distinct()],
+                redirects, logoutRedirects, scope, ConsentTypes.Explicit, null, null, Jwks: jwks), scopes);
         if (descriptor is null)
             return Refuse(field is "redirect_uris" or "post_logout_redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata", problem!);
         descriptor.Properties[Property] = JsonSerializer.SerializeToElement(true);
@@ -139,6 +146,7 @@ public static class DynamicRegistration
                 .Select(p => p[Permissions.Prefixes.GrantType.Length..]).Order(StringComparer.Ordinal),
             ["response_types"] = new[] { ResponseTypes.Code },
             ["token_endpoint_auth_method"] = method,
+            ["jwks"] = jwks,
             ["scope"] = string.Join(' ', scope),
         }.Where(p => p.Value is not null).ToDictionary(), statusCode: StatusCodes.Status201Created);
     }

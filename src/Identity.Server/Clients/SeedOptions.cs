@@ -31,6 +31,13 @@ public sealed class ClientOptions
     /// <summary>Absent for a public client (a browser or native app), which must then use PKCE.</summary>
     public string? ClientSecret { get; set; }
 
+    /// <summary>
+    /// Instead of a secret: the client's public keys, a JSON Web Key Set as JSON text. The client then authenticates
+    /// with a JWT it signs with its private key (private_key_jwt, RFC 7523), which RFC 9700 §2.5 prefers to a shared
+    /// secret: the server holds nothing that could sign in as the client.
+    /// </summary>
+    public string? Jwks { get; set; }
+
     public string? DisplayName { get; set; }
     public List<string> GrantTypes { get; set; } = [];
     public List<string> RedirectUris { get; set; } = [];

@@ -67,9 +67,6 @@ public static class ConnectSetup
 
                 // RFC 9700: PKCE with S256 only; "plain" offers no protection against an intercepted code.
                 server.Configure(options => options.CodeChallengeMethods.Remove(CodeChallengeMethods.Plain));
-                // Clients are configured with a secret, never with keys: private_key_jwt would be advertised and then
-                // fail for every client.
-                server.Configure(options => options.ClientAuthenticationMethods.Remove(ClientAuthenticationMethods.PrivateKeyJwt));
 
                 // Known up front, so OpenIddict validates requested scopes without asking the database each time.
                 server.RegisterScopes([Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess, .. scopes.Names]);
@@ -106,6 +103,7 @@ public static class ConnectSetup
                 server.AddEventHandler(Sessions.RecordSession.Descriptor);
                 server.AddEventHandler(ReportTokenReuse.Descriptor);
                 server.AddEventHandler(DiscoveryExtras.Descriptor);
+                server.AddEventHandler(ClientAssertionReplay.Descriptor);
                 if (!tokens.StoreClientCredentialsTokens)
                     server.AddEventHandler(SelfContainedClientTokens.Descriptor);
 

@@ -24,6 +24,7 @@ public class IdentityDbContext(DbContextOptions options)
     public DbSet<Webhooks.WebhookAttempt> WebhookAttempts => Set<Webhooks.WebhookAttempt>();
     public DbSet<Sessions.SessionInfo> Sessions => Set<Sessions.SessionInfo>();
     public DbSet<Sessions.LogoutNotice> LogoutNotices => Set<Sessions.LogoutNotice>();
+    public DbSet<Connect.UsedClientAssertion> UsedClientAssertions => Set<Connect.UsedClientAssertion>();
     public DbSet<Policies.StoredPolicy> StoredPolicies => Set<Policies.StoredPolicy>();
     public DbSet<Federation.FederationState> FederationStates => Set<Federation.FederationState>();
     public DbSet<Group> Groups => Set<Group>();
@@ -163,6 +164,11 @@ public class IdentityDbContext(DbContextOptions options)
             notice.Property(n => n.Subject).HasMaxLength(450);
             notice.Property(n => n.Sid).HasMaxLength(64);
             notice.HasIndex(n => n.NextAttemptAt);
+        });
+        builder.Entity<Connect.UsedClientAssertion>(used =>
+        {
+            used.Property(u => u.Id).HasMaxLength(64);
+            used.HasIndex(u => u.ExpiresAt);
         });
         builder.ApplyConfiguration(new Policies.StoredPolicyConfiguration());
         builder.Entity<User>().HasOne(u => u.Organization).WithMany().HasForeignKey(u => u.OrganizationId).OnDelete(DeleteBehavior.SetNull);

@@ -10,7 +10,8 @@ namespace Identity.Server.Sessions;
 
 /// <summary>
 /// Hourly: OpenIddict's pruning of tokens and authorizations that can no longer be used (expired, revoked or
-/// redeemed, older than a day), and session.expired for each session that was still valid and is now gone.
+/// redeemed, older than a day), of expired client assertion ids (ClientAssertionReplay), and session.expired for each
+/// session that was still valid and is now gone.
 /// </summary>
 [DisallowConcurrentExecution]
 public sealed class PruneSessions(IdentityDbContext db, IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens,
@@ -27,6 +28,8 @@ public sealed class PruneSessions(IdentityDbContext db, IOpenIddictAuthorization
         var wasValid = await AuthorizationIdsAsync(ids, onlyValid: true, cancellationToken);
 
         await tokens.PruneAsync(threshold, cancellationToken);
+        var now = time.GetUtcNow();
+        await db.UsedClientAssertions.Where(a => a.ExpiresAt < now).ExecuteDeleteAsync(cancellationToken);
         await authorizations.PruneAsync(threshold, cancellationToken);
 
         // Read from the table itself: pruning deletes in bulk, around the managers' caches.

@@ -1,8 +1,11 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Duende.IdentityModel.OidcClient;
 using Identity.Server.Tests.Infrastructure;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
 
 namespace Identity.Server.Tests.Clients;
 
@@ -83,6 +86,41 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
         Assert.Equal("openid profile email offline_access", registered.GetProperty("scope").GetString());
     }
 
+    [Fact]
+    public async Task Register_AnAppWithItsOwnKeys_GetsNoSecret_AndPushesRequestsWithSignedAssertions()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var point = key.ExportParameters(false).Q;
+        var jwks = new { keys = new[] { new { kty = "EC", crv = "P-256", kid = "app-1", x = Base64UrlEncoder.Encode(point.X), y = Base64UrlEncoder.Encode(point.Y) } } };
+        var (status, registered) = await RegisterAsync(new
+        {
+            client_name = "Keyed app", redirect_uris = new[] { "https://app.example.test/cb" }, token_endpoint_auth_method = "private_key_jwt", jwks,
+        });
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        var assertion = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            TokenType = "client-authentication+jwt", Issuer = clientId, Audience = Issuer,
+            Claims = new Dictionary<string, object> { ["sub"] = clientId, ["jti"] = Guid.NewGuid().ToString("N") },
+            Expires = DateTime.UtcNow.AddMinutes(1),
+            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key) { KeyId = "app-1" }, SecurityAlgorithms.EcdsaSha256),
+        });
+
+        using var pushed = await Http.PostAsync("/connect/par", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["client_id"] = clientId, ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", ["client_assertion"] = assertion,
+            ["response_type"] = "code", ["redirect_uri"] = "https://app.example.test/cb", ["scope"] = "openid",
+            ["code_challenge"] = Pkce.New().Challenge, ["code_challenge_method"] = "S256",
+        }));
+        var answer = await pushed.Content.ReadFromJsonAsync<JsonElement>();
+
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.False(registered.TryGetProperty("client_secret", out _));
+        Assert.Equal("private_key_jwt", registered.GetProperty("token_endpoint_auth_method").GetString());
+        Assert.Equal("app-1", registered.GetProperty("jwks").GetProperty("keys")[0].GetProperty("kid").GetString());
+        Assert.True(pushed.StatusCode == HttpStatusCode.Created, answer.ToString());
+        Assert.StartsWith("urn:ietf:params:oauth:request_uri:", answer.GetProperty("request_uri").GetString());
+    }
+
     [Theory]
     [InlineData("""{"redirect_uris":["http://evil.example.test/cb"]}""", "invalid_redirect_uri")]
     [InlineData("""{"redirect_uris":[]}""", "invalid_redirect_uri")]
@@ -92,6 +130,8 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"response_types":["token"]}""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"scope":"openid identity"}""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt"}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://app.example.test/jwks"}""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"client_name":"bad\u0000name"}""", "invalid_client_metadata")]
     [InlineData("""[]""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":""", "invalid_client_metadata")]

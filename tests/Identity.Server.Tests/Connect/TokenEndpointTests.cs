@@ -25,7 +25,7 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         Assert.False(discovery.IsError, discovery.Error);
         Assert.Equal(Issuer, discovery.Issuer);
         Assert.Equal(["S256"], discovery.CodeChallengeMethodsSupported);
-        Assert.Equivalent(new[] { "client_secret_basic", "client_secret_post" }, discovery.TokenEndpointAuthenticationMethodsSupported, strict: true);
+        Assert.Equivalent(new[] { "client_secret_basic", "client_secret_post", "private_key_jwt" }, discovery.TokenEndpointAuthenticationMethodsSupported, strict: true);
         Assert.Equivalent(new[] { "authorization_code", "refresh_token", "client_credentials", "password" }, discovery.GrantTypesSupported);
         Assert.EndsWith("/connect/userinfo", discovery.UserInfoEndpoint);
         Assert.EndsWith("/connect/endsession", discovery.EndSessionEndpoint);

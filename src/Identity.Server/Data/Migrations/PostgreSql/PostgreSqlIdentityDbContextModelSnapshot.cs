@@ -96,6 +96,22 @@ namespace Identity.Server.Data.Migrations.PostgreSql
                     b.ToTable("AuditEntries");
                 });
 
+            modelBuilder.Entity("Identity.Server.Connect.UsedClientAssertion", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ExpiresAt");
+
+                    b.ToTable("UsedClientAssertions");
+                });
+
             modelBuilder.Entity("Identity.Server.Data.Group", b =>
                 {
                     b.Property<string>("Id")

@@ -89,6 +89,22 @@ namespace Identity.Server.Data.Migrations.Sqlite
                     b.ToTable("AuditEntries");
                 });
 
+            modelBuilder.Entity("Identity.Server.Connect.UsedClientAssertion", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("ExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ExpiresAt");
+
+                    b.ToTable("UsedClientAssertions");
+                });
+
             modelBuilder.Entity("Identity.Server.Data.Group", b =>
                 {
                     b.Property<string>("Id")

@@ -1,0 +1,70 @@
+using Identity.Server.Data;
+using Identity.Server.Hosting;
+using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
+using OpenIddict.Server;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+using static OpenIddict.Server.OpenIddictServerEvents;
+using static OpenIddict.Server.OpenIddictServerHandlerFilters;
+
+namespace Identity.Server.Connect;
+
+/// <summary>A client assertion's jti, kept until the assertion expires so that it cannot be presented twice.</summary>
+public sealed class UsedClientAssertion
+{
+    /// <summary>SHA-256 of the client id and the jti: one client's jti cannot block another's.</summary>
+    public required string Id { get; set; }
+
+    public DateTimeOffset ExpiresAt { get; set; }
+}
+
+/// <summary>
+/// private_key_jwt (RFC 7523): OpenIddict checks an assertion's signature against the client's registered keys, its
+/// issuer, subject, audience and lifetime. This adds what RFC 7523 §3 leaves to the server and Keycloak and Duende do:
+/// each assertion is accepted once (its jti is remembered in the database until it expires, so every instance and a
+/// restart see it), and it must expire within <see cref="MaxLifetime"/>, so that a leaked one is of little use and
+/// the remembered jtis stay few. PruneSessions deletes the expired ones.
+/// </summary>
+public sealed class ClientAssertionReplay(IdentityDbContext db, TimeProvider time) : IOpenIddictServerHandler<ProcessAuthenticationContext>
+{
+    public static readonly TimeSpan MaxLifetime = TimeSpan.FromMinutes(10);
+
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ProcessAuthenticationContext>()
+        .AddFilter<RequireClientAssertionPrincipal>()
+        .UseScopedHandler<ClientAssertionReplay>()
+        .SetOrder(OpenIddictServerHandlers.ValidateClientAssertion.Descriptor.Order + 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public async ValueTask HandleAsync(ProcessAuthenticationContext context)
+    {
+        var assertion = context.ClientAssertionPrincipal!;
+        var jti = assertion.GetClaim(Claims.JwtId);
+        var expires = long.TryParse(assertion.GetClaim(Claims.ExpiresAt), out var exp) ? DateTimeOffset.FromUnixTimeSeconds(exp) : (DateTimeOffset?)null;
+        if (string.IsNullOrEmpty(jti) || expires is null)
+        {
+            context.Reject(Errors.InvalidClient, "The client assertion must carry jti and exp.");
+            return;
+        }
+        if (expires > time.GetUtcNow() + MaxLifetime)
+        {
+            context.Reject(Errors.InvalidClient, $"The client assertion must expire within {MaxLifetime.TotalMinutes:0} minutes.");
+            return;
+        }
+
+        var used = new UsedClientAssertion { Id = OneTimeTokens.Digest(assertion.GetClaim(Claims.Subject) + "\n" + jti), ExpiresAt = expires.Value };
+        db.Add(used);
+        try
+        {
+            await db.SaveChangesAsync(context.CancellationToken);
+        }
+        catch (DbUpdateException)
+        {
+            db.Entry(used).State = EntityState.Detached;
+            // Only a taken key means the assertion was used before; any other failure is the database's.
+            if (!await db.UsedClientAssertions.AnyAsync(a => a.Id == used.Id, context.CancellationToken))
+                throw;
+            context.Reject(Errors.InvalidClient, "This client assertion was already used: sign a new one for each request.");
+        }
+    }
+}
