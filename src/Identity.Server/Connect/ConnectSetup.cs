@@ -21,12 +21,13 @@ public static class ConnectSetup
         builder.Services.AddSingleton(keys);
         builder.Services.AddSingleton(tokens);
 
-        // The key ring is shared through the database and encrypted at rest with the server's encryption certificate.
+        // The key ring is shared through the database and encrypted at rest with the server's encryption certificate;
+        // keys written under an earlier (or the announced) certificate stay readable (keys rotate).
         builder.Services.AddDataProtection()
             .SetApplicationName("Identity")
             .PersistKeysToDbContext<IdentityDbContext>()
             .ProtectKeysWithCertificate(keys.Encryption)
-            .UnprotectKeysWithAnyCertificate(keys.Encryption);
+            .UnprotectKeysWithAnyCertificate([keys.Encryption, .. keys.AcceptedEncryption]);
 
         builder.Services.AddScoped<PrincipalFactory>();
         builder.Services.AddScoped<Sessions.SessionStore>();

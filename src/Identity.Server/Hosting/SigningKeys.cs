@@ -47,15 +47,28 @@ public sealed class SigningKeys
     /// </summary>
     public required byte[] PrivateTokenKey { get; init; }
 
-    public SigningCredentials PrivateTokenSigning => privateTokenSigning ??=
-        new(new SymmetricSecurityKey(PrivateTokenKey[..32]) { KeyId = KeyIdOf(PrivateTokenKey[..32]) }, SecurityAlgorithms.HmacSha256);
+    public SigningCredentials PrivateTokenSigning => privateTokenSigning ??= SigningOf(PrivateTokenKey);
 
-    public EncryptingCredentials PrivateTokenEncryption => privateTokenEncryption ??=
-        new(new SymmetricSecurityKey(PrivateTokenKey[32..]) { KeyId = KeyIdOf(PrivateTokenKey[32..]) },
-            SecurityAlgorithms.Aes256KW, SecurityAlgorithms.Aes256CbcHmacSha512);
+    public EncryptingCredentials PrivateTokenEncryption => privateTokenEncryption ??= EncryptingOf(PrivateTokenKey);
 
     SigningCredentials? privateTokenSigning;
     EncryptingCredentials? privateTokenEncryption;
+
+    /// <summary>
+    /// Secret keys this server still reads with but no longer (or not yet) protects with: the next ones, announced so
+    /// every instance can read what the first to switch protects, and retired ones, kept until what they protected is
+    /// gone. The files of the folder's accepted/ subfolder (see <see cref="Rotate"/>); never published.
+    /// </summary>
+    public required IReadOnlyList<byte[]> AcceptedPrivateTokenKeys { get; init; }
+
+    /// <inheritdoc cref="AcceptedPrivateTokenKeys"/>
+    public required IReadOnlyList<X509Certificate2> AcceptedEncryption { get; init; }
+
+    static SigningCredentials SigningOf(byte[] key) =>
+        new(new SymmetricSecurityKey(key[..32]) { KeyId = KeyIdOf(key[..32]) }, SecurityAlgorithms.HmacSha256);
+
+    static EncryptingCredentials EncryptingOf(byte[] key) =>
+        new(new SymmetricSecurityKey(key[32..]) { KeyId = KeyIdOf(key[32..]) }, SecurityAlgorithms.Aes256KW, SecurityAlgorithms.Aes256CbcHmacSha512);
 
     /// <summary>Names a secret key in token headers by a hash of it, which tells nothing about a 256-bit random key.</summary>
     static string KeyIdOf(byte[] key) => Convert.ToHexString(SHA256.HashData(key).AsSpan(0, 8));
@@ -79,11 +92,30 @@ public sealed class SigningKeys
             Ecdsa = LoadOrCreate(System.IO.Path.Combine(folder, "signing-ecdsa.pfx"), X509KeyUsageFlags.DigitalSignature, logger, ecdsa: true),
             Encryption = LoadOrCreate(System.IO.Path.Combine(folder, "encryption-rsa.pfx"), X509KeyUsageFlags.KeyEncipherment, logger),
             Published = LoadPublished(System.IO.Path.Combine(folder, PublishedFolder), logger),
+            AcceptedPrivateTokenKeys = [.. Accepted(folder, "*.key").Select(file => ReadKey(file, 64))],
+            AcceptedEncryption = [.. Accepted(folder, "*.pfx").Select(Load)],
         };
     }
 
-    const string PublishedFolder = "published";
-    static readonly (string Name, bool Ecdsa)[] SigningFiles = [("signing-rsa", false), ("signing-ecdsa", true)];
+    const string PublishedFolder = "published", AcceptedFolder = "accepted";
+
+    static IEnumerable<string> Accepted(string folder, string pattern) =>
+        Directory.Exists(System.IO.Path.Combine(folder, AcceptedFolder))
+            ? Directory.EnumerateFiles(System.IO.Path.Combine(folder, AcceptedFolder), pattern).Order(StringComparer.Ordinal)
+            : [];
+
+    /// <summary>
+    /// What `keys rotate` rolls over: the signing keys, announced in the JWKS (published/), and the secret keys, which
+    /// only this server reads (accepted/): the encryption certificate and the private-token key. Each with how a new
+    /// one is made.
+    /// </summary>
+    static readonly (string File, string Folder, Action<string> Create)[] Rotated =
+    [
+        ("signing-rsa.pfx", PublishedFolder, file => Create(file, X509KeyUsageFlags.DigitalSignature, ecdsa: false)),
+        ("signing-ecdsa.pfx", PublishedFolder, file => Create(file, X509KeyUsageFlags.DigitalSignature, ecdsa: true)),
+        ("encryption-rsa.pfx", AcceptedFolder, file => Create(file, X509KeyUsageFlags.KeyEncipherment, ecdsa: false)),
+        ("private-tokens.key", AcceptedFolder, file => WriteNew(file, RandomNumberGenerator.GetBytes(64))),
+    ];
 
     /// <summary>The keys folder of this configuration: Identity:Keys:Path, relative to the content root.</summary>
     public static string FolderOf(WebApplicationBuilder builder) =>
@@ -105,33 +137,36 @@ public sealed class SigningKeys
     }
 
     /// <summary>
-    /// Run once to announce the next signing keys, restart, and again once every JWKS cache has seen them to make them
-    /// sign, restart. Each run makes the announced keys (published/next-*.pfx) the signing ones, keeps the keys they
-    /// replace published as retired-*-{time}.pfx (delete those once the longest token lifetime has passed), and
-    /// announces new ones. No moment lacks a signing key: the old one is copied away before the new one is renamed
-    /// over it.
+    /// Run once to announce the next keys, restart, and again once every JWKS cache has seen them to make them sign
+    /// and protect, restart. Each run makes the announced keys (published/next-*, accepted/next-*) the active ones,
+    /// keeps the keys they replace beside them as retired-*-{time} (still published, or still read with; delete those
+    /// once what they signed or protected is gone), and announces new ones. No moment lacks a key: the old one is
+    /// copied away before the new one is renamed over it.
     /// </summary>
     public static void Rotate(string folder, TextWriter output)
     {
-        var published = Directory.CreateDirectory(System.IO.Path.Combine(folder, PublishedFolder)).FullName;
         var time = DateTimeOffset.UtcNow.ToString("yyyyMMddHHmmss");
-        foreach (var (name, ecdsa) in SigningFiles)
+        foreach (var (file, subfolder, create) in Rotated)
         {
-            var active = System.IO.Path.Combine(folder, name + ".pfx");
-            var next = System.IO.Path.Combine(published, $"next-{name}.pfx");
+            var (name, extension) = (System.IO.Path.GetFileNameWithoutExtension(file), System.IO.Path.GetExtension(file));
+            var beside = Directory.CreateDirectory(System.IO.Path.Combine(folder, subfolder)).FullName;
+            var active = System.IO.Path.Combine(folder, file);
+            var next = System.IO.Path.Combine(beside, $"next-{file}");
             if (File.Exists(next))
             {
-                var retired = System.IO.Path.Combine(published, $"retired-{name}-{time}.pfx");
+                var retired = System.IO.Path.Combine(beside, $"retired-{name}-{time}{extension}");
                 if (File.Exists(active))
                     File.Copy(active, retired, overwrite: false);
                 File.Move(next, active, overwrite: true);
-                output.WriteLine($"{name}: the announced key {Load(active).Thumbprint} now signs; the one it replaces stays published as {retired}.");
+                output.WriteLine($"{file}: the announced key {Describe(active)} is now active; the one it replaces is kept as {retired}.");
             }
-            Create(next, X509KeyUsageFlags.DigitalSignature, ecdsa);
-            output.WriteLine($"{name}: announced {Load(next).Thumbprint} ({next}); it signs after the next `keys rotate`.");
+            create(next);
+            output.WriteLine($"{file}: announced {Describe(next)} ({next}); it becomes active at the next `keys rotate`.");
         }
         output.WriteLine("Restart every instance to load the keys.");
     }
+
+    static string Describe(string file) => file.EndsWith(".pfx", StringComparison.Ordinal) ? Load(file).Thumbprint : KeyIdOf(File.ReadAllBytes(file)[..32]);
 
     static List<X509Certificate2> LoadPublished(string folder, ILogger? logger)
     {
@@ -192,7 +227,8 @@ public sealed class SigningKeys
     }
 
     /// <summary>
-    /// Publishes both signing keys and the announced and retired ones, and encrypts with the encryption certificate.
+    /// Publishes both signing keys and the announced and retired ones, and encrypts with the encryption certificate
+    /// (the accepted ones only decrypt).
     /// OpenIddict signs with the first signing credential after sorting them (secret keys first, then certificates, by
     /// their dates), so the active key of the chosen algorithm and the encryption certificate are moved to the front
     /// once OpenIddict has sorted: every public key stays in the JWKS, only the active one signs what others read.
@@ -212,17 +248,26 @@ public sealed class SigningKeys
             else
                 server.AddSigningCertificate(certificate);
         }
-        server.AddEncryptionCertificate(Encryption);
+        // An expired certificate still decrypts; OpenIddict refuses one, so tokens it sealed (access tokens, when
+        // encrypted, live an hour) are past their lifetime anyway.
+        foreach (var certificate in AcceptedEncryption.Where(c => c.NotAfter > DateTime.Now).Prepend(Encryption))
+            server.AddEncryptionCertificate(certificate);
         var active = (algorithm.Equals(SecurityAlgorithms.RsaSha256, StringComparison.OrdinalIgnoreCase) ? Rsa : Ecdsa).Thumbprint;
         server.AddSigningCredentials(PrivateTokenSigning);
         server.AddEncryptionCredentials(PrivateTokenEncryption);
+        // Read with only: PrivateTokenProtection names the active key for every private token it protects.
+        foreach (var key in AcceptedPrivateTokenKeys)
+        {
+            server.AddSigningCredentials(SigningOf(key));
+            server.AddEncryptionCredentials(EncryptingOf(key));
+        }
 
         services.PostConfigure<OpenIddict.Server.OpenIddictServerOptions>(options =>
         {
             var chosen = options.SigningCredentials.First(c => (c.Key as X509SecurityKey)?.Certificate.Thumbprint == active || c.Key.KeyId == active);
             options.SigningCredentials.Remove(chosen);
             options.SigningCredentials.Insert(0, chosen);
-            var certificate = options.EncryptionCredentials.First(c => c.Key is X509SecurityKey);
+            var certificate = options.EncryptionCredentials.First(c => (c.Key as X509SecurityKey)?.Certificate.Thumbprint == Encryption.Thumbprint);
             options.EncryptionCredentials.Remove(certificate);
             options.EncryptionCredentials.Insert(0, certificate);
         });

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Duende.IdentityModel.Client;
 using Identity.Server.Tests.Infrastructure;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -96,6 +97,64 @@ public sealed class StartupTests : IDisposable
             me.Headers.Authorization = new("Bearer", token);
             Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(me)).StatusCode);
         }
+    }
+
+    static Task<TokenResponse> AdminPasswordGrantAsync(ServerFactory server) =>
+        server.CreateClient().RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "openid offline_access",
+        });
+
+    static Task<TokenResponse> RefreshAsync(ServerFactory server, string refreshToken) =>
+        server.CreateClient().RequestRefreshTokenAsync(new RefreshTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, RefreshToken = refreshToken,
+        });
+
+    static string PrivateTokenKeyId(byte[] key) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(key[32..]).AsSpan(0, 8));
+
+    /// <summary>
+    /// The secret keys roll over with the signing keys (`keys rotate`): after two runs, a refresh token and a Data
+    /// Protection payload (the key ring is encrypted with the encryption certificate) from before still work, and new
+    /// refresh tokens are sealed with the new private-token key. Nobody is signed out by a rotation.
+    /// </summary>
+    [Fact]
+    public async Task SecretKeys_RollOver_WithoutSigningAnyoneOut()
+    {
+        string refresh, sealedBefore;
+        await using (var first = new ServerFactory(database, keys))
+        {
+            var login = await AdminPasswordGrantAsync(first);
+            Assert.False(login.IsError, login.Error);
+            refresh = login.RefreshToken!;
+            sealedBefore = first.Services.GetRequiredService<IDataProtectionProvider>()
+                .CreateProtector("rollover").Protect("still readable");
+        }
+        var (keyBefore, certificateBefore) = (File.ReadAllBytes(Path.Combine(keys, "private-tokens.key")), Thumbprint(Path.Combine(keys, "encryption-rsa.pfx")));
+
+        Identity.Server.Hosting.SigningKeys.Rotate(keys, TextWriter.Null);
+        await using (var second = new ServerFactory(database, keys))
+        {
+            var refreshed = await RefreshAsync(second, refresh);
+            Assert.False(refreshed.IsError, refreshed.Error);
+            refresh = refreshed.RefreshToken!;
+        }
+        Identity.Server.Hosting.SigningKeys.Rotate(keys, TextWriter.Null);
+        await using var third = new ServerFactory(database, keys);
+        var afterRotation = await RefreshAsync(third, refresh);
+        var unsealed = third.Services.GetRequiredService<IDataProtectionProvider>()
+            .CreateProtector("rollover").Unprotect(sealedBefore);
+        var keyAfter = File.ReadAllBytes(Path.Combine(keys, "private-tokens.key"));
+
+        Assert.Equal(PrivateTokenKeyId(keyBefore), new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(refresh).Kid);
+        Assert.False(afterRotation.IsError, afterRotation.Error);
+        Assert.False(keyBefore.SequenceEqual(keyAfter));
+        Assert.Equal(PrivateTokenKeyId(keyAfter), new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(afterRotation.RefreshToken!).Kid);
+        Assert.NotEqual(certificateBefore, Thumbprint(Path.Combine(keys, "encryption-rsa.pfx")));
+        Assert.Equal("still readable", unsealed);
+        Assert.Single(Directory.GetFiles(Path.Combine(keys, "accepted"), "retired-private-tokens-*.key"));
+        Assert.True(File.Exists(Path.Combine(keys, "accepted", "next-private-tokens.key")));
     }
 
     /// <summary>
