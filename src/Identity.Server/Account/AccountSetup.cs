@@ -31,6 +31,11 @@ public static class AccountSetup
             .AddEntityFrameworkStores<IdentityDbContext>()
             .AddDefaultTokenProviders();
 
+        // Passkeys (Account/Pages/Passkeys) must prove the user, by PIN or biometrics, not only the device: a passkey
+        // sign-in then counts as two factors. The relying party id is the host the browser sees, so the passkeys of a
+        // server work under its public name only.
+        builder.Services.Configure<IdentityPasskeyOptions>(passkeys => passkeys.UserVerificationRequirement = "required");
+
         builder.Services.ConfigureApplicationCookie(cookie =>
         {
             cookie.LoginPath = "/Account/Login";

@@ -53,6 +53,12 @@ public static class AuthenticationMethods
     /// <summary>The first factor: a password, or the sign-in of an external provider.</summary>
     public static string First(string? identityProvider) => identityProvider is null ? Password : Federated;
 
+    /// <summary>
+    /// A passkey with user verification (RFC 8176): proof of possession of a key the device guards (hwk), unlocked by
+    /// the user's PIN or biometrics, so two factors in one step.
+    /// </summary>
+    public static readonly string[] Passkey = ["hwk", "user", MultiFactor];
+
     /// <summary>A first factor followed by a one-time code.</summary>
     public static string[] WithSecondFactor(string? identityProvider) => [First(identityProvider), OneTimePassword, MultiFactor];
 }

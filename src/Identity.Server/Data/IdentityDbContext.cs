@@ -165,6 +165,16 @@ public class IdentityDbContext(DbContextOptions options)
             notice.Property(n => n.Sid).HasMaxLength(64);
             notice.HasIndex(n => n.NextAttemptAt);
         });
+        // ASP.NET Core Identity's passkeys table, mapped here as its schema version 3 maps it: the rest of the schema
+        // stays on version 1, which this database was created with (version 2 would shorten key columns).
+        builder.Entity<Microsoft.AspNetCore.Identity.IdentityUserPasskey<string>>(passkey =>
+        {
+            passkey.ToTable("AspNetUserPasskeys");
+            passkey.HasKey(p => p.CredentialId);
+            passkey.Property(p => p.CredentialId).HasMaxLength(1024);
+            passkey.HasOne<User>().WithMany().HasForeignKey(p => p.UserId).IsRequired();
+            passkey.OwnsOne(p => p.Data).ToJson();
+        });
         builder.Entity<Connect.UsedClientAssertion>(used =>
         {
             used.Property(u => u.Id).HasMaxLength(64);

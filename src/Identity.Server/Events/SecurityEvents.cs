@@ -46,13 +46,15 @@ public static class EventTypes
     public const string ClientUpdated = "client.updated";
     public const string ClientDeleted = "client.deleted";
     public const string ClientSecretRotated = "client.secret_rotated";
+    public const string PasskeyAdded = "passkey.added";
+    public const string PasskeyRemoved = "passkey.removed";
 
     public static readonly IReadOnlySet<string> All = new HashSet<string>(StringComparer.Ordinal)
     {
         UserCreated, UserUpdated, UserDeleted, AuthLogin, AuthLogout, AuthFailed, RoleAssigned, RoleRemoved,
         MfaEnabled, MfaDisabled, SessionExpired, WebhookFailed, TokenReuseDetected, TokenExchanged, ConsentGranted, ConsentRevoked, PolicyCreated, PolicyUpdated, PolicyDeleted,
         LoginLinked, LoginRemoved, RoleCreated, RoleUpdated, RoleDeleted, WebhookCreated, WebhookUpdated, WebhookDeleted,
-        GroupCreated, GroupUpdated, GroupDeleted, ClientCreated, ClientUpdated, ClientDeleted, ClientSecretRotated,
+        GroupCreated, GroupUpdated, GroupDeleted, ClientCreated, ClientUpdated, ClientDeleted, ClientSecretRotated, PasskeyAdded, PasskeyRemoved,
     };
 }
 

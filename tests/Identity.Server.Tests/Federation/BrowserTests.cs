@@ -32,7 +32,7 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         await page.WaitForURLAsync(url => new Uri(url).Authority == Factory.UpstreamAddress.Authority);
         await page.GetByLabel("Email").FillAsync(email);
         await page.GetByLabel("Password").FillAsync(Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
         var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
         var query = QueryHelpers.ParseQuery(back.Query);
@@ -65,19 +65,85 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         await page.GotoAsync(start);
         await page.GetByLabel("Email").FillAsync(email);
         await page.GetByLabel("Password").FillAsync(Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
         await page.WaitForURLAsync("**/Account/Consent**");
         await page.GetByRole(AriaRole.Button, new() { Name = "Allow" }).ClickAsync();
         var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
-        var tokens = await Http.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
-        {
-            Address = "/connect/token", ClientId = ServerFactory.Spa, Code = QueryHelpers.ParseQuery(back.Query)["code"].ToString(),
-            RedirectUri = ServerFactory.SpaRedirect, CodeVerifier = verifier,
-        });
+        var tokens = await SpaTokensAsync(back, verifier);
         Assert.False(tokens.IsError, tokens.Error);
         Assert.Equal(["pwd"], (await ValidateJwtAsync(tokens.AccessToken!, "identity")).GetPayloadValue<string[]>("amr"));
     }
+
+    /// <summary>
+    /// Passkeys end to end, with Chromium's virtual authenticator standing in for the device (it verifies the user, as
+    /// a fingerprint would): the user signs in with a password, adds a passkey on the passkeys page, then signs in to
+    /// an app with the passkey alone. The app's token says two factors (hwk, user, mfa). After the user removes the
+    /// passkey, it signs nobody in.
+    /// </summary>
+    [Fact]
+    public async Task Passkey_AddedOnThePasskeysPage_SignsInToAnAppWithoutAPassword()
+    {
+        var email = await CreateUserAsync();
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        var devtools = await context.NewCDPSessionAsync(page);
+        await devtools.SendAsync("WebAuthn.enable");
+        await devtools.SendAsync("WebAuthn.addVirtualAuthenticator", new Dictionary<string, object>
+        {
+            ["options"] = new Dictionary<string, object>
+            {
+                ["protocol"] = "ctap2", ["transport"] = "internal", ["hasResidentKey"] = true, ["hasUserVerification"] = true,
+                ["isUserVerified"] = true, ["automaticPresenceSimulation"] = true,
+            },
+        });
+
+        await page.GotoAsync(new Uri(Factory.Address, "Account/Login?ReturnUrl=%2FAccount%2FPasskeys").ToString());
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync(Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
+        await page.GetByLabel("Name for the new passkey").FillAsync("Test laptop");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Add a passkey" }).ClickAsync();
+        var added = await page.GetByRole(AriaRole.Status).TextContentAsync();
+        await context.ClearCookiesAsync();
+
+        var (verifier, challenge) = Pkce.New();
+        var start = QueryHelpers.AddQueryString(new Uri(Factory.Address, "connect/authorize").ToString(), new Dictionary<string, string?>
+        {
+            ["client_id"] = ServerFactory.Spa, ["redirect_uri"] = ServerFactory.SpaRedirect, ["response_type"] = "code",
+            ["scope"] = "openid profile identity", ["state"] = "passkey", ["code_challenge"] = challenge, ["code_challenge_method"] = "S256",
+        });
+        var arrived = await AppRedirectAsync(page, ServerFactory.SpaRedirect);
+        await page.GotoAsync(start);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in with a passkey" }).ClickAsync();
+        await page.WaitForURLAsync("**/Account/Consent**");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Allow" }).ClickAsync();
+        var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var tokens = await SpaTokensAsync(back, verifier);
+
+        await page.GotoAsync(new Uri(Factory.Address, "Account/Passkeys").ToString());
+        await page.GetByRole(AriaRole.Button, new() { Name = "Remove Test laptop" }).ClickAsync();
+        var removed = await page.GetByRole(AriaRole.Status).TextContentAsync();
+        await context.ClearCookiesAsync();
+        await page.GotoAsync(new Uri(Factory.Address, "Account/Login").ToString());
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in with a passkey" }).ClickAsync();
+        var refused = await page.GetByRole(AriaRole.Alert).TextContentAsync();
+
+        Assert.Contains("Added \"Test laptop\"", added);
+        Assert.False(tokens.IsError, tokens.Error);
+        var jwt = await ValidateJwtAsync(tokens.AccessToken!, "identity");
+        Assert.Equal(email, jwt.GetClaim("email").Value);
+        Assert.Equal(["hwk", "user", "mfa"], jwt.GetPayloadValue<string[]>("amr"));
+        Assert.Contains("Removed", removed);
+        Assert.Contains("could not sign you in", refused);
+    }
+
+    /// <summary>The SPA redeems the code it was sent back with, as its library would.</summary>
+    Task<TokenResponse> SpaTokensAsync(Uri back, string verifier) => Http.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
+    {
+        Address = "/connect/token", ClientId = ServerFactory.Spa, Code = QueryHelpers.ParseQuery(back.Query)["code"].ToString(),
+        RedirectUri = ServerFactory.SpaRedirect, CodeVerifier = verifier,
+    });
 
     /// <summary>
     /// The app itself is not running: its redirect URI is answered here, and the address the browser was sent to is

@@ -32,6 +32,9 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     [BindProperty] public string? Code { get; set; }
     [BindProperty] public string? MfaToken { get; set; }
 
+    /// <summary>The browser's answer to a passkey request (navigator.credentials.get), as JSON.</summary>
+    [BindProperty] public string? Credential { get; set; }
+
     /// <summary>
     /// "Keep me signed in": the session outlives the browser, for as long as a remembered API login's refresh tokens
     /// (sliding); unchecked, as by default, it ends with the browser or after 8 idle hours.
@@ -117,6 +120,42 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
         await accounts.LinkAsync(user, external);
         await HttpContext.SignOutAsync(IdentityConstants.ExternalScheme);
         return await FinishAsync(user, external.Provider);
+    }
+
+    /// <summary>
+    /// The challenge for a passkey sign-in, for the page's script to hand to the browser. Any passkey of this site may
+    /// answer it (the browser offers the user's own), so the page asks for no email first and tells nobody which
+    /// accounts exist. Identity keeps the challenge in a short-lived cookie of its own.
+    /// </summary>
+    public async Task<IActionResult> OnPostPasskeyOptionsAsync() => Content(await signIn.MakePasskeyRequestOptionsAsync(null), "application/json");
+
+    /// <summary>
+    /// A passkey sign-in: ASP.NET Core Identity checks the signature against the stored public key, the challenge,
+    /// the origin and the user verification this server requires (Account/AccountSetup), so the passkey stands for
+    /// both factors and no code is asked for.
+    /// </summary>
+    public async Task<IActionResult> OnPostPasskeyAsync()
+    {
+        PasskeyAssertionResult<User> result;
+        try
+        {
+            result = await signIn.PerformPasskeyAssertionAsync(Credential ?? "");
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or PasskeyException or FormatException)
+        {
+            result = PasskeyAssertionResult.Fail<User>(new PasskeyException("The browser's answer could not be read."));
+        }
+        if (!result.Succeeded || !await Users.Accounts.MaySignInAsync(signIn, result.User))
+        {
+            await events.RaiseNowAsync(EventTypes.AuthFailed, result.User is { } known ? SecurityEvents.Subject.Of(known) : null,
+                new { reason = result.Succeeded ? "not_allowed" : "passkey_rejected", method = "passkey", source = "login_page" }, success: false);
+            Error = "That passkey could not sign you in.";
+            return Page();
+        }
+        // The passkey's signature counter and flags as this sign-in left them.
+        await users.AddOrUpdatePasskeyAsync(result.User, result.Passkey);
+        await Users.Accounts.RecordLoginAsync(db, result.User);
+        return await SignInAsync(result.User, AuthenticationMethods.Passkey, identityProvider: null);
     }
 
     public async Task<IActionResult> OnPostCodeAsync()

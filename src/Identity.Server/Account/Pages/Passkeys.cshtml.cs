@@ -1,0 +1,111 @@
+using System.Globalization;
+using Identity.Server.Data;
+using Identity.Server.Events;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.AspNetCore.WebUtilities;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Identity.Server.Account.Pages;
+
+/// <summary>
+/// The signed-in user's passkeys (WebAuthn, through ASP.NET Core Identity): list, add, remove. Adding one needs a
+/// sign-in within <see cref="RecentSignIn"/>, so a session cookie someone else got hold of cannot leave a passkey of
+/// theirs behind on the account. Each change is audited (passkey.added, passkey.removed).
+/// </summary>
+[Authorize]
+public sealed class PasskeysModel(UserManager<User> users, SignInManager<User> signIn, SecurityEvents events, TimeProvider time) : PageModel
+{
+    public static readonly TimeSpan RecentSignIn = TimeSpan.FromMinutes(15);
+    const int MaxPasskeys = 20;
+
+    /// <summary>The browser's answer to navigator.credentials.create, as JSON.</summary>
+    [BindProperty] public string? Credential { get; set; }
+
+    /// <summary>What the user calls the new passkey ("Work laptop").</summary>
+    [BindProperty] public string? Name { get; set; }
+
+    /// <summary>The credential id of the passkey to remove, base64url.</summary>
+    [BindProperty] public string? Id { get; set; }
+
+    public IReadOnlyList<UserPasskeyInfo> Passkeys { get; private set; } = [];
+    public string? Message { get; private set; }
+    public string? Error { get; private set; }
+
+    public bool SignedInRecently =>
+        long.TryParse(User.FindFirst(Claims.AuthenticationTime)?.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var seconds)
+        && time.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(seconds) < RecentSignIn;
+
+    public static string IdOf(UserPasskeyInfo passkey) => WebEncoders.Base64UrlEncode(passkey.CredentialId);
+
+    public async Task<IActionResult> OnGetAsync() => await ShowAsync();
+
+    /// <summary>The options for navigator.credentials.create: this user, and the passkeys they have (not to be made twice).</summary>
+    public async Task<IActionResult> OnPostCreationOptionsAsync()
+    {
+        var user = await users.GetUserAsync(User);
+        if (user is null || !SignedInRecently)
+            return StatusCode(StatusCodes.Status403Forbidden);
+        return Content(await signIn.MakePasskeyCreationOptionsAsync(new PasskeyUserEntity
+        {
+            Id = user.Id, Name = user.Email ?? user.UserName!, DisplayName = user.Name ?? user.Email ?? user.UserName!,
+        }), "application/json");
+    }
+
+    public async Task<IActionResult> OnPostAddAsync()
+    {
+        var user = await users.GetUserAsync(User);
+        if (user is null)
+            return Challenge();
+        if (!SignedInRecently)
+            return await ShowAsync(error: "Sign in again to add a passkey.");
+        if ((await users.GetPasskeysAsync(user)).Count >= MaxPasskeys)
+            return await ShowAsync(error: $"An account has at most {MaxPasskeys} passkeys: remove one first.");
+        if (Hosting.FreeText.Problem(Name, "name", 100) is { } nameProblem)
+            return await ShowAsync(error: nameProblem);
+
+        PasskeyAttestationResult result;
+        try
+        {
+            result = await signIn.PerformPasskeyAttestationAsync(Credential ?? "");
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or PasskeyException or FormatException)
+        {
+            result = PasskeyAttestationResult.Fail(new PasskeyException("The browser's answer could not be read."));
+        }
+        // The options named this user; an answer made for another account (another tab) is not added here.
+        if (!result.Succeeded || result.UserEntity.Id != user.Id)
+            return await ShowAsync(error: "The passkey could not be added. Try again.");
+
+        var passkey = result.Passkey;
+        passkey.Name = string.IsNullOrWhiteSpace(Name) ? "Passkey" : Name.Trim();
+        var saved = await users.AddOrUpdatePasskeyAsync(user, passkey);
+        if (!saved.Succeeded)
+            return await ShowAsync(error: "The passkey could not be added. Try again.");
+        await events.RaiseAsync(EventTypes.PasskeyAdded, SecurityEvents.Subject.Of(user), new { passkey = passkey.Name, id = IdOf(passkey) });
+        return await ShowAsync(message: $"Added \"{passkey.Name}\". You can sign in with it from now on.");
+    }
+
+    public async Task<IActionResult> OnPostRemoveAsync()
+    {
+        var user = await users.GetUserAsync(User);
+        if (user is null)
+            return Challenge();
+        var passkey = (await users.GetPasskeysAsync(user)).FirstOrDefault(p => IdOf(p) == Id);
+        if (passkey is null)
+            return await ShowAsync(error: "There is no such passkey.");
+        await users.RemovePasskeyAsync(user, passkey.CredentialId);
+        await events.RaiseAsync(EventTypes.PasskeyRemoved, SecurityEvents.Subject.Of(user), new { passkey = passkey.Name, id = IdOf(passkey) });
+        return await ShowAsync(message: $"Removed \"{passkey.Name}\".");
+    }
+
+    async Task<IActionResult> ShowAsync(string? message = null, string? error = null)
+    {
+        (Message, Error) = (message, error);
+        if (await users.GetUserAsync(User) is { } user)
+            Passkeys = [.. await users.GetPasskeysAsync(user)];
+        return Page();
+    }
+}
