@@ -68,3 +68,24 @@ public sealed class ClientAssertionReplay(IdentityDbContext db, TimeProvider tim
         }
     }
 }
+
+/// <summary>
+/// A client assertion OpenIddict refuses in its token checks (wrong audience, type, signature) is answered with their
+/// error, invalid_token, which RFC 6749 §5.2 does not have for these endpoints; RFC 7521 §4.2.1 asks for
+/// invalid_client, which is what client libraries look for to know the client's credentials are at fault.
+/// </summary>
+public sealed class ClientAssertionFailure : IOpenIddictServerHandler<ProcessErrorContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ProcessErrorContext>()
+        .UseSingletonHandler<ClientAssertionFailure>()
+        .SetOrder(OpenIddictServerHandlers.AttachErrorParameters.Descriptor.Order - 1)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public ValueTask HandleAsync(ProcessErrorContext context)
+    {
+        if (context.Error == Errors.InvalidToken && !string.IsNullOrEmpty(context.Request?.ClientAssertion))
+            context.Error = Errors.InvalidClient;
+        return ValueTask.CompletedTask;
+    }
+}

@@ -105,6 +105,7 @@ public static class ConnectSetup
                 server.AddEventHandler(ReportTokenReuse.Descriptor);
                 server.AddEventHandler(DiscoveryExtras.Descriptor);
                 server.AddEventHandler(ClientAssertionReplay.Descriptor);
+                server.AddEventHandler(ClientAssertionFailure.Descriptor);
                 if (!tokens.StoreClientCredentialsTokens)
                     server.AddEventHandler(SelfContainedClientTokens.Descriptor);
 

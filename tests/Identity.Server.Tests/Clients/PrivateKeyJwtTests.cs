@@ -151,9 +151,8 @@ public abstract class PrivateKeyJwtTests<TFactory>(TFactory factory) : ServerTes
         Assert.Equal("invalid_client", ErrorOf(replayed));
         Assert.Contains("already used", replayed.ErrorDescription);
         Assert.Equal("invalid_client", ErrorOf(otherKey));
-        // Refused by OpenIddict's audience check, which answers invalid_token where RFC 7521 §4.2 has invalid_client.
-        Assert.True(otherAudience.IsError && otherAudience.AccessToken is null, otherAudience.Raw);
-        Assert.True(tokenEndpointAudience.IsError && tokenEndpointAudience.AccessToken is null, tokenEndpointAudience.Raw);
+        Assert.Equal("invalid_client", ErrorOf(otherAudience));
+        Assert.Equal("invalid_client", ErrorOf(tokenEndpointAudience));
         Assert.Equal("invalid_client", ErrorOf(untyped));
         Assert.Equal("invalid_client", ErrorOf(longLived));
         Assert.Equal("invalid_client", ErrorOf(guessedSecret));
