@@ -115,8 +115,10 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         });
         var arrived = await AppRedirectAsync(page, ServerFactory.SpaRedirect);
         await page.GotoAsync(start);
+        await page.GetByLabel("Keep me signed in").CheckAsync();
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in with a passkey" }).ClickAsync();
         await page.WaitForURLAsync("**/Account/Consent**");
+        var session = (await context.CookiesAsync()).Single(c => c.Name == "identity.session");
         await page.GetByRole(AriaRole.Button, new() { Name = "Allow" }).ClickAsync();
         var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
         var tokens = await SpaTokensAsync(back, verifier);
@@ -130,6 +132,7 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         var refused = await page.GetByRole(AriaRole.Alert).TextContentAsync();
 
         Assert.Contains("Added \"Test laptop\"", added);
+        Assert.True(session.Expires > 0, "\"Keep me signed in\" makes the passkey's session outlive the browser");
         Assert.False(tokens.IsError, tokens.Error);
         var jwt = await ValidateJwtAsync(tokens.AccessToken!, "identity");
         Assert.Equal(email, jwt.GetClaim("email").Value);
