@@ -22,6 +22,7 @@ public static class UsersApi
     public sealed record AssignRoleRequest(string? RoleId);
     public sealed record UserResponse(UserView User);
     public sealed record UserPage(IReadOnlyList<UserView> Users, int Total, int Page, int Limit);
+    public sealed record PasskeyList(IReadOnlyList<Account.PasskeyView> Passkeys);
 
     public static IEndpointRouteBuilder MapUsersApi(this IEndpointRouteBuilder app)
     {
@@ -35,6 +36,9 @@ public static class UsersApi
         users.MapPost("/{id}/roles", AssignRole).RequirePermission(Permissions.UsersWrite).WithSummary("Give a user a role");
         users.MapDelete("/{id}/roles/{roleId}", RemoveRole).RequirePermission(Permissions.UsersWrite).WithSummary("Take a role from a user");
         users.MapDelete("/{id}/mfa", ResetMfa).RequirePermission(Permissions.UsersWrite).WithSummary("Reset a user's MFA (lost authenticator)");
+        users.MapGet("/{id}/passkeys", Passkeys).RequirePermission(Permissions.UsersRead).WithSummary("A user's passkeys");
+        users.MapDelete("/{id}/passkeys/{passkeyId}", RemovePasskey).RequirePermission(Permissions.UsersWrite)
+            .WithSummary("Remove a user's passkey (a lost or stolen device)");
         return app;
     }
 
@@ -199,6 +203,29 @@ public static class UsersApi
         if (user is null)
             return refusal!;
         await mfa.RemoveAsync(user);
+        return Results.NoContent();
+    }
+
+    static async Task<IResult> Passkeys(HttpContext http, string id, Caller caller, IdentityDbContext db, UserManager<User> users)
+    {
+        var user = await FindReachableAsync(db, caller, Permissions.UsersRead, id);
+        return user is null ? ApiErrors.NotFound(http)
+            : Results.Ok(new PasskeyList([.. (await users.GetPasskeysAsync(user)).Select(Account.PasskeyView.Of).OrderBy(p => p.CreatedAt)]));
+    }
+
+    /// <summary>What a helpdesk does for a user who lost a device: that passkey signs nobody in any more.</summary>
+    static async Task<IResult> RemovePasskey(HttpContext http, string id, string passkeyId, Caller caller, IdentityDbContext db, UserManager<User> users,
+        SecurityEvents events)
+    {
+        var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
+        if (user is null)
+            return refusal!;
+        var passkey = (await users.GetPasskeysAsync(user)).FirstOrDefault(p => Account.PasskeyView.IdOf(p) == passkeyId);
+        if (passkey is null)
+            return ApiErrors.NotFound(http);
+        // Raised first: the store saves the event with the removal.
+        await events.RaiseAsync(EventTypes.PasskeyRemoved, SecurityEvents.Subject.Of(user), new { passkey = passkey.Name, id = passkeyId, source = "api" });
+        await users.RemovePasskeyAsync(user, passkey.CredentialId);
         return Results.NoContent();
     }
 

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Identity.Server.Tests.Infrastructure;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Identity.Server.Tests.Users;
@@ -365,6 +366,48 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
         var root = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{rootId}", admin);
         Assert.Equal(rootEmail, root.Body.GetProperty("user").GetProperty("email").GetString());
         Assert.NotEmpty(await LoginAsync(rootEmail));
+    }
+
+    /// <summary>
+    /// A helpdesk removes the passkey of a lost device: the users API lists a user's passkeys (never their public keys)
+    /// and removes one, audited. The passkey is stored as the passkeys page stores one, through UserManager.
+    /// </summary>
+    [Fact]
+    public async Task Users_Passkeys_ListedAndRemovedByAnAdmin()
+    {
+        var admin = await AdminAsync();
+        var email = await CreateUserAsync();
+        var id = await IdOfAsync(admin, email);
+        var credentialId = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        using (var scope = Factory.Services.CreateScope())
+        {
+            var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Identity.Server.Data.User>>();
+            var stored = await users.AddOrUpdatePasskeyAsync((await users.FindByIdAsync(id))!,
+                new Microsoft.AspNetCore.Identity.UserPasskeyInfo(credentialId, System.Security.Cryptography.RandomNumberGenerator.GetBytes(77),
+                    DateTimeOffset.UtcNow, 0, ["internal"], isUserVerified: true, isBackupEligible: true, isBackedUp: true, [], [])
+                { Name = "Lost phone" });
+            Assert.True(stored.Succeeded);
+        }
+        var passkeyId = Microsoft.AspNetCore.WebUtilities.WebEncoders.Base64UrlEncode(credentialId);
+        var someone = await LoginAsync(await CreateUserAsync());
+
+        var listed = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}/passkeys", admin);
+        var byUser = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/passkeys/{passkeyId}", someone);
+        var removed = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/passkeys/{passkeyId}", admin);
+        var again = await ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}/passkeys/{passkeyId}", admin);
+        var after = await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}/passkeys", admin);
+        var audit = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?action=passkey.removed&user_id={id}", admin);
+
+        var passkey = listed.Body.GetProperty("passkeys").EnumerateArray().Single();
+        Assert.Equal(passkeyId, passkey.GetProperty("id").GetString());
+        Assert.Equal("Lost phone", passkey.GetProperty("name").GetString());
+        Assert.True(passkey.GetProperty("backed_up").GetBoolean());
+        Assert.False(passkey.TryGetProperty("public_key", out _));
+        Assert.Equal("FORBIDDEN", ErrorCode(byUser));
+        Assert.Equal(HttpStatusCode.NoContent, removed.Status);
+        Assert.Equal("NOT_FOUND", ErrorCode(again));
+        Assert.Empty(after.Body.GetProperty("passkeys").EnumerateArray());
+        Assert.Contains(audit.Body.GetProperty("entries").EnumerateArray(), e => e.GetProperty("action").GetString() == "passkey.removed");
     }
 
     [Fact]

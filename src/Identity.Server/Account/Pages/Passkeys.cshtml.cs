@@ -5,7 +5,6 @@ using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
-using Microsoft.AspNetCore.WebUtilities;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Identity.Server.Account.Pages;
@@ -37,8 +36,6 @@ public sealed class PasskeysModel(UserManager<User> users, SignInManager<User> s
     public bool SignedInRecently =>
         long.TryParse(User.FindFirst(Claims.AuthenticationTime)?.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var seconds)
         && time.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(seconds) < RecentSignIn;
-
-    public static string IdOf(UserPasskeyInfo passkey) => WebEncoders.Base64UrlEncode(passkey.CredentialId);
 
     public async Task<IActionResult> OnGetAsync() => await ShowAsync();
 
@@ -81,10 +78,11 @@ public sealed class PasskeysModel(UserManager<User> users, SignInManager<User> s
 
         var passkey = result.Passkey;
         passkey.Name = string.IsNullOrWhiteSpace(Name) ? "Passkey" : Name.Trim();
+        // Raised first: the store saves the event with the passkey.
+        await events.RaiseAsync(EventTypes.PasskeyAdded, SecurityEvents.Subject.Of(user), new { passkey = passkey.Name, id = PasskeyView.IdOf(passkey) });
         var saved = await users.AddOrUpdatePasskeyAsync(user, passkey);
         if (!saved.Succeeded)
             return await ShowAsync(error: "The passkey could not be added. Try again.");
-        await events.RaiseAsync(EventTypes.PasskeyAdded, SecurityEvents.Subject.Of(user), new { passkey = passkey.Name, id = IdOf(passkey) });
         return await ShowAsync(message: $"Added \"{passkey.Name}\". You can sign in with it from now on.");
     }
 
@@ -93,11 +91,11 @@ public sealed class PasskeysModel(UserManager<User> users, SignInManager<User> s
         var user = await users.GetUserAsync(User);
         if (user is null)
             return Challenge();
-        var passkey = (await users.GetPasskeysAsync(user)).FirstOrDefault(p => IdOf(p) == Id);
+        var passkey = (await users.GetPasskeysAsync(user)).FirstOrDefault(p => PasskeyView.IdOf(p) == Id);
         if (passkey is null)
             return await ShowAsync(error: "There is no such passkey.");
+        await events.RaiseAsync(EventTypes.PasskeyRemoved, SecurityEvents.Subject.Of(user), new { passkey = passkey.Name, id = PasskeyView.IdOf(passkey) });
         await users.RemovePasskeyAsync(user, passkey.CredentialId);
-        await events.RaiseAsync(EventTypes.PasskeyRemoved, SecurityEvents.Subject.Of(user), new { passkey = passkey.Name, id = IdOf(passkey) });
         return await ShowAsync(message: $"Removed \"{passkey.Name}\".");
     }
 

@@ -1,0 +1,15 @@
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace Identity.Server.Account;
+
+/// <summary>
+/// A passkey as the passkeys page and the users API show it: its id is its WebAuthn credential id (base64url), which
+/// tells nothing about the key; the public key itself is never shown.
+/// </summary>
+public sealed record PasskeyView(string Id, string Name, DateTimeOffset CreatedAt, bool BackedUp)
+{
+    public static string IdOf(UserPasskeyInfo passkey) => WebEncoders.Base64UrlEncode(passkey.CredentialId);
+
+    public static PasskeyView Of(UserPasskeyInfo passkey) => new(IdOf(passkey), passkey.Name ?? "Passkey", passkey.CreatedAt, passkey.IsBackedUp);
+}
