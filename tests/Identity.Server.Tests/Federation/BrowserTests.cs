@@ -130,6 +130,8 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         await page.GotoAsync(new Uri(Factory.Address, "Account/Login").ToString());
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in with a passkey" }).ClickAsync();
         var refused = await page.GetByRole(AriaRole.Alert).TextContentAsync();
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var audit = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={SubjectOf(tokens)}&limit=100", admin);
 
         Assert.Contains("Added \"Test laptop\"", added);
         Assert.True(session.Expires > 0, "\"Keep me signed in\" makes the passkey's session outlive the browser");
@@ -139,7 +141,12 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         Assert.Equal(["hwk", "user", "mfa"], jwt.GetPayloadValue<string[]>("amr"));
         Assert.Contains("Removed", removed);
         Assert.Contains("could not sign you in", refused);
+        var actions = audit.Body.GetProperty("entries").EnumerateArray().Select(e => e.GetProperty("action").GetString()).ToList();
+        Assert.Contains("passkey.added", actions);
+        Assert.Contains("passkey.removed", actions);
     }
+
+    static string SubjectOf(TokenResponse tokens) => new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(tokens.AccessToken).Subject;
 
     /// <summary>The SPA redeems the code it was sent back with, as its library would.</summary>
     Task<TokenResponse> SpaTokensAsync(Uri back, string verifier) => Http.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
