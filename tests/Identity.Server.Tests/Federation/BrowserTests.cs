@@ -130,6 +130,11 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         await page.GotoAsync(new Uri(Factory.Address, "Account/Login").ToString());
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in with a passkey" }).ClickAsync();
         var refused = await page.GetByRole(AriaRole.Alert).TextContentAsync();
+        // A garbled answer, posted without a challenge, is refused the same way, never with an error page.
+        var answered = page.WaitForResponseAsync(r => r.Request.Method == "POST" && r.Url.Contains("handler=Passkey"));
+        await page.EvaluateAsync("() => { const form = document.getElementById('passkey-form'); form.Credential.value = '{\"id\":'; form.submit(); }");
+        var answer = await answered;
+        var garbled = await answer.TextAsync();
         var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
         var audit = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={SubjectOf(tokens)}&limit=100", admin);
 
@@ -141,6 +146,8 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         Assert.Equal(["hwk", "user", "mfa"], jwt.GetPayloadValue<string[]>("amr"));
         Assert.Contains("Removed", removed);
         Assert.Contains("could not sign you in", refused);
+        Assert.True(answer.Status == 200, garbled);
+        Assert.True(garbled.Contains("could not sign you in"), garbled);
         var actions = audit.Body.GetProperty("entries").EnumerateArray().Select(e => e.GetProperty("action").GetString()).ToList();
         Assert.Contains("passkey.added", actions);
         Assert.Contains("passkey.removed", actions);
