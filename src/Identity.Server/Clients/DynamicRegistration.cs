@@ -109,6 +109,8 @@ public static class DynamicRegistration
         if (metadata.TryGetProperty("jwks_uri", out _))
             return Refuse("invalid_client_metadata", "jwks_uri is not supported: send the public keys in jwks.");
         JsonElement? jwks = metadata.TryGetProperty("jwks", out var keys) && keys.ValueKind != JsonValueKind.Null ? keys : null;
+        if (jwks is { ValueKind: not JsonValueKind.Object })
+            return Refuse("invalid_client_metadata", "jwks must be a JSON Web Key Set object ({\"keys\": [...]}).");
         if ((method == ClientAuthenticationMethods.PrivateKeyJwt) != (jwks is not null))
             return Refuse("invalid_client_metadata", "private_key_jwt goes with jwks, the client's public keys, and jwks only with private_key_jwt.");
         if (scope.FirstOrDefault(s => !options.Value.Scopes.Contains(s)) is { } refused)

@@ -132,6 +132,8 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt"}""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}}""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://app.example.test/jwks"}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":"keys"}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"RSA","n":"%%%","e":"AQAB"}]}}""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"client_name":"bad\u0000name"}""", "invalid_client_metadata")]
     [InlineData("""[]""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":""", "invalid_client_metadata")]
