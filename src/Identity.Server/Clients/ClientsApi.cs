@@ -281,10 +281,11 @@ public static partial class ClientsApi
         var permissions = await applications.GetPermissionsAsync(application);
         var clientId = (await applications.GetClientIdAsync(application))!;
         var keys = await applications.GetJsonWebKeySetAsync(application);
+        var clientType = await applications.GetClientTypeAsync(application) ?? ClientTypes.Public;
         return new ClientView(
             clientId,
             await applications.GetDisplayNameAsync(application) ?? clientId,
-            await applications.GetClientTypeAsync(application) ?? ClientTypes.Public,
+            clientType,
             await applications.GetConsentTypeAsync(application) ?? ConsentTypes.Explicit,
             [.. ClientRegistration.GrantPermissions.Where(g => permissions.Contains(g.Value)).Select(g => g.Key)],
             [.. (await applications.GetRedirectUrisAsync(application)).Order(StringComparer.Ordinal)],
@@ -295,7 +296,7 @@ public static partial class ClientsApi
             await Scim.ScimApi.OrganizationOfAsync(applications, application),
             await applications.HasRequirementAsync(application, OpenIddictConstants.Requirements.Features.PushedAuthorizationRequests),
             IsConfigured(seed, clientId),
-            await applications.HasClientTypeAsync(application, ClientTypes.Public) ? ClientAuthenticationMethods.None
+            clientType == ClientTypes.Public ? ClientAuthenticationMethods.None
                 : keys is null ? ClientAuthenticationMethods.ClientSecretBasic : ClientAuthenticationMethods.PrivateKeyJwt,
             KeysView(keys));
     }

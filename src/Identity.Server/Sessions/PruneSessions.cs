@@ -22,13 +22,13 @@ public sealed class PruneSessions(IdentityDbContext db, IOpenIddictAuthorization
 
     public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken)
     {
-        var threshold = time.GetUtcNow() - Grace;
+        var now = time.GetUtcNow();
+        var threshold = now - Grace;
         var sessions = await db.Sessions.ToListAsync(cancellationToken);
         var ids = sessions.Select(s => s.AuthorizationId).ToList();
         var wasValid = await AuthorizationIdsAsync(ids, onlyValid: true, cancellationToken);
 
         await tokens.PruneAsync(threshold, cancellationToken);
-        var now = time.GetUtcNow();
         await db.UsedClientAssertions.Where(a => a.ExpiresAt < now).ExecuteDeleteAsync(cancellationToken);
         await authorizations.PruneAsync(threshold, cancellationToken);
 

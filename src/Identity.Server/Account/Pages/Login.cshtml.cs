@@ -141,9 +141,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
         {
             result = await signIn.PerformPasskeyAssertionAsync(Credential ?? "");
         }
-        // A garbled answer, or one posted without the challenge Identity keeps in its cookie (expired, used, never
-        // asked for: Identity says so with InvalidOperationException), is the browser's mistake, not the server's.
-        catch (Exception e) when (e is System.Text.Json.JsonException or PasskeyException or FormatException or InvalidOperationException)
+        catch (Exception e) when (PasskeyView.IsUnreadableAnswer(e))
         {
             result = PasskeyAssertionResult.Fail<User>(new PasskeyException("The browser's answer could not be read."));
         }

@@ -68,8 +68,7 @@ public sealed class PasskeysModel(UserManager<User> users, SignInManager<User> s
         {
             result = await signIn.PerformPasskeyAttestationAsync(Credential ?? "");
         }
-        // Garbled, or posted without the challenge Identity keeps in its cookie (InvalidOperationException).
-        catch (Exception e) when (e is System.Text.Json.JsonException or PasskeyException or FormatException or InvalidOperationException)
+        catch (Exception e) when (PasskeyView.IsUnreadableAnswer(e))
         {
             result = PasskeyAttestationResult.Fail(new PasskeyException("The browser's answer could not be read."));
         }
