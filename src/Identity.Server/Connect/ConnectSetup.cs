@@ -31,6 +31,7 @@ public static class ConnectSetup
 
         builder.Services.AddScoped<PrincipalFactory>();
         builder.Services.AddScoped<Sessions.SessionStore>();
+        builder.Services.AddSingleton<Sessions.RecordSession.RecentUses>();
         builder.Services.AddSingleton<Sessions.BackchannelLogout>();
         builder.Services.AddHostedService(services => services.GetRequiredService<Sessions.BackchannelLogout>());
         builder.Services.AddSingleton<VerifiedSecrets>();
