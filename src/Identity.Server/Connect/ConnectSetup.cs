@@ -2,6 +2,7 @@ using Identity.Server.Data;
 using Identity.Server.Hosting;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenIddict.Server;
 using OpenIddict.Validation.AspNetCore;
 using static OpenIddict.Server.OpenIddictServerEvents;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -101,14 +102,15 @@ public static class ConnectSetup
                 server.AddEventHandler(RejectRepeatedParameters<ValidateIntrospectionRequestContext>.Descriptor);
                 server.AddEventHandler(RejectRepeatedParameters<ValidateRevocationRequestContext>.Descriptor);
                 server.AddEventHandler(PrivateTokenProtection.Descriptor);
-                server.AddEventHandler(RevokeChainWithRefreshToken.Descriptor);
+                server.RemoveEventHandler(OpenIddictServerHandlers.Revocation.RevokeToken.Descriptor);
+                server.AddEventHandler(RevokeTokenOrSession.Descriptor);
                 server.AddEventHandler(Sessions.RecordSession.Descriptor);
                 server.AddEventHandler(ReportTokenReuse.Descriptor);
                 server.AddEventHandler(DiscoveryExtras.Descriptor);
                 server.AddEventHandler(ClientAssertionReplay.Descriptor);
                 server.AddEventHandler(ClientAssertionFailure.Descriptor);
-                if (!tokens.StoreClientCredentialsTokens)
-                    server.AddEventHandler(SelfContainedClientTokens.Descriptor);
+                server.AddEventHandler(SelfContainedAccessTokens.Descriptor);
+                server.AddEventHandler(SessionOfAccessToken.Server.Descriptor);
 
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()
@@ -127,6 +129,7 @@ public static class ConnectSetup
                 validation.AddAudiences(ServerApi.Audience);
                 validation.EnableTokenEntryValidation();
                 validation.EnableAuthorizationEntryValidation();
+                validation.AddEventHandler(SessionOfAccessToken.Validation.Descriptor);
                 validation.AddEventHandler(VerifiedAccessTokens.Reuse.Descriptor);
                 validation.AddEventHandler(VerifiedAccessTokens.Remember.Descriptor);
                 validation.UseAspNetCore();

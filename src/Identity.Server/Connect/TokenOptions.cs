@@ -24,7 +24,7 @@ public sealed class TokenOptions
     /// <summary>Opt-in: encrypted access tokens can only be read by this server (introspection), not by third parties.</summary>
     public bool EncryptAccessTokens { get; set; }
 
-    /// <summary>Store client_credentials access tokens so each can be revoked (see SelfContainedClientTokens).</summary>
+    /// <summary>Store client_credentials access tokens so each can be revoked (see SelfContainedAccessTokens).</summary>
     public bool StoreClientCredentialsTokens { get; set; }
 }
 

@@ -9,7 +9,7 @@ using static OpenIddict.Validation.OpenIddictValidationEvents;
 namespace Identity.Server.Connect;
 
 /// <summary>
-/// A self-contained access token (<see cref="SelfContainedClientTokens"/>) has no token or authorization entry to
+/// A self-contained access token (<see cref="SelfContainedAccessTokens"/>) has no token or authorization entry to
 /// look up, so validating it depends only on its text, the signing keys (fixed for the process's life) and the
 /// clock: signature, issuer and audience give the same answer every time, and only expiry changes. A machine client
 /// presents the same token to the APIs thousands of times a second, and re-running the JWT checks each time was a

@@ -387,6 +387,43 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     }
 
     [Fact]
+    public async Task Revoke_AccessToken_EndsItsSession_SoItsRefreshTokenStopsToo()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+        var other = await PasswordGrantAsync(await CreateUserAsync());
+
+        var revoked = await Http.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = tokens.AccessToken!,
+        });
+
+        Assert.False(revoked.IsError, revoked.Error);
+        Assert.Equal("invalid_grant", (await RefreshAsync(tokens.RefreshToken!)).Error);
+        // Another sign-in is untouched.
+        Assert.True((await IntrospectAsync(other.AccessToken!)).IsActive);
+        Assert.False((await RefreshAsync(other.RefreshToken!)).IsError);
+    }
+
+    [Fact]
+    public async Task Revoke_ByAnApiAmongTheAudiences_CannotEndTheUsersSession()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync(), scope: $"{ServerFactory.DownstreamScope} offline_access");
+
+        var revoked = await Http.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = "/connect/revoke", ClientId = ServerFactory.DownstreamAudience, ClientSecret = ServerFactory.DownstreamSecret, Token = tokens.AccessToken!,
+        });
+
+        Assert.Equal("unsupported_token_type", revoked.TryGet("error"));
+        var introspection = await Http.IntrospectTokenAsync(new TokenIntrospectionRequest
+        {
+            Address = "/connect/introspect", ClientId = ServerFactory.DownstreamAudience, ClientSecret = ServerFactory.DownstreamSecret, Token = tokens.AccessToken!,
+        });
+        Assert.True(introspection.IsActive, introspection.Raw);
+        Assert.False((await RefreshAsync(tokens.RefreshToken!)).IsError);
+    }
+
+    [Fact]
     public async Task Revoke_RefreshToken_CannotBeRedeemed()
     {
         var tokens = await PasswordGrantAsync(await CreateUserAsync());
