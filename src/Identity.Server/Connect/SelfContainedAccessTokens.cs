@@ -46,11 +46,10 @@ public sealed class SelfContainedAccessTokens(TokenOptions options) : IOpenIddic
 /// </summary>
 public static class SessionOfAccessToken
 {
-    static void Resolve(System.Security.Claims.ClaimsPrincipal? principal, string? tokenId, ref string? authorizationId)
-    {
-        if (tokenId is null && authorizationId is null && principal?.GetTokenType() == OpenIddictConstants.TokenTypeIdentifiers.AccessToken)
-            authorizationId = principal.GetAuthorizationId();
-    }
+    static string? SessionOf(System.Security.Claims.ClaimsPrincipal? principal, string? tokenId, string? resolved) =>
+        resolved is null && tokenId is null && principal?.GetTokenType() == OpenIddictConstants.TokenTypeIdentifiers.AccessToken
+            ? principal.GetAuthorizationId()
+            : resolved;
 
     public sealed class Server : IOpenIddictServerHandler<ValidateTokenContext>
     {
@@ -62,9 +61,7 @@ public static class SessionOfAccessToken
 
         public ValueTask HandleAsync(ValidateTokenContext context)
         {
-            var id = context.AuthorizationId;
-            Resolve(context.Principal, context.TokenId, ref id);
-            context.AuthorizationId = id;
+            context.AuthorizationId = SessionOf(context.Principal, context.TokenId, context.AuthorizationId);
             return ValueTask.CompletedTask;
         }
     }
@@ -80,9 +77,7 @@ public static class SessionOfAccessToken
 
         public ValueTask HandleAsync(OpenIddict.Validation.OpenIddictValidationEvents.ValidateTokenContext context)
         {
-            var id = context.AuthorizationId;
-            Resolve(context.Principal, context.TokenId, ref id);
-            context.AuthorizationId = id;
+            context.AuthorizationId = SessionOf(context.Principal, context.TokenId, context.AuthorizationId);
             return ValueTask.CompletedTask;
         }
     }

@@ -9,14 +9,14 @@ using static OpenIddict.Validation.OpenIddictValidationEvents;
 namespace Identity.Server.Connect;
 
 /// <summary>
-/// A self-contained access token (<see cref="SelfContainedAccessTokens"/>) has no token or authorization entry to
-/// look up, so validating it depends only on its text, the signing keys (fixed for the process's life) and the
+/// A machine's access token (client_credentials, <see cref="SelfContainedAccessTokens"/>) has no token row and no
+/// session to look up, so validating it depends only on its text, the signing keys (fixed for the process's life) and the
 /// clock: signature, issuer and audience give the same answer every time, and only expiry changes. A machine client
 /// presents the same token to the APIs thousands of times a second, and re-running the JWT checks each time was a
 /// fifth of a /v1/authorize request's CPU. So the principal of such a token is remembered, under a SHA-256 of the
-/// token, until the token expires, and handed out (as a copy) instead of validating again. Tokens with an entry
-/// (every token issued to a user, and machine tokens when they are stored) are never remembered: they are checked
-/// against the store on every request, so revoking one counts at once.
+/// token, until the token expires, and handed out (as a copy) instead of validating again. Tokens with a row or a
+/// session (every token issued to a user, and machine tokens when they are stored) are never remembered: they are
+/// checked against the store on every request, so revoking one, or ending its session, counts at once.
 /// </summary>
 public sealed class VerifiedAccessTokens(TimeProvider time)
 {
