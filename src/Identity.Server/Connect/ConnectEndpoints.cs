@@ -122,7 +122,7 @@ public static class ConnectEndpoints
         if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType() || request.IsDeviceCodeGrantType())
         {
             var previous = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal!;
-            var user = await users.FindByIdAsync(previous.GetClaim(Claims.Subject)!);
+            var user = await factory.FindUserAsync(previous.GetClaim(Claims.Subject)!);
             if (!await Users.Accounts.MaySignInAsync(services.GetRequiredService<SignInManager<User>>(), user))
                 return Forbid(Errors.InvalidGrant, "The token is no longer valid.");
             return SignIn(await factory.RenewAsync(previous, user!));
