@@ -405,6 +405,22 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     }
 
     [Fact]
+    public async Task UserInfo_RefusesTheAccessTokenOfAnEndedSession()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+        var before = await Http.GetUserInfoAsync(new UserInfoRequest { Address = "/connect/userinfo", Token = tokens.AccessToken! });
+
+        await Http.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = tokens.RefreshToken!,
+        });
+        var after = await Http.GetUserInfoAsync(new UserInfoRequest { Address = "/connect/userinfo", Token = tokens.AccessToken! });
+
+        Assert.False(before.IsError, before.Error);
+        Assert.Equal(HttpStatusCode.Unauthorized, after.HttpStatusCode);
+    }
+
+    [Fact]
     public async Task Revoke_ByAnApiAmongTheAudiences_CannotEndTheUsersSession()
     {
         var tokens = await PasswordGrantAsync(await CreateUserAsync(), scope: $"{ServerFactory.DownstreamScope} offline_access");
