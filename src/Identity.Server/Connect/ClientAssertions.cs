@@ -40,7 +40,7 @@ public sealed class ClientAssertionReplay(IdentityDbContext db, TimeProvider tim
     {
         var assertion = context.ClientAssertionPrincipal!;
         var jti = assertion.GetClaim(Claims.JwtId);
-        var expires = long.TryParse(assertion.GetClaim(Claims.ExpiresAt), out var exp) ? DateTimeOffset.FromUnixTimeSeconds(exp) : (DateTimeOffset?)null;
+        var expires = assertion.GetExpirationDate();
         if (string.IsNullOrEmpty(jti) || expires is null)
         {
             context.Reject(Errors.InvalidClient, "The client assertion must carry jti and exp.");
