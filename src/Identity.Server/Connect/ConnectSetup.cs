@@ -32,7 +32,6 @@ public static class ConnectSetup
 
         builder.Services.AddScoped<PrincipalFactory>();
         builder.Services.AddScoped<Sessions.SessionStore>();
-        builder.Services.AddSingleton<Sessions.RecordSession.RecentUses>();
         builder.Services.AddSingleton<Sessions.BackchannelLogout>();
         builder.Services.AddHostedService(services => services.GetRequiredService<Sessions.BackchannelLogout>());
         builder.Services.AddSingleton<VerifiedSecrets>();
@@ -111,6 +110,9 @@ public static class ConnectSetup
                 server.AddEventHandler(ClientAssertionFailure.Descriptor);
                 server.AddEventHandler(SelfContainedAccessTokens.Descriptor);
                 server.AddEventHandler(SessionOfAccessToken.Server.Descriptor);
+                server.AddEventHandler(SessionRefreshTokens.Issue.Descriptor);
+                server.AddEventHandler(SessionRefreshTokens.Redeem.Descriptor);
+                server.AddEventHandler(SessionRefreshTokens.Check.Descriptor);
 
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()

@@ -9,8 +9,10 @@ namespace Identity.Server.Connect;
 /// RFC 7009 revocation, in place of OpenIddict's, which can only revoke a token that has a row:
 /// <list type="bullet">
 /// <item>A token with a row is revoked, as OpenIddict does.</item>
-/// <item>A refresh token also ends its session (the sign-in's authorization) with every token of it: §2.1 says
-/// revoking a refresh token should invalidate the access tokens of the same grant (this is also what logout does).</item>
+/// <item>A refresh token ends its session (the sign-in's authorization) with every token of it: §2.1 says revoking a
+/// refresh token should invalidate the access tokens of the same grant (this is also what logout does). The refresh
+/// tokens of a sign-in have no rows (<see cref="SessionRefreshTokens"/>); OpenIddict has already checked that the
+/// caller is the client it was issued to.</item>
 /// <item>An access token of a session has no row (<see cref="SelfContainedAccessTokens"/>): revoked by the client it
 /// was issued to, it ends that session, which §2.1 allows ("MAY revoke the respective refresh token as well"). An API
 /// among its audiences may not end the client's session: it is told the token cannot be revoked.</item>
@@ -46,7 +48,12 @@ public sealed class RevokeTokenOrSession(IOpenIddictAuthorizationManager authori
             if (type != TokenTypeIdentifiers.RefreshToken)
                 return;
         }
-        else if (type != TokenTypeIdentifiers.AccessToken || session is null || principal.GetClaim(Claims.ClientId) != context.Request.ClientId)
+        else if (session is null || type switch
+                 {
+                     TokenTypeIdentifiers.AccessToken => principal.GetClaim(Claims.ClientId) != context.Request.ClientId,
+                     TokenTypeIdentifiers.RefreshToken => principal.GetClaim(SessionRefreshTokens.IdClaim) is null,
+                     _ => true,
+                 })
         {
             context.Reject(Errors.UnsupportedTokenType, "The token is self-contained and cannot be revoked: it expires on its own.");
             return;

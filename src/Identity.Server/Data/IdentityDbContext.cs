@@ -154,6 +154,7 @@ public class IdentityDbContext(DbContextOptions options)
             session.HasIndex(s => s.Sid);
             session.Property(s => s.Ip).HasMaxLength(64);
             session.Property(s => s.UserAgent).HasMaxLength(512);
+            session.Property(s => s.RefreshTokenId).HasMaxLength(64);
             session.HasIndex(s => s.UserId);
         });
         builder.Entity<Sessions.LogoutNotice>(notice =>

@@ -16,6 +16,12 @@ public sealed class SessionInfo
     public string? UserAgent { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset LastUsedAt { get; set; }
+
+    /// <summary>
+    /// The id of the one refresh token of this session that may still be redeemed (see Connect/SessionRefreshTokens);
+    /// null when the session has none, or its refresh tokens are rows of their own (issued by earlier versions).
+    /// </summary>
+    public string? RefreshTokenId { get; set; }
 }
 
 /// <summary>

@@ -22,19 +22,19 @@ public abstract class AuthApiTests<TFactory>(TFactory factory) : ServerTests<TFa
     {
         var email = await CreateUserAsync();
         static void AssertAbout(TimeSpan expected, TimeSpan actual) => Assert.InRange(actual, expected - TimeSpan.FromMinutes(1), expected + TimeSpan.FromMinutes(1));
-        string? refreshToken = null;
-        async Task SignInAsync(object body) => refreshToken = (await PostAsync("/api/v1/auth/login", body)).Body.GetProperty("refresh_token").GetString();
-        async Task RefreshAsync()
+        string refreshToken = "";
+        async Task<string> SignInAsync(object body) => refreshToken = (await PostAsync("/api/v1/auth/login", body)).Body.GetProperty("refresh_token").GetString()!;
+        async Task<string> RefreshAsync()
         {
             var renewed = await PostAsync("/api/v1/auth/refresh", new { refresh_token = refreshToken });
             Assert.Equal(HttpStatusCode.OK, renewed.Status);
-            refreshToken = renewed.Body.GetProperty("refresh_token").GetString();
+            return refreshToken = renewed.Body.GetProperty("refresh_token").GetString()!;
         }
 
-        AssertAbout(TimeSpan.FromDays(1), await RefreshTokenLifetimeAsync(email, () => SignInAsync(new { email, password = Password })));
-        AssertAbout(TimeSpan.FromDays(1), await RefreshTokenLifetimeAsync(email, RefreshAsync));
-        AssertAbout(TimeSpan.FromDays(14), await RefreshTokenLifetimeAsync(email, () => SignInAsync(new { email, password = Password, remember_me = true })));
-        AssertAbout(TimeSpan.FromDays(14), await RefreshTokenLifetimeAsync(email, RefreshAsync));
+        AssertAbout(TimeSpan.FromDays(1), await RefreshTokenLifetimeAsync(await SignInAsync(new { email, password = Password })));
+        AssertAbout(TimeSpan.FromDays(1), await RefreshTokenLifetimeAsync(await RefreshAsync()));
+        AssertAbout(TimeSpan.FromDays(14), await RefreshTokenLifetimeAsync(await SignInAsync(new { email, password = Password, remember_me = true })));
+        AssertAbout(TimeSpan.FromDays(14), await RefreshTokenLifetimeAsync(await RefreshAsync()));
 
         var malformed = await PostAsync("/api/v1/auth/login", new { email, password = Password, remember_me = "yes" });
         Assert.Equal(HttpStatusCode.BadRequest, malformed.Status);

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Duende.IdentityModel.Client;
 using Identity.Server.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -310,6 +311,45 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     }
 
     [Fact]
+    public async Task RefreshToken_WithARowFromAnEarlierVersion_RedeemsOnce_AndItsSuccessorHasNone()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+        var outer = new JsonWebToken(tokens.RefreshToken!);
+        var inner = await OpenWithSecretKeysAsync(tokens.RefreshToken!);
+        var session = inner.GetClaim(OpenIddictConstants.Claims.Private.AuthorizationId).Value;
+        // The same sign-in as an earlier version left it: its refresh token has a row and names it, the session no record.
+        using var scope = Factory.Services.CreateScope();
+        var store = scope.ServiceProvider.GetRequiredService<IOpenIddictTokenManager>();
+        var client = await scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>().FindByClientIdAsync(ServerFactory.Web);
+        var row = await store.CreateAsync(new OpenIddictTokenDescriptor
+        {
+            ApplicationId = await scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>().GetIdAsync(client!),
+            AuthorizationId = session, Subject = inner.Subject, Type = OpenIddictConstants.TokenTypeIdentifiers.RefreshToken,
+            Status = OpenIddictConstants.Statuses.Valid, CreationDate = inner.IssuedAt, ExpirationDate = inner.ValidTo,
+        });
+        var db = scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>();
+        await db.Sessions.Where(s => s.AuthorizationId == session).ExecuteUpdateAsync(s => s.SetProperty(x => x.RefreshTokenId, (string?)null));
+        var payload = System.Text.Json.Nodes.JsonNode.Parse(Base64UrlEncoder.Decode(inner.EncodedPayload))!.AsObject();
+        payload.Remove(Identity.Server.Connect.SessionRefreshTokens.IdClaim);
+        payload[OpenIddictConstants.Claims.Private.TokenId] = await store.GetIdAsync(row);
+        var key = await File.ReadAllBytesAsync(Path.Combine(Factory.KeyFolder, "private-tokens.key"));
+        var handler = new JsonWebTokenHandler();
+        var legacy = handler.EncryptToken(
+            handler.CreateToken(payload.ToJsonString(), new SigningCredentials(new SymmetricSecurityKey(key[..32]) { KeyId = inner.Kid }, SecurityAlgorithms.HmacSha256),
+                new Dictionary<string, object> { ["typ"] = inner.Typ }),
+            new EncryptingCredentials(new SymmetricSecurityKey(key[32..]) { KeyId = outer.Kid }, SecurityAlgorithms.Aes256KW, SecurityAlgorithms.Aes256CbcHmacSha512),
+            new Dictionary<string, object> { ["typ"] = outer.Typ });
+
+        var successor = await RefreshAsync(legacy);
+
+        Assert.False(successor.IsError, successor.Error);
+        var next = await OpenWithSecretKeysAsync(successor.RefreshToken!);
+        Assert.False(next.TryGetClaim(OpenIddictConstants.Claims.Private.TokenId, out _));
+        Assert.False((await RefreshAsync(successor.RefreshToken!)).IsError);
+        Assert.Equal("invalid_grant", (await RefreshAsync(legacy)).Error);
+    }
+
+    [Fact]
     public async Task RefreshToken_SealedWithTheCertificatesBeforeTheSecretKeys_StillRedeems()
     {
         var tokens = await PasswordGrantAsync(await CreateUserAsync());
@@ -332,23 +372,6 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         Assert.Equal(HttpStatusCode.OK, (await CallApiAsync(refreshed.AccessToken!)).StatusCode);
     }
 
-    /// <summary>Decrypts and verifies a token with keys/private-tokens.key, as only the server can.</summary>
-    async Task<JsonWebToken> OpenWithSecretKeysAsync(string token)
-    {
-        var key = await File.ReadAllBytesAsync(Path.Combine(Factory.KeyFolder, "private-tokens.key"));
-        var handler = new JsonWebTokenHandler();
-        var result = await handler.ValidateTokenAsync(token, new TokenValidationParameters
-        {
-            ValidateIssuer = false,
-            ValidateAudience = false,
-            IssuerSigningKey = new SymmetricSecurityKey(key[..32]),
-            TokenDecryptionKey = new SymmetricSecurityKey(key[32..]),
-            TryAllIssuerSigningKeys = true,
-        });
-        Assert.True(result.IsValid, result.Exception?.Message);
-        return ((JsonWebToken)result.SecurityToken).InnerToken;
-    }
-
     [Fact]
     public async Task Refresh_Reused_RevokesTheWholeChain()
     {
@@ -363,6 +386,54 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         Assert.False((await IntrospectAsync(second.AccessToken!)).IsActive);
         Assert.False((await IntrospectAsync(first.AccessToken!)).IsActive);
         Assert.Equal(HttpStatusCode.Unauthorized, (await CallApiAsync(second.AccessToken!)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Refresh_TokensOfASignIn_HaveNoRows_TheirSessionRecordsTheOneThatMayBeRedeemed()
+    {
+        var email = await CreateUserAsync();
+        var first = await PasswordGrantAsync(email);
+        var second = await RefreshAsync(first.RefreshToken!);
+        Assert.False(second.IsError, second.Error);
+
+        using var scope = Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>();
+        var subject = db.Users.Where(u => u.Email == email).Select(u => u.Id).Single();
+        Assert.False(db.Set<OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreToken>()
+            .Any(t => t.Subject == subject && t.Type == OpenIddictConstants.TokenTypeIdentifiers.RefreshToken));
+        var current = (await OpenWithSecretKeysAsync(second.RefreshToken!)).GetClaim(Identity.Server.Connect.SessionRefreshTokens.IdClaim).Value;
+        var spent = (await OpenWithSecretKeysAsync(first.RefreshToken!)).GetClaim(Identity.Server.Connect.SessionRefreshTokens.IdClaim).Value;
+        Assert.NotEqual(spent, current);
+        Assert.Equal(current, db.Sessions.Where(s => s.UserId == subject).Select(s => s.RefreshTokenId).Single());
+    }
+
+    [Fact]
+    public async Task Refresh_OneTokenTwiceAtOnce_OnlyOneIsAnswered_AndTheSessionEnds()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+
+        var answers = await Task.WhenAll(RefreshAsync(tokens.RefreshToken!), RefreshAsync(tokens.RefreshToken!));
+
+        var answered = Assert.Single(answers, a => !a.IsError);
+        Assert.Equal("invalid_grant", Assert.Single(answers, a => a.IsError).Error);
+        // Either request may have been the thief's: the session ends, the answered one's tokens with it.
+        Assert.Equal("invalid_grant", (await RefreshAsync(answered.RefreshToken!)).Error);
+        Assert.False((await IntrospectAsync(answered.AccessToken!)).IsActive);
+    }
+
+    [Fact]
+    public async Task Introspect_RefreshToken_IsActiveOnlyUntilItIsRedeemed_AndLooksWithoutSpending()
+    {
+        var first = await PasswordGrantAsync(await CreateUserAsync());
+        var looked = await IntrospectAsync(first.RefreshToken!);
+        var second = await RefreshAsync(first.RefreshToken!);
+
+        Assert.True(looked.IsActive, looked.Error);
+        Assert.False(second.IsError, second.Error);
+        Assert.False((await IntrospectAsync(first.RefreshToken!)).IsActive);
+        // Introspecting the spent token is not a reuse: the session and its current token go on.
+        Assert.True((await IntrospectAsync(second.RefreshToken!)).IsActive);
+        Assert.False((await RefreshAsync(second.RefreshToken!)).IsError);
     }
 
     [Fact]

@@ -590,6 +590,10 @@ namespace Identity.Server.Data.Migrations.PostgreSql
                     b.Property<DateTimeOffset>("LastUsedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("RefreshTokenId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
                     b.Property<string>("Sid")
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");

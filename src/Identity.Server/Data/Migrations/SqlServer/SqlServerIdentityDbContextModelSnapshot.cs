@@ -593,6 +593,10 @@ namespace Identity.Server.Data.Migrations.SqlServer
                     b.Property<DateTimeOffset>("LastUsedAt")
                         .HasColumnType("datetimeoffset");
 
+                    b.Property<string>("RefreshTokenId")
+                        .HasMaxLength(64)
+                        .HasColumnType("nvarchar(64)");
+
                     b.Property<string>("Sid")
                         .HasMaxLength(64)
                         .HasColumnType("nvarchar(64)");

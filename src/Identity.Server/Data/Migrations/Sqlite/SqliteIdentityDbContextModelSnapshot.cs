@@ -579,6 +579,10 @@ namespace Identity.Server.Data.Migrations.Sqlite
                     b.Property<long>("LastUsedAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("RefreshTokenId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("Sid")
                         .HasMaxLength(64)
                         .HasColumnType("TEXT");
