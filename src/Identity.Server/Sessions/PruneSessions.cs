@@ -9,12 +9,12 @@ using static OpenIddict.Abstractions.OpenIddictConstants;
 namespace Identity.Server.Sessions;
 
 /// <summary>
-/// Hourly: OpenIddict's pruning of tokens and authorizations that can no longer be used (expired, revoked or
-/// redeemed, older than a day), of expired client assertion ids (ClientAssertionReplay), and session.expired for each
-/// session that was still valid and is now gone.
+/// Hourly: OpenIddict's pruning of tokens that can no longer be used (expired, revoked or redeemed, older than a day),
+/// of expired client assertion ids (ClientAssertionReplay), of sessions (authorizations) that can no longer be used,
+/// and session.expired for each session that was still valid and is now gone.
 /// </summary>
 [DisallowConcurrentExecution]
-public sealed class PruneSessions(IdentityDbContext db, IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens,
+public sealed class PruneSessions(IdentityDbContext db, IOpenIddictTokenManager tokens, Connect.TokenOptions lifetimes,
     SecurityEvents events, TimeProvider time) : IJob
 {
     public static readonly TimeSpan Interval = TimeSpan.FromHours(1);
@@ -30,7 +30,17 @@ public sealed class PruneSessions(IdentityDbContext db, IOpenIddictAuthorization
 
         await tokens.PruneAsync(threshold, cancellationToken);
         await db.UsedClientAssertions.Where(a => a.ExpiresAt < now).ExecuteDeleteAsync(cancellationToken);
-        await authorizations.PruneAsync(threshold, cancellationToken);
+        // OpenIddict's own pruning takes a valid sign-in without token rows for abandoned, but a sign-in's tokens have
+        // none now (Connect/SessionRefreshTokens): one lives while its session's current refresh token can, which is
+        // at most the longest refresh token lifetime after the session's last use.
+        var idleSince = now - (lifetimes.RefreshTokenLifetime > lifetimes.NotRememberedRefreshTokenLifetime
+            ? lifetimes.RefreshTokenLifetime : lifetimes.NotRememberedRefreshTokenLifetime);
+        var live = sessions.Where(s => s.RefreshTokenId is not null && s.LastUsedAt >= idleSince).Select(s => s.AuthorizationId).ToList();
+        var before = threshold.UtcDateTime;
+        await db.Set<OpenIddictEntityFrameworkCoreAuthorization>()
+            .Where(a => a.CreationDate < before && (a.Status != Statuses.Valid ||
+                        (a.Type == AuthorizationTypes.AdHoc && !a.Tokens.Any() && !live.Contains(a.Id!))))
+            .ExecuteDeleteAsync(cancellationToken);
 
         // Read from the table itself: pruning deletes in bulk, around the managers' caches.
         var remaining = await AuthorizationIdsAsync(ids, onlyValid: false, cancellationToken);

@@ -408,6 +408,17 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     }
 
     [Fact]
+    public async Task PruneSessions_RunsOnThisDatabase_AndLeavesALiveSignInAlone()
+    {
+        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+
+        using (var scope = Factory.Services.CreateScope())
+            await ActivatorUtilities.CreateInstance<Identity.Server.Sessions.PruneSessions>(scope.ServiceProvider).Execute(null!, CancellationToken.None);
+
+        Assert.False((await RefreshAsync(tokens.RefreshToken!)).IsError);
+    }
+
+    [Fact]
     public async Task Refresh_OneTokenTwiceAtOnce_OnlyOneIsAnswered_AndTheSessionEnds()
     {
         var tokens = await PasswordGrantAsync(await CreateUserAsync());

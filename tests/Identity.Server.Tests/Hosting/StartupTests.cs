@@ -643,6 +643,46 @@ public sealed class StartupTests : IDisposable
     }
 
     [Fact]
+    public async Task PruneSessions_KeepsASignInWhileItsRefreshTokenLives_ThenRemovesIt()
+    {
+        var clock = new ShiftedClock();
+        await using var server = new ServerFactory(database, keys).At(clock);
+        var http = server.CreateClient();
+        var signedIn = await http.RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "offline_access",
+        });
+        var session = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(signedIn.AccessToken!)
+            .GetClaim(OpenIddict.Abstractions.OpenIddictConstants.Claims.Private.AuthorizationId).Value;
+        async Task<bool> RecordedAsync()
+        {
+            using var scope = server.Services.CreateScope();
+            return await scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>().Sessions.AnyAsync(s => s.AuthorizationId == session);
+        }
+        async Task PruneAsync()
+        {
+            using var scope = server.Services.CreateScope();
+            await ActivatorUtilities.CreateInstance<Identity.Server.Sessions.PruneSessions>(scope.ServiceProvider).Execute(null!, CancellationToken.None);
+        }
+
+        // Two days on, past pruning's one-day grace: the sign-in has no token rows, but its refresh token lives 14 days.
+        clock.Shift = TimeSpan.FromDays(2);
+        await PruneAsync();
+        Assert.True(await RecordedAsync());
+        var refreshed = await http.RequestRefreshTokenAsync(new RefreshTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, RefreshToken = signedIn.RefreshToken!,
+        });
+        Assert.False(refreshed.IsError, refreshed.Error);
+
+        // Left alone past its refresh token's lifetime, it is gone.
+        clock.Shift = TimeSpan.FromDays(2 + 15);
+        await PruneAsync();
+        Assert.False(await RecordedAsync());
+    }
+
+    [Fact]
     public async Task Clients_AreReadFromMemory_AndAChangeMadeElsewhereCountsAfterMaxAge()
     {
         var clock = new ShiftedClock();
