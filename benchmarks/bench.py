@@ -406,7 +406,7 @@ def report(path, args, rows, hasher_limit, soak_result, versions):
                       f"{soak_result['early_mb']:.0f} MB early, {soak_result['late_mb']:.0f} MB at the end, peak "
                       f"{soak_result['peak_mb']:.0f} MB (target: under 300 MB, no growth)."]
     lines += ["", "Refresh runs against the peer as set up by benchmarks/peer-refresh.mjs (rotation on every use, one process, "
-                  "tokens in memory; ours are written to the database). Password login has no peer figure: the peer has no "
+                  "tokens in memory; ours record each rotation in the database). Password login has no peer figure: the peer has no "
                   "password grant."]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -60,11 +60,12 @@ public static class SessionRefreshTokens
                 context.Request?.IsTokenExchangeGrantType() == true)
                 return;
 
-            // Redeeming the previous token already recorded this one's id; a new sign-in records its first.
+            // Redeeming the previous token already recorded this one's id. A new sign-in records its first here, and so
+            // does one whose previous refresh token had a row (an earlier version's).
             if (context.Transaction.GetProperty<string>(NextIdProperty) is not { } id)
             {
                 id = NewId();
-                // A session without a record (older than records) keeps refresh tokens with rows.
+                // Sessions/RecordSession has made the record by now; were it missing, the token keeps a row and still works.
                 if (await db.Sessions.Where(s => s.AuthorizationId == session).ExecuteUpdateAsync(s => s.SetProperty(x => x.RefreshTokenId, id)) == 0)
                     return;
             }
