@@ -36,10 +36,12 @@ public sealed class PruneSessions(IdentityDbContext db, IOpenIddictTokenManager 
         var idleSince = now - (lifetimes.RefreshTokenLifetime > lifetimes.NotRememberedRefreshTokenLifetime
             ? lifetimes.RefreshTokenLifetime : lifetimes.NotRememberedRefreshTokenLifetime);
         var live = sessions.Where(s => s.RefreshTokenId is not null && s.LastUsedAt >= idleSince).Select(s => s.AuthorizationId).ToList();
+        // Only those without token rows left: a row still points at its authorization (no cascade), and OpenIddict's
+        // token pruning takes the rows of an ended session once they are a day old, so the session goes at a later run.
         var before = threshold.UtcDateTime;
         await db.Set<OpenIddictEntityFrameworkCoreAuthorization>()
-            .Where(a => a.CreationDate < before && (a.Status != Statuses.Valid ||
-                        (a.Type == AuthorizationTypes.AdHoc && !a.Tokens.Any() && !live.Contains(a.Id!))))
+            .Where(a => a.CreationDate < before && !a.Tokens.Any() &&
+                        (a.Status != Statuses.Valid || (a.Type == AuthorizationTypes.AdHoc && !live.Contains(a.Id!))))
             .ExecuteDeleteAsync(cancellationToken);
 
         // Read from the table itself: pruning deletes in bulk, around the managers' caches.

@@ -683,6 +683,45 @@ public sealed class StartupTests : IDisposable
     }
 
     [Fact]
+    public async Task PruneSessions_AnEndedSignInWithARecentTokenRow_IsLeftForALaterRun_NotAFailure()
+    {
+        var clock = new ShiftedClock();
+        await using var server = new ServerFactory(database, keys).At(clock);
+        var http = server.CreateClient();
+        var signedIn = await http.RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "openid offline_access",
+        });
+        // Two days on the sign-in refreshes (its new identity token has a row), then ends.
+        clock.Shift = TimeSpan.FromDays(2);
+        var refreshed = await http.RequestRefreshTokenAsync(new RefreshTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, RefreshToken = signedIn.RefreshToken!,
+        });
+        Assert.False(refreshed.IsError, refreshed.Error);
+        Assert.False((await http.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = refreshed.RefreshToken!,
+        })).IsError);
+
+        var session = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(refreshed.AccessToken!)
+            .GetClaim(OpenIddict.Abstractions.OpenIddictConstants.Claims.Private.AuthorizationId).Value;
+        async Task<bool> PruneAndFindAsync()
+        {
+            using var scope = server.Services.CreateScope();
+            await ActivatorUtilities.CreateInstance<Identity.Server.Sessions.PruneSessions>(scope.ServiceProvider).Execute(null!, CancellationToken.None);
+            return await scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>().Sessions.AnyAsync(s => s.AuthorizationId == session);
+        }
+
+        // The ended session is older than a day, its identity token's row is not, and the row still points at it.
+        Assert.True(await PruneAndFindAsync());
+        // Once the row is a day old, both go.
+        clock.Shift = TimeSpan.FromDays(4);
+        Assert.False(await PruneAndFindAsync());
+    }
+
+    [Fact]
     public async Task Clients_AreReadFromMemory_AndAChangeMadeElsewhereCountsAfterMaxAge()
     {
         var clock = new ShiftedClock();
