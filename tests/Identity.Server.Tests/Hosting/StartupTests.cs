@@ -99,14 +99,14 @@ public sealed class StartupTests : IDisposable
         }
     }
 
-    static Task<TokenResponse> AdminPasswordGrantAsync(ServerFactory server) =>
+    static Task<TokenResponse> AdminPasswordGrantAsync(WebApplicationFactory<Program> server, string scope = "openid offline_access") =>
         server.CreateClient().RequestPasswordTokenAsync(new PasswordTokenRequest
         {
             Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
-            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "openid offline_access",
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = scope,
         });
 
-    static Task<TokenResponse> RefreshAsync(ServerFactory server, string refreshToken) =>
+    static Task<TokenResponse> RefreshAsync(WebApplicationFactory<Program> server, string refreshToken) =>
         server.CreateClient().RequestRefreshTokenAsync(new RefreshTokenRequest
         {
             Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, RefreshToken = refreshToken,
@@ -647,12 +647,7 @@ public sealed class StartupTests : IDisposable
     {
         var clock = new ShiftedClock();
         await using var server = new ServerFactory(database, keys).At(clock);
-        var http = server.CreateClient();
-        var signedIn = await http.RequestPasswordTokenAsync(new PasswordTokenRequest
-        {
-            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
-            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "offline_access",
-        });
+        var signedIn = await AdminPasswordGrantAsync(server, "offline_access");
         var session = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(signedIn.AccessToken!)
             .GetClaim(OpenIddict.Abstractions.OpenIddictConstants.Claims.Private.AuthorizationId).Value;
         async Task<bool> RecordedAsync()
@@ -670,10 +665,7 @@ public sealed class StartupTests : IDisposable
         clock.Shift = TimeSpan.FromDays(2);
         await PruneAsync();
         Assert.True(await RecordedAsync());
-        var refreshed = await http.RequestRefreshTokenAsync(new RefreshTokenRequest
-        {
-            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, RefreshToken = signedIn.RefreshToken!,
-        });
+        var refreshed = await RefreshAsync(server, signedIn.RefreshToken!);
         Assert.False(refreshed.IsError, refreshed.Error);
 
         // Left alone past its refresh token's lifetime, it is gone.
@@ -688,17 +680,10 @@ public sealed class StartupTests : IDisposable
         var clock = new ShiftedClock();
         await using var server = new ServerFactory(database, keys).At(clock);
         var http = server.CreateClient();
-        var signedIn = await http.RequestPasswordTokenAsync(new PasswordTokenRequest
-        {
-            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
-            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "openid offline_access",
-        });
+        var signedIn = await AdminPasswordGrantAsync(server);
         // Two days on the sign-in refreshes (its new identity token has a row), then ends.
         clock.Shift = TimeSpan.FromDays(2);
-        var refreshed = await http.RequestRefreshTokenAsync(new RefreshTokenRequest
-        {
-            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, RefreshToken = signedIn.RefreshToken!,
-        });
+        var refreshed = await RefreshAsync(server, signedIn.RefreshToken!);
         Assert.False(refreshed.IsError, refreshed.Error);
         Assert.False((await http.RevokeTokenAsync(new TokenRevocationRequest
         {
