@@ -22,7 +22,8 @@ namespace Identity.Server.Connect;
 /// client it was stolen from) it no longer matches the session's record, so the session ends, with every token of it,
 /// and token.reuse_detected is raised (RFC 9700 4.14.2). Two concurrent uses of one token: the database lets one
 /// UPDATE match, the other is reuse.</item>
-/// <item>Introspection and revocation check the record too, and the session's status (<see cref="Check"/>).</item>
+/// <item>Introspection checks the record too: a spent token is inactive. Revoking one, spent or not, ends its
+/// session (<see cref="Check"/>).</item>
 /// <item>A refresh token from a token exchange keeps its row: it belongs to another client than its session.</item>
 /// <item>Refresh tokens issued by earlier versions have rows and are redeemed by OpenIddict, as before.</item>
 /// </list>
@@ -121,8 +122,9 @@ public static class SessionRefreshTokens
     }
 
     /// <summary>
-    /// Everywhere else a refresh token is read (introspection, revocation), it must be its session's current one, and
-    /// the session must still be valid (OpenIddict checks that once it knows the session).
+    /// Everywhere else a refresh token is read, its session must still be valid (OpenIddict checks that once it knows
+    /// the session), and at introspection it must be the session's current one: a spent token is inactive. Revocation
+    /// takes a spent token too: it is the sign-in's, and revoking it ends the sign-in, which is what its holder asks.
     /// </summary>
     public sealed class Check(IdentityDbContext db) : IOpenIddictServerHandler<ValidateTokenContext>
     {
@@ -137,8 +139,8 @@ public static class SessionRefreshTokens
             // At the token endpoint Redeem checks both, atomically, with the write it has to make anyway.
             if (context.IsRejected || context.EndpointType == OpenIddictServerEndpointType.Token || OfSession(context.Principal) is not var (session, id))
                 return;
-            var current = await db.Sessions.AsNoTracking().Where(s => s.AuthorizationId == session).Select(s => s.RefreshTokenId).FirstOrDefaultAsync();
-            if (current != id)
+            if (context.EndpointType != OpenIddictServerEndpointType.Revocation &&
+                await db.Sessions.AsNoTracking().Where(s => s.AuthorizationId == session).Select(s => s.RefreshTokenId).FirstOrDefaultAsync() != id)
             {
                 context.Reject(Errors.InvalidToken, "The refresh token is no longer valid.");
                 return;

@@ -448,6 +448,23 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     }
 
     [Fact]
+    public async Task Revoke_ASpentRefreshToken_StillEndsItsSignIn()
+    {
+        var first = await PasswordGrantAsync(await CreateUserAsync());
+        var second = await RefreshAsync(first.RefreshToken!);
+
+        // A client that kept an older refresh token signs out with it.
+        var revoked = await Http.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = first.RefreshToken!,
+        });
+
+        Assert.False(revoked.IsError, revoked.Error);
+        Assert.Equal("invalid_grant", (await RefreshAsync(second.RefreshToken!)).Error);
+        Assert.False((await IntrospectAsync(second.AccessToken!)).IsActive);
+    }
+
+    [Fact]
     public async Task Revoke_AccessToken_IsInactiveAtIntrospectionAndRefusedByApi()
     {
         var tokens = await PasswordGrantAsync(await CreateUserAsync());
