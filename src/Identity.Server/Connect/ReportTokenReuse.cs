@@ -25,9 +25,20 @@ public sealed class ReportTokenReuse(IOpenIddictTokenManager tokens, IOpenIddict
         if (context.IsRejected || context.TokenId is not { } id || await tokens.FindByIdAsync(id) is not { } token ||
             !await tokens.HasStatusAsync(token, OpenIddictConstants.Statuses.Redeemed))
             return;
-        await events.RaiseNowAsync(EventTypes.TokenReuseDetected, new SecurityEvents.Subject(await tokens.GetSubjectAsync(token)),
-            new { token_type = await tokens.GetTypeAsync(token), session = context.AuthorizationId, client = context.Request?.ClientId }, success: false);
-        if (context.AuthorizationId is { } session && await authorizations.FindByIdAsync(session) is { } authorization)
+        await ReportAsync(events, authorizations, await tokens.GetSubjectAsync(token), await tokens.GetTypeAsync(token),
+            context.AuthorizationId, context.Request?.ClientId);
+    }
+
+    /// <summary>
+    /// What a reuse means, wherever it is found (here, or for a refresh token without a row in
+    /// <see cref="SessionRefreshTokens"/>): token.reuse_detected is raised, and the session ends.
+    /// </summary>
+    internal static async Task ReportAsync(SecurityEvents events, IOpenIddictAuthorizationManager authorizations,
+        string? subject, string? tokenType, string? session, string? client)
+    {
+        await events.RaiseNowAsync(EventTypes.TokenReuseDetected, new SecurityEvents.Subject(subject),
+            new { token_type = tokenType, session, client }, success: false);
+        if (session is not null && await authorizations.FindByIdAsync(session) is { } authorization)
             await authorizations.TryRevokeAsync(authorization);
     }
 }

@@ -112,10 +112,10 @@ public static class SessionRefreshTokens
             // Spent while its session is still valid: someone else holds a copy. The session ends, as RFC 9700 asks.
             if (await authorizations.FindByIdAsync(session) is { } authorization && await authorizations.HasStatusAsync(authorization, Statuses.Valid))
             {
-                await events.RaiseNowAsync(EventTypes.TokenReuseDetected, new SecurityEvents.Subject(presented!.GetClaim(Claims.Subject)),
-                    new { token_type = TokenTypeIdentifiers.RefreshToken, session, client = context.Request.ClientId }, success: false);
+                await ReportTokenReuse.ReportAsync(events, authorizations, presented!.GetClaim(Claims.Subject), TokenTypeIdentifiers.RefreshToken,
+                    session, context.Request.ClientId);
+                // The session's rows (its code, identity tokens): OpenIddict revokes them when a token with a row is reused.
                 await tokens.RevokeByAuthorizationIdAsync(session);
-                await authorizations.TryRevokeAsync(authorization);
             }
             context.Reject(Errors.InvalidGrant, "The refresh token is no longer valid.");
         }
