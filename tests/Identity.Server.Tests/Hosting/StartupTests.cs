@@ -106,6 +106,22 @@ public sealed class StartupTests : IDisposable
             UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = scope,
         });
 
+    /// <summary>Runs the hourly session pruning job once, at the server's time.</summary>
+    static async Task PruneSessionsAsync(WebApplicationFactory<Program> server)
+    {
+        using var scope = server.Services.CreateScope();
+        await ActivatorUtilities.CreateInstance<Identity.Server.Sessions.PruneSessions>(scope.ServiceProvider).Execute(null!, CancellationToken.None);
+    }
+
+    /// <summary>Whether the session an access token belongs to is still recorded.</summary>
+    static async Task<bool> SessionIsRecordedAsync(WebApplicationFactory<Program> server, string accessToken)
+    {
+        var session = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(accessToken)
+            .GetClaim(OpenIddict.Abstractions.OpenIddictConstants.Claims.Private.AuthorizationId).Value;
+        using var scope = server.Services.CreateScope();
+        return await scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>().Sessions.AnyAsync(s => s.AuthorizationId == session);
+    }
+
     static Task<TokenResponse> RefreshAsync(WebApplicationFactory<Program> server, string refreshToken) =>
         server.CreateClient().RequestRefreshTokenAsync(new RefreshTokenRequest
         {
@@ -630,8 +646,7 @@ public sealed class StartupTests : IDisposable
         // The tokens expire after a second; pruning takes what is a day past that.
         await Task.Delay(TimeSpan.FromSeconds(2));
         clock.Shift = TimeSpan.FromDays(2);
-        using (var scope = server.Services.CreateScope())
-            await ActivatorUtilities.CreateInstance<Identity.Server.Sessions.PruneSessions>(scope.ServiceProvider).Execute(null!, CancellationToken.None);
+        await PruneSessionsAsync(server);
 
         Assert.Equal(0, await SessionsAsync());
         using (var scope = server.Services.CreateScope())
@@ -648,30 +663,18 @@ public sealed class StartupTests : IDisposable
         var clock = new ShiftedClock();
         await using var server = new ServerFactory(database, keys).At(clock);
         var signedIn = await AdminPasswordGrantAsync(server, "offline_access");
-        var session = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(signedIn.AccessToken!)
-            .GetClaim(OpenIddict.Abstractions.OpenIddictConstants.Claims.Private.AuthorizationId).Value;
-        async Task<bool> RecordedAsync()
-        {
-            using var scope = server.Services.CreateScope();
-            return await scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>().Sessions.AnyAsync(s => s.AuthorizationId == session);
-        }
-        async Task PruneAsync()
-        {
-            using var scope = server.Services.CreateScope();
-            await ActivatorUtilities.CreateInstance<Identity.Server.Sessions.PruneSessions>(scope.ServiceProvider).Execute(null!, CancellationToken.None);
-        }
 
         // Two days on, past pruning's one-day grace: the sign-in has no token rows, but its refresh token lives 14 days.
         clock.Shift = TimeSpan.FromDays(2);
-        await PruneAsync();
-        Assert.True(await RecordedAsync());
+        await PruneSessionsAsync(server);
+        Assert.True(await SessionIsRecordedAsync(server, signedIn.AccessToken!));
         var refreshed = await RefreshAsync(server, signedIn.RefreshToken!);
         Assert.False(refreshed.IsError, refreshed.Error);
 
         // Left alone past its refresh token's lifetime, it is gone.
         clock.Shift = TimeSpan.FromDays(2 + 15);
-        await PruneAsync();
-        Assert.False(await RecordedAsync());
+        await PruneSessionsAsync(server);
+        Assert.False(await SessionIsRecordedAsync(server, signedIn.AccessToken!));
     }
 
     [Fact]
@@ -690,20 +693,13 @@ public sealed class StartupTests : IDisposable
             Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = refreshed.RefreshToken!,
         })).IsError);
 
-        var session = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(refreshed.AccessToken!)
-            .GetClaim(OpenIddict.Abstractions.OpenIddictConstants.Claims.Private.AuthorizationId).Value;
-        async Task<bool> PruneAndFindAsync()
-        {
-            using var scope = server.Services.CreateScope();
-            await ActivatorUtilities.CreateInstance<Identity.Server.Sessions.PruneSessions>(scope.ServiceProvider).Execute(null!, CancellationToken.None);
-            return await scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>().Sessions.AnyAsync(s => s.AuthorizationId == session);
-        }
-
         // The ended session is older than a day, its identity token's row is not, and the row still points at it.
-        Assert.True(await PruneAndFindAsync());
+        await PruneSessionsAsync(server);
+        Assert.True(await SessionIsRecordedAsync(server, refreshed.AccessToken!));
         // Once the row is a day old, both go.
         clock.Shift = TimeSpan.FromDays(4);
-        Assert.False(await PruneAndFindAsync());
+        await PruneSessionsAsync(server);
+        Assert.False(await SessionIsRecordedAsync(server, refreshed.AccessToken!));
     }
 
     [Fact]
