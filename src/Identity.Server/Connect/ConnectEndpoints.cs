@@ -8,6 +8,7 @@ using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.IdentityModel.JsonWebTokens;
 using OpenIddict.Abstractions;
 using OpenIddict.Server.AspNetCore;
@@ -121,6 +122,9 @@ public static class ConnectEndpoints
         // The code, the refresh token or the approved device code carries the sign-in; the user is checked again.
         if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType() || request.IsDeviceCodeGrantType())
         {
+            // One connection for the grant's statements (the user, their memberships, then the redeem of the code or
+            // token): EF Core would open and close it around each. It closes as the request's context is returned.
+            await services.GetRequiredService<IdentityDbContext>().Database.OpenConnectionAsync();
             var previous = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal!;
             var user = await factory.FindUserAsync(previous.GetClaim(Claims.Subject)!);
             if (!await Users.Accounts.MaySignInAsync(services.GetRequiredService<SignInManager<User>>(), user))
