@@ -113,6 +113,7 @@ public static class ConnectSetup
                 server.AddEventHandler(SessionRefreshTokens.Issue.Descriptor);
                 server.AddEventHandler(SessionRefreshTokens.Redeem.Descriptor);
                 server.AddEventHandler(SessionRefreshTokens.Check.Descriptor);
+                server.AddEventHandler(RefreshTokenClaims.Descriptor);
 
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()

@@ -295,6 +295,38 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     }
 
     [Fact]
+    public async Task RefreshToken_CarriesTheSignInNotTheAccount_WhichEachRenewalReadsAfresh()
+    {
+        var email = await CreateUserAsync();
+        var first = await PasswordGrantAsync(email);
+
+        var sealedInside = await OpenWithSecretKeysAsync(first.RefreshToken!);
+        Assert.False(string.IsNullOrEmpty(sealedInside.Subject));
+        Assert.True(sealedInside.TryGetClaim(OpenIddictConstants.Claims.AuthenticationMethodReference, out _));
+        foreach (var account in new[] { "email", "email_verified", "name", "roles", "org_id", "org_domain", "oi_cl_dstn" })
+            Assert.False(sealedInside.TryGetClaim(account, out _), $"the refresh token carries {account}");
+
+        using (var scope = Factory.Services.CreateScope())
+        {
+            var users = scope.ServiceProvider.GetRequiredService<Microsoft.AspNetCore.Identity.UserManager<Identity.Server.Data.User>>();
+            var user = (await users.FindByEmailAsync(email))!;
+            user.Name = "Renamed User";
+            Assert.True((await users.UpdateAsync(user)).Succeeded);
+            Assert.True((await users.AddToRoleAsync(user, "admin")).Succeeded);
+        }
+        var second = await RefreshAsync(first.RefreshToken!);
+
+        Assert.False(second.IsError, second.Error);
+        var access = new JsonWebToken(second.AccessToken!);
+        Assert.Equal(email, access.GetClaim("email").Value);
+        Assert.Equal("Renamed User", access.GetClaim("name").Value);
+        Assert.Contains("admin", access.GetPayloadValue<string[]>("roles"));
+        var identity = new JsonWebToken(second.IdentityToken!);
+        Assert.Equal(sealedInside.Subject, identity.Subject);
+        Assert.Equal("Renamed User", identity.GetClaim("name").Value);
+    }
+
+    [Fact]
     public async Task RefreshToken_IsSealedWithTheServersSecretKeys_NeverWithAPublishedOne()
     {
         var tokens = await PasswordGrantAsync(await CreateUserAsync());
