@@ -86,6 +86,16 @@ public sealed class PrincipalFactory(IdentityDbContext db, ScopeResources scopeR
                 .Concat(db.GroupMembers.Where(m => m.UserId == userId).Join(db.Groups, m => m.GroupId, g => g.Id, (_, g) => new Membership { Kind = GroupKind, Name = g.DisplayName }))
                 .Concat(db.Organizations.Where(o => o.Id == organizationId).Select(o => new Membership { Kind = OrganizationKind, Name = o.Domain }))))(db, userId, organizationId);
 
+    /// <summary>
+    /// The claims read from the account at every sign-in and renewal (<see cref="WithUserClaimsAsync"/>): a renewal
+    /// replaces them, so a refresh token need not carry them (<see cref="RefreshTokenClaims"/>).
+    /// </summary>
+    public static readonly IReadOnlyList<string> AccountClaims =
+    [
+        Claims.Email, Claims.EmailVerified, Claims.Name, ClaimDestinations.OrganizationId, ClaimDestinations.OrganizationDomain,
+        ClaimDestinations.Roles, ClaimDestinations.Groups,
+    ];
+
     static ClaimsIdentity NewIdentity() =>
         new(TokenValidationParameters.DefaultAuthenticationType, Claims.Name, ClaimDestinations.Roles);
 

@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using OpenIddict.Abstractions;
 using OpenIddict.Server;
-using static OpenIddict.Abstractions.OpenIddictConstants;
 using static OpenIddict.Server.OpenIddictServerEvents;
 
 namespace Identity.Server.Connect;
@@ -9,18 +8,12 @@ namespace Identity.Server.Connect;
 /// <summary>
 /// A refresh token carries the sign-in, not the account: its subject, scopes, resources, session, authentication
 /// methods and time, identity provider and browser session. Every renewal reads the account's claims (email, name,
-/// roles, groups, organization) from the database and sets every claim's destinations again
-/// (<see cref="PrincipalFactory.RenewAsync"/>), so the token does not carry them either: it holds no personal data
-/// beyond the subject, and is less than half the size to seal and open at every refresh.
+/// roles, groups, organization: <see cref="PrincipalFactory.AccountClaims"/>) from the database and sets every claim's
+/// destinations again (<see cref="PrincipalFactory.RenewAsync"/>), so the token does not carry them either: it holds
+/// no personal data beyond the subject, and is about half the size to seal and open at every refresh.
 /// </summary>
 public sealed class RefreshTokenClaims : IOpenIddictServerHandler<ProcessSignInContext>
 {
-    static readonly string[] ReadAtRenewal =
-    [
-        Claims.Email, Claims.EmailVerified, Claims.Name, ClaimDestinations.OrganizationId, ClaimDestinations.OrganizationDomain,
-        ClaimDestinations.Roles, ClaimDestinations.Groups,
-    ];
-
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ProcessSignInContext>()
         .UseSingletonHandler<RefreshTokenClaims>()
         .SetOrder(OpenIddictServerHandlers.PrepareRefreshTokenPrincipal.Descriptor.Order + 1)
@@ -31,7 +24,7 @@ public sealed class RefreshTokenClaims : IOpenIddictServerHandler<ProcessSignInC
     {
         if (context.RefreshTokenPrincipal is not { } principal)
             return ValueTask.CompletedTask;
-        foreach (var type in ReadAtRenewal)
+        foreach (var type in PrincipalFactory.AccountClaims)
             principal.RemoveClaims(type);
         // The principal is OpenIddict's copy for this token: the access and identity tokens keep their destinations.
         foreach (var claim in principal.Claims)
