@@ -486,10 +486,7 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         var second = await RefreshAsync(first.RefreshToken!);
 
         // A client that kept an older refresh token signs out with it.
-        var revoked = await Http.RevokeTokenAsync(new TokenRevocationRequest
-        {
-            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = first.RefreshToken!,
-        });
+        var revoked = await RevokeAsync(first.RefreshToken!);
 
         Assert.False(revoked.IsError, revoked.Error);
         Assert.Equal("invalid_grant", (await RefreshAsync(second.RefreshToken!)).Error);
@@ -504,10 +501,7 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         Assert.True(before.IsActive, before.Error);
         Assert.Equal(HttpStatusCode.OK, (await CallApiAsync(tokens.AccessToken!)).StatusCode);
 
-        var revoked = await Http.RevokeTokenAsync(new TokenRevocationRequest
-        {
-            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = tokens.AccessToken!,
-        });
+        var revoked = await RevokeAsync(tokens.AccessToken!);
 
         Assert.False(revoked.IsError, revoked.Error);
         Assert.False((await IntrospectAsync(tokens.AccessToken!)).IsActive);
@@ -523,10 +517,7 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         var tokens = await PasswordGrantAsync(await CreateUserAsync());
         var other = await PasswordGrantAsync(await CreateUserAsync());
 
-        var revoked = await Http.RevokeTokenAsync(new TokenRevocationRequest
-        {
-            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = tokens.AccessToken!,
-        });
+        var revoked = await RevokeAsync(tokens.AccessToken!);
 
         Assert.False(revoked.IsError, revoked.Error);
         Assert.Equal("invalid_grant", (await RefreshAsync(tokens.RefreshToken!)).Error);
@@ -541,10 +532,7 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         var tokens = await PasswordGrantAsync(await CreateUserAsync());
         var before = await Http.GetUserInfoAsync(new UserInfoRequest { Address = "/connect/userinfo", Token = tokens.AccessToken! });
 
-        await Http.RevokeTokenAsync(new TokenRevocationRequest
-        {
-            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = tokens.RefreshToken!,
-        });
+        await RevokeAsync(tokens.RefreshToken!);
         var after = await Http.GetUserInfoAsync(new UserInfoRequest { Address = "/connect/userinfo", Token = tokens.AccessToken! });
 
         Assert.False(before.IsError, before.Error);
@@ -575,10 +563,7 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     {
         var tokens = await PasswordGrantAsync(await CreateUserAsync());
 
-        await Http.RevokeTokenAsync(new TokenRevocationRequest
-        {
-            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = tokens.RefreshToken!,
-        });
+        await RevokeAsync(tokens.RefreshToken!);
 
         Assert.Equal("invalid_grant", (await RefreshAsync(tokens.RefreshToken!)).Error);
     }
@@ -607,10 +592,7 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         };
 
         var active = await Http.IntrospectTokenAsync(request);
-        await Http.RevokeTokenAsync(new TokenRevocationRequest
-        {
-            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = tokens.RefreshToken!,
-        });
+        await RevokeAsync(tokens.RefreshToken!);
         var revoked = await Http.IntrospectTokenAsync(request);
 
         Assert.True(active.IsActive, active.Raw);

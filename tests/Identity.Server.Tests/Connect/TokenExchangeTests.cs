@@ -30,10 +30,7 @@ public sealed class TokenExchangeTests(SqliteServer server) : ServerTests<Sqlite
         Assert.False(exchanged.IsError, exchanged.Error + " " + exchanged.ErrorDescription);
         var jwt = await ValidateJwtAsync(exchanged.AccessToken!, "identity");
         var me = await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", exchanged.AccessToken);
-        await Http.RevokeTokenAsync(new TokenRevocationRequest
-        {
-            Address = "/connect/revoke", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, Token = signIn.RefreshToken!,
-        });
+        await RevokeAsync(signIn.RefreshToken!);
         var afterSignOut = await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", exchanged.AccessToken);
 
         Assert.Equal("urn:ietf:params:oauth:token-type:access_token", exchanged.IssuedTokenType);

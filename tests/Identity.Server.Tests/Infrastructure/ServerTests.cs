@@ -119,6 +119,16 @@ public abstract class ServerTests<TFactory>(TFactory factory) : IClassFixture<TF
             Token = token,
         });
 
+    /// <summary>RFC 7009 revocation as the web client, the client the password grant's tokens are issued to.</summary>
+    protected Task<TokenRevocationResponse> RevokeAsync(string token) =>
+        Http.RevokeTokenAsync(new TokenRevocationRequest
+        {
+            Address = "/connect/revoke",
+            ClientId = ServerFactory.Web,
+            ClientSecret = ServerFactory.WebSecret,
+            Token = token,
+        });
+
     protected async Task<HttpResponseMessage> CallApiAsync(string accessToken, string path = "/api/v1/auth/me")
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
