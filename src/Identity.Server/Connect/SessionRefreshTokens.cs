@@ -71,8 +71,11 @@ public static class SessionRefreshTokens
             if (context.Transaction.GetProperty<string>(NextIdProperty) is not { } id)
             {
                 id = NewId();
+                // The lifetime OpenIddict gave the token (remember me, the client's, the server's), which each refresh keeps.
+                var lifetime = context.Principal.GetExpirationDate() - context.Principal.GetCreationDate();
                 // Sessions/RecordSession has made the record by now; were it missing, the token keeps a row and still works.
-                if (await db.Sessions.Where(s => s.AuthorizationId == session).ExecuteUpdateAsync(s => s.SetProperty(x => x.RefreshTokenId, id)) == 0)
+                if (await db.Sessions.Where(s => s.AuthorizationId == session).ExecuteUpdateAsync(s => s
+                        .SetProperty(x => x.RefreshTokenId, id).SetProperty(x => x.RefreshTokenLifetime, lifetime)) == 0)
                     return;
             }
             context.Principal.SetClaim(IdClaim, id);

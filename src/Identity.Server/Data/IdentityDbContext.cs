@@ -155,6 +155,8 @@ public class IdentityDbContext(DbContextOptions options)
             session.Property(s => s.Ip).HasMaxLength(64);
             session.Property(s => s.UserAgent).HasMaxLength(512);
             session.Property(s => s.RefreshTokenId).HasMaxLength(64);
+            // Ticks on every provider: SQL Server's time, EF Core's default there, holds less than a day.
+            session.Property(s => s.RefreshTokenLifetime).HasConversion<long?>();
             session.HasIndex(s => s.UserId);
         });
         builder.Entity<Sessions.LogoutNotice>(notice =>

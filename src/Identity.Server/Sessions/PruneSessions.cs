@@ -31,11 +31,12 @@ public sealed class PruneSessions(IdentityDbContext db, IOpenIddictTokenManager 
         await tokens.PruneAsync(threshold, cancellationToken);
         await db.UsedClientAssertions.Where(a => a.ExpiresAt < now).ExecuteDeleteAsync(cancellationToken);
         // OpenIddict's own pruning takes a valid sign-in without token rows for abandoned, but a sign-in's tokens have
-        // none now (Connect/SessionRefreshTokens): one lives while its session's current refresh token can, which is
-        // at most the longest refresh token lifetime after the session's last use.
+        // none now (Connect/SessionRefreshTokens): one lives while its session's current refresh token can. A session
+        // recorded by an earlier version has no lifetime on record: the longest refresh token lifetime bounds it.
         var idleSince = now - (lifetimes.RefreshTokenLifetime > lifetimes.NotRememberedRefreshTokenLifetime
             ? lifetimes.RefreshTokenLifetime : lifetimes.NotRememberedRefreshTokenLifetime);
-        var live = sessions.Where(s => s.RefreshTokenId is not null && s.LastUsedAt >= idleSince).Select(s => s.AuthorizationId).ToList();
+        var live = sessions.Where(s => s.RefreshTokenId is not null && !s.HasLapsed(now) && (s.RefreshTokenLifetime is not null || s.LastUsedAt >= idleSince))
+            .Select(s => s.AuthorizationId).ToList();
         // Only those without token rows left: a row still points at its authorization (no cascade), and OpenIddict's
         // token pruning takes the rows of an ended session once they are a day old, so the session goes at a later run.
         var before = threshold.UtcDateTime;

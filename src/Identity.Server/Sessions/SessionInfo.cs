@@ -22,6 +22,18 @@ public sealed class SessionInfo
     /// null when the session has none, or its refresh tokens are rows of their own (issued by earlier versions).
     /// </summary>
     public string? RefreshTokenId { get; set; }
+
+    /// <summary>
+    /// How long each refresh token of this session lives from its issue, which is its session's last use (every
+    /// refresh issues the next with the full lifetime); null for sessions recorded by earlier versions.
+    /// </summary>
+    public TimeSpan? RefreshTokenLifetime { get; set; }
+
+    /// <summary>
+    /// Its refresh token has expired unused, so nothing of the sign-in can be used any more: a session without remember
+    /// me lapses after a day, not when the longest lifetime has passed. Unknown for sessions of earlier versions.
+    /// </summary>
+    public bool HasLapsed(DateTimeOffset now) => RefreshTokenId is not null && RefreshTokenLifetime is { } lifetime && LastUsedAt + lifetime < now;
 }
 
 /// <summary>

@@ -64,10 +64,17 @@ public static class SessionsApi
 
 /// <summary>Sessions are OpenIddict authorizations (status, client, tokens) joined with <see cref="SessionInfo"/>.</summary>
 public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations, IOpenIddictApplicationManager applications,
-    IOpenIddictTokenManager tokens, IdentityDbContext db, SecurityEvents events, BackchannelLogout logouts, IHttpContextAccessor http)
+    IOpenIddictTokenManager tokens, IdentityDbContext db, SecurityEvents events, BackchannelLogout logouts, IHttpContextAccessor http,
+    TimeProvider time)
 {
-    public async Task<IReadOnlyList<SessionsApi.SessionView>> ListAsync(string userId, string? current)
+    /// <summary>
+    /// The user's valid sign-ins. Those that lapsed (<see cref="SessionInfo.HasLapsed"/>) and wait for the hourly
+    /// pruning are left out, unless <paramref name="withLapsed"/>: ending every session ends those too, so that no
+    /// sign-in is left that could still be used.
+    /// </summary>
+    public async Task<IReadOnlyList<SessionsApi.SessionView>> ListAsync(string userId, string? current, bool withLapsed = false)
     {
+        var now = time.GetUtcNow();
         var infos = await db.Sessions.AsNoTracking().Where(s => s.UserId == userId).ToDictionaryAsync(s => s.AuthorizationId);
         var clients = new Dictionary<string, (string? Id, string? Name)>();
         var sessions = new List<SessionsApi.SessionView>();
@@ -76,13 +83,15 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
             if (!await authorizations.HasStatusAsync(authorization, Statuses.Valid) || !await authorizations.HasTypeAsync(authorization, AuthorizationTypes.AdHoc))
                 continue;
             var id = (await authorizations.GetIdAsync(authorization))!;
+            infos.TryGetValue(id, out var info);
+            if (!withLapsed && info?.HasLapsed(now) == true)
+                continue;
             var applicationId = await authorizations.GetApplicationIdAsync(authorization);
             if (applicationId is not null && !clients.ContainsKey(applicationId))
                 clients[applicationId] = await applications.FindByIdAsync(applicationId) is { } application
                     ? (await applications.GetClientIdAsync(application), await applications.GetDisplayNameAsync(application))
                     : (null, null);
             var client = applicationId is null ? (null, null) : clients[applicationId];
-            infos.TryGetValue(id, out var info);
             sessions.Add(new SessionsApi.SessionView(id, client.Id, client.Name, info?.CreatedAt ?? await authorizations.GetCreationDateAsync(authorization),
                 info?.LastUsedAt, info?.Ip, info?.UserAgent, id == current));
         }
@@ -120,7 +129,7 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
     /// <summary>Ends the user's sessions but <paramref name="except"/>; only those with <paramref name="clientId"/> when it is given.</summary>
     public async Task<int> RevokeAllAsync(string userId, string? except, string? clientId = null)
     {
-        var ids = (await ListAsync(userId, null)).Where(s => s.Id != except && (clientId is null || s.ClientId == clientId)).Select(s => s.Id).ToList();
+        var ids = (await ListAsync(userId, null, withLapsed: true)).Where(s => s.Id != except && (clientId is null || s.ClientId == clientId)).Select(s => s.Id).ToList();
         foreach (var id in ids)
             await RevokeAsync(userId, id);
         return ids.Count;

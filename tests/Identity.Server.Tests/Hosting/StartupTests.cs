@@ -678,6 +678,56 @@ public sealed class StartupTests : IDisposable
     }
 
     [Fact]
+    public async Task ALoginWithoutRememberMe_LeavesTheSessionList_WhenItsRefreshTokenLapses_AndPruningEndsIt()
+    {
+        var clock = new ShiftedClock();
+        // Identity tokens have rows, which OpenIddict prunes by the real clock: they expire in a second here.
+        await using var server = new ServerFactory(database, keys, [Set("Identity:Tokens:IdentityTokenLifetime", "00:00:01")]).At(clock);
+        var http = server.CreateClient();
+        var email = $"lapsing-{Guid.NewGuid():N}@example.test";
+        const string password = "a long enough passphrase";
+        (await http.PostAsJsonAsync("/api/v1/auth/register", new { email, password })).EnsureSuccessStatusCode();
+        async Task<JsonElement> LoginAsync(bool rememberMe) =>
+            JsonDocument.Parse(await (await http.PostAsJsonAsync("/api/v1/auth/login", new { email, password, remember_me = rememberMe }))
+                .Content.ReadAsStringAsync()).RootElement;
+        var remembered = await LoginAsync(rememberMe: true);
+        var brief = await LoginAsync(rememberMe: false);
+        string SessionOf(JsonElement login) => new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(login.GetProperty("access_token").GetString())
+            .GetClaim(OpenIddict.Abstractions.OpenIddictConstants.Claims.Private.AuthorizationId).Value;
+        async Task<HttpResponseMessage> RefreshAsync(JsonElement login) =>
+            await http.PostAsJsonAsync("/api/v1/auth/refresh", new { refresh_token = login.GetProperty("refresh_token").GetString() });
+        async Task<string[]> ListedAsync(string accessToken)
+        {
+            using var list = new HttpRequestMessage(HttpMethod.Get, "/api/v1/sessions");
+            list.Headers.Authorization = new("Bearer", accessToken);
+            var answer = await http.SendAsync(list);
+            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+            return JsonDocument.Parse(await answer.Content.ReadAsStringAsync()).RootElement.GetProperty("sessions").EnumerateArray()
+                .Select(s => s.GetProperty("id").GetString()!).ToArray();
+        }
+        Assert.Contains(SessionOf(brief), await ListedAsync(remembered.GetProperty("access_token").GetString()!));
+
+        // Two days on, past the one day a login without remember me lasts, but well within the fourteen of the other.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        clock.Shift = TimeSpan.FromDays(2);
+        Assert.NotEqual(HttpStatusCode.OK, (await RefreshAsync(brief)).StatusCode);
+        var renewed = JsonDocument.Parse(await (await RefreshAsync(remembered)).Content.ReadAsStringAsync()).RootElement;
+        var listed = await ListedAsync(renewed.GetProperty("access_token").GetString()!);
+        Assert.Contains(SessionOf(remembered), listed);
+        Assert.DoesNotContain(SessionOf(brief), listed);
+
+        // The hourly pruning ends it as timed out; the remembered one stays.
+        await PruneSessionsAsync(server);
+        Assert.False(await SessionIsRecordedAsync(server, brief.GetProperty("access_token").GetString()!));
+        Assert.True(await SessionIsRecordedAsync(server, remembered.GetProperty("access_token").GetString()!));
+        using var scope = server.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<Identity.Server.Data.IdentityDbContext>();
+        var briefSession = SessionOf(brief);
+        var expired = Assert.Single(await db.AuditEntries.Where(a => a.Action == "session.expired" && a.Details!.Contains(briefSession)).ToListAsync());
+        Assert.Contains("\"reason\":\"timed_out\"", expired.Details);
+    }
+
+    [Fact]
     public async Task PruneSessions_AnEndedSignInWithARecentTokenRow_IsLeftForALaterRun_NotAFailure()
     {
         var clock = new ShiftedClock();

@@ -594,6 +594,9 @@ namespace Identity.Server.Data.Migrations.PostgreSql
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");
 
+                    b.Property<long?>("RefreshTokenLifetime")
+                        .HasColumnType("bigint");
+
                     b.Property<string>("Sid")
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)");

@@ -597,6 +597,9 @@ namespace Identity.Server.Data.Migrations.SqlServer
                         .HasMaxLength(64)
                         .HasColumnType("nvarchar(64)");
 
+                    b.Property<long?>("RefreshTokenLifetime")
+                        .HasColumnType("bigint");
+
                     b.Property<string>("Sid")
                         .HasMaxLength(64)
                         .HasColumnType("nvarchar(64)");

@@ -583,6 +583,9 @@ namespace Identity.Server.Data.Migrations.Sqlite
                         .HasMaxLength(64)
                         .HasColumnType("TEXT");
 
+                    b.Property<long?>("RefreshTokenLifetime")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Sid")
                         .HasMaxLength(64)
                         .HasColumnType("TEXT");
