@@ -29,11 +29,14 @@ public sealed class SessionInfo
     /// </summary>
     public TimeSpan? RefreshTokenLifetime { get; set; }
 
+    /// <summary>When its current refresh token expires unless used first; null without one, or when not known.</summary>
+    public DateTimeOffset? RefreshTokenExpiresAt => RefreshTokenId is not null && RefreshTokenLifetime is { } lifetime ? LastUsedAt + lifetime : null;
+
     /// <summary>
     /// Its refresh token has expired unused, so nothing of the sign-in can be used any more: a session without remember
     /// me lapses after a day, not when the longest lifetime has passed. Unknown for sessions of earlier versions.
     /// </summary>
-    public bool HasLapsed(DateTimeOffset now) => RefreshTokenId is not null && RefreshTokenLifetime is { } lifetime && LastUsedAt + lifetime < now;
+    public bool HasLapsed(DateTimeOffset now) => RefreshTokenExpiresAt < now;
 }
 
 /// <summary>

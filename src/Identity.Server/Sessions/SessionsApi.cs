@@ -17,8 +17,9 @@ namespace Identity.Server.Sessions;
 /// </summary>
 public static class SessionsApi
 {
+    /// <summary>A sign-in; <paramref name="ExpiresAt"/> is when it lapses unless its refresh token is used first (null without one).</summary>
     public sealed record SessionView(string Id, string? ClientId, string? ClientName, DateTimeOffset? CreatedAt, DateTimeOffset? LastUsedAt,
-        string? Ip, string? UserAgent, bool Current);
+        DateTimeOffset? ExpiresAt, string? Ip, string? UserAgent, bool Current);
     public sealed record SessionList(IReadOnlyList<SessionView> Sessions);
     public sealed record RevokedSessions(int Revoked);
 
@@ -93,7 +94,7 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
                     : (null, null);
             var client = applicationId is null ? (null, null) : clients[applicationId];
             sessions.Add(new SessionsApi.SessionView(id, client.Id, client.Name, info?.CreatedAt ?? await authorizations.GetCreationDateAsync(authorization),
-                info?.LastUsedAt, info?.Ip, info?.UserAgent, id == current));
+                info?.LastUsedAt, info?.RefreshTokenExpiresAt, info?.Ip, info?.UserAgent, id == current));
         }
         return sessions.OrderByDescending(s => s.LastUsedAt ?? s.CreatedAt).ToList();
     }

@@ -696,16 +696,20 @@ public sealed class StartupTests : IDisposable
             .GetClaim(OpenIddict.Abstractions.OpenIddictConstants.Claims.Private.AuthorizationId).Value;
         async Task<HttpResponseMessage> RefreshAsync(JsonElement login) =>
             await http.PostAsJsonAsync("/api/v1/auth/refresh", new { refresh_token = login.GetProperty("refresh_token").GetString() });
-        async Task<string[]> ListedAsync(string accessToken)
+        async Task<Dictionary<string, JsonElement>> ListedAsync(string accessToken)
         {
             using var list = new HttpRequestMessage(HttpMethod.Get, "/api/v1/sessions");
             list.Headers.Authorization = new("Bearer", accessToken);
             var answer = await http.SendAsync(list);
             Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
             return JsonDocument.Parse(await answer.Content.ReadAsStringAsync()).RootElement.GetProperty("sessions").EnumerateArray()
-                .Select(s => s.GetProperty("id").GetString()!).ToArray();
+                .ToDictionary(s => s.GetProperty("id").GetString()!);
         }
-        Assert.Contains(SessionOf(brief), await ListedAsync(remembered.GetProperty("access_token").GetString()!));
+        // Each says when it lapses unless its refresh token is used: a day, or fourteen with remember me.
+        var before = await ListedAsync(remembered.GetProperty("access_token").GetString()!);
+        TimeSpan Lasts(JsonElement session) => session.GetProperty("expires_at").GetDateTimeOffset() - session.GetProperty("last_used_at").GetDateTimeOffset();
+        Assert.Equal(TimeSpan.FromDays(1), Lasts(before[SessionOf(brief)]));
+        Assert.Equal(TimeSpan.FromDays(14), Lasts(before[SessionOf(remembered)]));
 
         // Two days on, past the one day a login without remember me lasts, but well within the fourteen of the other.
         await Task.Delay(TimeSpan.FromSeconds(2));
@@ -713,8 +717,11 @@ public sealed class StartupTests : IDisposable
         Assert.NotEqual(HttpStatusCode.OK, (await RefreshAsync(brief)).StatusCode);
         var renewed = JsonDocument.Parse(await (await RefreshAsync(remembered)).Content.ReadAsStringAsync()).RootElement;
         var listed = await ListedAsync(renewed.GetProperty("access_token").GetString()!);
-        Assert.Contains(SessionOf(remembered), listed);
-        Assert.DoesNotContain(SessionOf(brief), listed);
+        Assert.Contains(SessionOf(remembered), listed.Keys);
+        Assert.DoesNotContain(SessionOf(brief), listed.Keys);
+        // Its refresh restarted the fourteen days.
+        Assert.Equal(TimeSpan.FromDays(14), Lasts(listed[SessionOf(remembered)]));
+        Assert.True(listed[SessionOf(remembered)].GetProperty("last_used_at").GetDateTimeOffset() > before[SessionOf(remembered)].GetProperty("last_used_at").GetDateTimeOffset());
 
         // The hourly pruning ends it as timed out; the remembered one stays.
         await PruneSessionsAsync(server);
