@@ -276,7 +276,7 @@ public static partial class ClientsApi
     static IResult Invalid(HttpContext http, string field, string message) =>
         ApiErrors.Result(http, StatusCodes.Status400BadRequest, "INVALID_REQUEST", message, new { field });
 
-    static async Task<ClientView> ViewAsync(IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed, object application)
+    internal static async Task<ClientView> ViewAsync(IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed, object application)
     {
         var permissions = await applications.GetPermissionsAsync(application);
         var clientId = (await applications.GetClientIdAsync(application))!;

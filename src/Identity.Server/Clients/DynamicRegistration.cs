@@ -34,7 +34,13 @@ public sealed class DynamicRegistrationOptions
 /// apps (token_endpoint_auth_method none) must use PKCE; confidential ones get a server-made secret, shown once, or
 /// register their public keys (private_key_jwt with jwks; jwks_uri is not fetched).
 /// Registrations are audited (client.created) and count against the authentication rate limit per address.
-/// Clients registered here are managed through /api/v1/clients (RFC 7592's management endpoint is not offered).
+/// <para>
+/// Each registration also gets its own configuration endpoint (RFC 7592), /connect/register/{client_id}, behind a
+/// registration access token: the app reads (GET), replaces (PUT) or deletes (DELETE) its registration there. The token
+/// is stored as its SHA-256 only, so each answer carries a new one and the one used stops working, as Keycloak rotates
+/// it. A wrong token and an unknown client get the same 401. Administrators manage these clients through
+/// /api/v1/clients as any other.
+/// </para>
 /// </summary>
 public static class DynamicRegistration
 {
@@ -44,6 +50,9 @@ public static class DynamicRegistration
     /// <summary>Set on a self-registered client, so that its consent page can say nobody vetted it.</summary>
     public const string Property = "dynamically_registered";
 
+    /// <summary>The SHA-256 (hex) of the client's current registration access token; the token itself is not kept.</summary>
+    const string TokenProperty = "registration_access_token_sha256";
+
     public static WebApplicationBuilder AddDynamicRegistration(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<DynamicRegistrationOptions>().BindConfiguration(DynamicRegistrationOptions.Section);
@@ -52,78 +61,35 @@ public static class DynamicRegistration
 
     public static IEndpointRouteBuilder MapDynamicRegistration(this IEndpointRouteBuilder app)
     {
-        if (app.ServiceProvider.GetRequiredService<IOptions<DynamicRegistrationOptions>>().Value.Enabled)
-            app.MapPost(Path, Register).ExcludeFromDescription();
+        if (!app.ServiceProvider.GetRequiredService<IOptions<DynamicRegistrationOptions>>().Value.Enabled)
+            return app;
+        app.MapPost(Path, Register).ExcludeFromDescription();
+        app.MapGet(Path + "/{clientId}", Read).ExcludeFromDescription();
+        app.MapPut(Path + "/{clientId}", Replace).ExcludeFromDescription();
+        app.MapDelete(Path + "/{clientId}", Delete).ExcludeFromDescription();
         return app;
     }
+
+    /// <summary>What an app says about itself at registration, or in full again when it replaces its registration.</summary>
+    sealed record Metadata(string? Name, string Method, List<string> Scope, List<string> Redirects, List<string> LogoutRedirects,
+        List<string> Grants, JsonElement? Jwks, JsonElement Raw);
 
     static async Task<IResult> Register(HttpContext http, IOptions<DynamicRegistrationOptions> options, IOpenIddictApplicationManager applications,
         ScopeResources scopes, SecurityEvents events, TimeProvider time)
     {
         if (options.Value.InitialAccessToken is { } expected && !Matches(http.Request.Headers.Authorization.ToString(), "Bearer " + expected))
-        {
-            http.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
-            return Results.Json(new { error = "invalid_token", error_description = "A valid initial access token is required to register." },
-                statusCode: StatusCodes.Status401Unauthorized);
-        }
-
-        // Client metadata is a few hundred bytes: a body past 16 KiB is refused, also when it comes without a length.
-        if (http.Request.ContentLength > MaxBodyBytes)
-            return Refuse("invalid_client_metadata", $"The body must be at most {MaxBodyBytes} bytes.");
-        if (http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
-            limit.MaxRequestBodySize = MaxBodyBytes;
-        JsonElement metadata;
-        try
-        {
-            metadata = (await JsonDocument.ParseAsync(http.Request.Body, cancellationToken: http.RequestAborted)).RootElement;
-        }
-        catch (Exception e) when (e is JsonException or BadHttpRequestException)
-        {
-            return Refuse("invalid_client_metadata", $"The body must be a JSON object of client metadata, at most {MaxBodyBytes} bytes.");
-        }
-        if (metadata.ValueKind != JsonValueKind.Object)
-            return Refuse("invalid_client_metadata", "The body must be a JSON object of client metadata.");
-
-        var (redirects, badRedirects) = Strings(metadata, "redirect_uris");
-        var (logoutRedirects, badLogoutRedirects) = Strings(metadata, "post_logout_redirect_uris");
-        var (grants, badGrants) = Strings(metadata, "grant_types");
-        var (responseTypes, badResponseTypes) = Strings(metadata, "response_types");
-        var name = Text(metadata, "client_name");
-        var method = Text(metadata, "token_endpoint_auth_method") ?? ClientAuthenticationMethods.ClientSecretBasic;
-        var scope = Text(metadata, "scope")?.Split(' ', StringSplitOptions.RemoveEmptyEntries).Distinct().ToList() ?? options.Value.Scopes;
-        if (badRedirects || redirects.Count == 0)
-            return Refuse("invalid_redirect_uri", "redirect_uris must be a non-empty list of absolute URIs.");
-        if (badLogoutRedirects)
-            return Refuse("invalid_redirect_uri", "post_logout_redirect_uris must be a list of absolute URIs.");
-        if (badGrants || badResponseTypes)
-            return Refuse("invalid_client_metadata", "grant_types and response_types must be lists of strings.");
-        if (grants.Count == 0)
-            grants = [GrantTypes.AuthorizationCode];
-        if (grants.FirstOrDefault(g => g is not (GrantTypes.AuthorizationCode or GrantTypes.RefreshToken)) is { } grant)
-            return Refuse("invalid_client_metadata", $"grant type '{grant}' cannot be registered here: authorization_code and refresh_token only.");
-        if (responseTypes.Any(r => r != ResponseTypes.Code))
-            return Refuse("invalid_client_metadata", "response_types can only be [\"code\"].");
-        if (method is not (ClientAuthenticationMethods.None or ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost
-            or ClientAuthenticationMethods.PrivateKeyJwt))
-            return Refuse("invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt.");
-        if (metadata.TryGetProperty("jwks_uri", out _))
-            return Refuse("invalid_client_metadata", "jwks_uri is not supported: send the public keys in jwks.");
-        JsonElement? jwks = metadata.TryGetProperty("jwks", out var keys) && keys.ValueKind != JsonValueKind.Null ? keys : null;
-        if (jwks is { ValueKind: not JsonValueKind.Object })
-            return Refuse("invalid_client_metadata", "jwks must be a JSON Web Key Set object ({\"keys\": [...]}).");
-        if ((method == ClientAuthenticationMethods.PrivateKeyJwt) != (jwks is not null))
-            return Refuse("invalid_client_metadata", "private_key_jwt goes with jwks, the client's public keys, and jwks only with private_key_jwt.");
-        if (scope.FirstOrDefault(s => !options.Value.Scopes.Contains(s)) is { } refused)
-            return Refuse("invalid_client_metadata", $"scope '{refused}' cannot be registered here; allowed: {string.Join(' ', options.Value.Scopes)}.");
+            return Unauthorized(http, "A valid initial access token is required to register.");
+        var (metadata, refusal) = await ReadAsync(http, options.Value);
+        if (metadata is null)
+            return refusal!;
 
         var clientId = "dyn-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var secret = method is ClientAuthenticationMethods.None or ClientAuthenticationMethods.PrivateKeyJwt ? null : ClientsApi.NewSecret();
-        var (descriptor, field, problem) = ClientsApi.Validate(clientId, secret,
-            new ClientsApi.ClientRequest(clientId, name, method == ClientAuthenticationMethods.None, [.. grants.Append(GrantTypes.AuthorizationCode).Distinct()],
-                redirects, logoutRedirects, scope, ConsentTypes.Explicit, null, null, Jwks: jwks), scopes);
+        var secret = metadata.Method is ClientAuthenticationMethods.None or ClientAuthenticationMethods.PrivateKeyJwt ? null : ClientsApi.NewSecret();
+        var (descriptor, problem) = Describe(clientId, secret, metadata, scopes);
         if (descriptor is null)
-            return Refuse(field is "redirect_uris" or "post_logout_redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata", problem!);
+            return problem!;
         descriptor.Properties[Property] = JsonSerializer.SerializeToElement(true);
+        var token = NewToken(descriptor);
 
         await events.RaiseAsync(EventTypes.ClientCreated, null, new { client_id = clientId, client_type = descriptor.ClientType, source = "dynamic_registration" });
         try
@@ -135,22 +101,214 @@ public static class DynamicRegistration
             return Refuse("invalid_client_metadata", string.Join(" ", invalid.Results.Select(r => r.ErrorMessage)));
         }
         // RFC 7591 §3.2.1: the metadata as registered, with the identifier (and secret) the server made.
-        return Results.Json(new Dictionary<string, object?>
+        var answer = Information(http, clientId, metadata.Name, metadata.Redirects, metadata.LogoutRedirects, GrantsOf(descriptor.Permissions),
+            metadata.Method, metadata.Jwks, metadata.Scope, token);
+        answer["client_id_issued_at"] = time.GetUtcNow().ToUnixTimeSeconds();
+        if (secret is not null)
+        {
+            answer["client_secret"] = secret;
+            answer["client_secret_expires_at"] = 0;
+        }
+        return Results.Json(answer, statusCode: StatusCodes.Status201Created);
+    }
+
+    /// <summary>RFC 7592 §2.1: the registration as it stands, with the next registration access token.</summary>
+    static async Task<IResult> Read(HttpContext http, string clientId, IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed)
+    {
+        var (application, refusal) = await AuthorizeAsync(http, clientId, applications);
+        if (application is null)
+            return refusal!;
+        var descriptor = new OpenIddictApplicationDescriptor();
+        await applications.PopulateAsync(descriptor, application);
+        var token = NewToken(descriptor);
+        await applications.UpdateAsync(application, descriptor);
+        return Results.Json(await InformationAsync(http, applications, seed, application, token));
+    }
+
+    /// <summary>
+    /// RFC 7592 §2.2: the app sends its whole registration again, under the same rules as registering; what it leaves
+    /// out is gone. Its kind (public, a secret, its own keys) cannot change, and its secret stays the server's: one it
+    /// sends must be its current one.
+    /// </summary>
+    static async Task<IResult> Replace(HttpContext http, string clientId, IOptions<DynamicRegistrationOptions> options,
+        IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed, ScopeResources scopes, SecurityEvents events)
+    {
+        var (application, refusal) = await AuthorizeAsync(http, clientId, applications);
+        if (application is null)
+            return refusal!;
+        var (metadata, invalid) = await ReadAsync(http, options.Value);
+        if (metadata is null)
+            return invalid!;
+        if (Text(metadata.Raw, "client_id") != clientId)
+            return Refuse("invalid_client_metadata", "client_id must be given, and be this client's.");
+        var stored = new OpenIddictApplicationDescriptor();
+        await applications.PopulateAsync(stored, application);
+        var method = stored.ClientType == ClientTypes.Public ? ClientAuthenticationMethods.None
+            : stored.JsonWebKeySet is not null ? ClientAuthenticationMethods.PrivateKeyJwt : ClientAuthenticationMethods.ClientSecretBasic;
+        if (KindOf(metadata.Method) != KindOf(method))
+            return Refuse("invalid_client_metadata", $"token_endpoint_auth_method cannot change from {method} to {metadata.Method}: register a new client.");
+        if (Text(metadata.Raw, "client_secret") is { } sent && !await applications.ValidateClientSecretAsync(application, sent))
+            return Refuse("invalid_client_metadata", "client_secret is not this client's secret; the server makes secrets, a client cannot choose one.");
+
+        var (descriptor, problem) = Describe(clientId, method == ClientAuthenticationMethods.ClientSecretBasic ? "kept" : null, metadata, scopes);
+        if (descriptor is null)
+            return problem!;
+        // The stored secret stands in for the placeholder (OpenIddict keeps a secret it finds unchanged), and what the
+        // server keeps about the client beside the metadata (its flags, an administrator's settings) stays.
+        descriptor.ClientSecret = stored.ClientSecret;
+        foreach (var (name, value) in stored.Properties)
+            descriptor.Properties.TryAdd(name, value);
+        var token = NewToken(descriptor);
+        await events.RaiseAsync(EventTypes.ClientUpdated, null, new { client_id = clientId, source = "dynamic_registration" });
+        try
+        {
+            await applications.UpdateAsync(application, descriptor);
+        }
+        catch (OpenIddictExceptions.ValidationException rejected)
+        {
+            return Refuse("invalid_client_metadata", string.Join(" ", rejected.Results.Select(r => r.ErrorMessage)));
+        }
+        return Results.Json(await InformationAsync(http, applications, seed, application, token));
+    }
+
+    /// <summary>RFC 7592 §2.3: the client goes, with every authorization and token it was given.</summary>
+    static async Task<IResult> Delete(HttpContext http, string clientId, IOpenIddictApplicationManager applications, SecurityEvents events)
+    {
+        var (application, refusal) = await AuthorizeAsync(http, clientId, applications);
+        if (application is null)
+            return refusal!;
+        await events.RaiseAsync(EventTypes.ClientDeleted, null, new { client_id = clientId, source = "dynamic_registration" });
+        await applications.DeleteAsync(application);
+        return Results.NoContent();
+    }
+
+    /// <summary>
+    /// The client named in the path, if the bearer token is its registration access token. An unknown client gets the
+    /// same answer as a wrong token (RFC 7592 §2.1), and clients registered otherwise have no token to match.
+    /// </summary>
+    static async Task<(object? Application, IResult? Refusal)> AuthorizeAsync(HttpContext http, string clientId, IOpenIddictApplicationManager applications)
+    {
+        const string scheme = "Bearer ";
+        var header = http.Request.Headers.Authorization.ToString();
+        var application = header.StartsWith(scheme, StringComparison.Ordinal) ? await applications.FindByClientIdAsync(clientId) : null;
+        var stored = application is not null && (await applications.GetPropertiesAsync(application)).TryGetValue(TokenProperty, out var hash)
+            ? Convert.FromHexString(hash.GetString()!) : null;
+        return stored is not null && CryptographicOperations.FixedTimeEquals(stored, SHA256.HashData(Encoding.UTF8.GetBytes(header[scheme.Length..])))
+            ? (application, null)
+            : (null, Unauthorized(http, "The registration access token is not valid for this client."));
+    }
+
+    /// <summary>A new registration access token for the client described: only its hash goes into the description.</summary>
+    static string NewToken(OpenIddictApplicationDescriptor descriptor)
+    {
+        var token = ClientsApi.NewSecret();
+        descriptor.Properties[TokenProperty] = JsonSerializer.SerializeToElement(Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token))));
+        return token;
+    }
+
+    static string KindOf(string method) => method is ClientAuthenticationMethods.ClientSecretPost ? ClientAuthenticationMethods.ClientSecretBasic : method;
+
+    static IEnumerable<string> GrantsOf(IEnumerable<string> permissions) =>
+        permissions.Where(p => p.StartsWith(Permissions.Prefixes.GrantType, StringComparison.Ordinal))
+            .Select(p => p[Permissions.Prefixes.GrantType.Length..]).Order(StringComparer.Ordinal);
+
+    /// <summary>RFC 7591 §3.2.1 and RFC 7592 §3: the registration, where to manage it and the token to do so with.</summary>
+    static Dictionary<string, object?> Information(HttpContext http, string clientId, string? name, IEnumerable<string> redirects,
+        IReadOnlyCollection<string> logoutRedirects, IEnumerable<string> grants, string method, JsonElement? jwks, IEnumerable<string> scope, string token) =>
+        new Dictionary<string, object?>
         {
             ["client_id"] = clientId,
-            ["client_secret"] = secret,
-            ["client_id_issued_at"] = time.GetUtcNow().ToUnixTimeSeconds(),
-            ["client_secret_expires_at"] = secret is null ? null : 0,
             ["client_name"] = name,
             ["redirect_uris"] = redirects,
             ["post_logout_redirect_uris"] = logoutRedirects.Count == 0 ? null : logoutRedirects,
-            ["grant_types"] = descriptor.Permissions.Where(p => p.StartsWith(Permissions.Prefixes.GrantType, StringComparison.Ordinal))
-                .Select(p => p[Permissions.Prefixes.GrantType.Length..]).Order(StringComparer.Ordinal),
+            ["grant_types"] = grants,
             ["response_types"] = new[] { ResponseTypes.Code },
             ["token_endpoint_auth_method"] = method,
             ["jwks"] = jwks,
             ["scope"] = string.Join(' ', scope),
-        }.Where(p => p.Value is not null).ToDictionary(), statusCode: StatusCodes.Status201Created);
+            ["registration_access_token"] = token,
+            ["registration_client_uri"] = $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{Path}/{Uri.EscapeDataString(clientId)}",
+        }.Where(p => p.Value is not null).ToDictionary();
+
+    static async Task<Dictionary<string, object?>> InformationAsync(HttpContext http, IOpenIddictApplicationManager applications,
+        IOptions<SeedOptions> seed, object application, string token)
+    {
+        var client = await ClientsApi.ViewAsync(applications, seed, application);
+        // openid is no permission in OpenIddict: every client may ask for it, so it is always among the client's scopes.
+        return Information(http, client.ClientId, await applications.GetDisplayNameAsync(application), client.RedirectUris,
+            client.PostLogoutRedirectUris, client.GrantTypes, client.TokenEndpointAuthMethod, client.Jwks, [Scopes.OpenId, .. client.Scopes], token);
+    }
+
+    /// <summary>The body as client metadata under this endpoint's rules, or the RFC 7591 error that refuses it.</summary>
+    static async Task<(Metadata? Metadata, IResult? Refusal)> ReadAsync(HttpContext http, DynamicRegistrationOptions options)
+    {
+        // Client metadata is a few hundred bytes: a body past 16 KiB is refused, also when it comes without a length.
+        if (http.Request.ContentLength > MaxBodyBytes)
+            return (null, Refuse("invalid_client_metadata", $"The body must be at most {MaxBodyBytes} bytes."));
+        if (http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            limit.MaxRequestBodySize = MaxBodyBytes;
+        JsonElement metadata;
+        try
+        {
+            metadata = (await JsonDocument.ParseAsync(http.Request.Body, cancellationToken: http.RequestAborted)).RootElement;
+        }
+        catch (Exception e) when (e is JsonException or BadHttpRequestException)
+        {
+            return (null, Refuse("invalid_client_metadata", $"The body must be a JSON object of client metadata, at most {MaxBodyBytes} bytes."));
+        }
+        if (metadata.ValueKind != JsonValueKind.Object)
+            return (null, Refuse("invalid_client_metadata", "The body must be a JSON object of client metadata."));
+
+        var (redirects, badRedirects) = Strings(metadata, "redirect_uris");
+        var (logoutRedirects, badLogoutRedirects) = Strings(metadata, "post_logout_redirect_uris");
+        var (grants, badGrants) = Strings(metadata, "grant_types");
+        var (responseTypes, badResponseTypes) = Strings(metadata, "response_types");
+        var name = Text(metadata, "client_name");
+        var method = Text(metadata, "token_endpoint_auth_method") ?? ClientAuthenticationMethods.ClientSecretBasic;
+        var scope = Text(metadata, "scope")?.Split(' ', StringSplitOptions.RemoveEmptyEntries).Distinct().ToList() ?? options.Scopes;
+        if (badRedirects || redirects.Count == 0)
+            return (null, Refuse("invalid_redirect_uri", "redirect_uris must be a non-empty list of absolute URIs."));
+        if (badLogoutRedirects)
+            return (null, Refuse("invalid_redirect_uri", "post_logout_redirect_uris must be a list of absolute URIs."));
+        if (badGrants || badResponseTypes)
+            return (null, Refuse("invalid_client_metadata", "grant_types and response_types must be lists of strings."));
+        if (grants.Count == 0)
+            grants = [GrantTypes.AuthorizationCode];
+        if (grants.FirstOrDefault(g => g is not (GrantTypes.AuthorizationCode or GrantTypes.RefreshToken)) is { } grant)
+            return (null, Refuse("invalid_client_metadata", $"grant type '{grant}' cannot be registered here: authorization_code and refresh_token only."));
+        if (responseTypes.Any(r => r != ResponseTypes.Code))
+            return (null, Refuse("invalid_client_metadata", "response_types can only be [\"code\"]."));
+        if (method is not (ClientAuthenticationMethods.None or ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost
+            or ClientAuthenticationMethods.PrivateKeyJwt))
+            return (null, Refuse("invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt."));
+        if (metadata.TryGetProperty("jwks_uri", out _))
+            return (null, Refuse("invalid_client_metadata", "jwks_uri is not supported: send the public keys in jwks."));
+        JsonElement? jwks = metadata.TryGetProperty("jwks", out var keys) && keys.ValueKind != JsonValueKind.Null ? keys : null;
+        if (jwks is { ValueKind: not JsonValueKind.Object })
+            return (null, Refuse("invalid_client_metadata", "jwks must be a JSON Web Key Set object ({\"keys\": [...]})."));
+        if ((method == ClientAuthenticationMethods.PrivateKeyJwt) != (jwks is not null))
+            return (null, Refuse("invalid_client_metadata", "private_key_jwt goes with jwks, the client's public keys, and jwks only with private_key_jwt."));
+        if (scope.FirstOrDefault(s => !options.Scopes.Contains(s)) is { } refused)
+            return (null, Refuse("invalid_client_metadata", $"scope '{refused}' cannot be registered here; allowed: {string.Join(' ', options.Scopes)}."));
+        return (new Metadata(name, method, scope, redirects, logoutRedirects, grants, jwks, metadata), null);
+    }
+
+    /// <summary>The client as OpenIddict keeps it, under the clients API's rules; explicit consent always.</summary>
+    static (OpenIddictApplicationDescriptor? Descriptor, IResult? Refusal) Describe(string clientId, string? secret, Metadata metadata, ScopeResources scopes)
+    {
+        var (descriptor, field, problem) = ClientsApi.Validate(clientId, secret,
+            new ClientsApi.ClientRequest(clientId, metadata.Name, metadata.Method == ClientAuthenticationMethods.None,
+                [.. metadata.Grants.Append(GrantTypes.AuthorizationCode).Distinct()], metadata.Redirects, metadata.LogoutRedirects, metadata.Scope,
+                ConsentTypes.Explicit, null, null, Jwks: metadata.Jwks), scopes);
+        return descriptor is null
+            ? (null, Refuse(field is "redirect_uris" or "post_logout_redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata", problem!))
+            : (descriptor, null);
+    }
+
+    static IResult Unauthorized(HttpContext http, string description)
+    {
+        http.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
+        return Results.Json(new { error = "invalid_token", error_description = description }, statusCode: StatusCodes.Status401Unauthorized);
     }
 
     static IResult Refuse(string error, string description) =>

@@ -154,6 +154,128 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
         Assert.Equal(before, after);
     }
 
+    async Task<(HttpStatusCode Status, JsonElement Body)> ManageAsync(HttpMethod method, string uri, string? token, object? metadata = null)
+    {
+        using var request = new HttpRequestMessage(method, uri) { Content = metadata is null ? null : JsonContent.Create(metadata) };
+        if (token is not null)
+            request.Headers.Authorization = new("Bearer", token);
+        using var response = await Http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement);
+    }
+
+    static string TokenOf(JsonElement information) => information.GetProperty("registration_access_token").GetString()!;
+
+    [Fact]
+    public async Task Manage_TheAppReadsReplacesAndDeletesItsRegistration_WithATokenThatChangesEachTime()
+    {
+        var (_, registered) = await RegisterAsync(new
+        {
+            client_name = "Desktop app", redirect_uris = new[] { Loopback }, token_endpoint_auth_method = "none", scope = "openid profile",
+        });
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        var uri = registered.GetProperty("registration_client_uri").GetString()!;
+        Assert.Equal(new Uri(Http.BaseAddress!, "/connect/register/" + clientId).AbsoluteUri, uri);
+
+        var (readStatus, read) = await ManageAsync(HttpMethod.Get, uri, TokenOf(registered));
+        Assert.Equal(HttpStatusCode.OK, readStatus);
+        Assert.Equal(clientId, read.GetProperty("client_id").GetString());
+        Assert.Equal("Desktop app", read.GetProperty("client_name").GetString());
+        Assert.Equal([Loopback], read.GetProperty("redirect_uris").EnumerateArray().Select(u => u.GetString()));
+        Assert.Equal("none", read.GetProperty("token_endpoint_auth_method").GetString());
+        Assert.Equal("openid profile", read.GetProperty("scope").GetString());
+        // The token it used is spent: each answer carries the next.
+        Assert.NotEqual(TokenOf(registered), TokenOf(read));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ManageAsync(HttpMethod.Get, uri, TokenOf(registered))).Status);
+
+        const string moved = "http://127.0.0.1:40123/callback";
+        var (replaceStatus, replaced) = await ManageAsync(HttpMethod.Put, uri, TokenOf(read), new
+        {
+            client_id = clientId, client_name = "Desktop app 2", redirect_uris = new[] { moved }, token_endpoint_auth_method = "none",
+            scope = "openid email",
+        });
+        Assert.True(replaceStatus == HttpStatusCode.OK, replaced.ToString());
+        Assert.Equal([moved], replaced.GetProperty("redirect_uris").EnumerateArray().Select(u => u.GetString()));
+        Assert.Equal("openid email", replaced.GetProperty("scope").GetString());
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        using var byAdmin = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/clients/{clientId}");
+        byAdmin.Headers.Authorization = new("Bearer", admin);
+        var asAdmin = await (await Http.SendAsync(byAdmin)).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal([moved], asAdmin.GetProperty("client").GetProperty("redirect_uris").EnumerateArray().Select(u => u.GetString()));
+        Assert.Equal(["email"], asAdmin.GetProperty("client").GetProperty("scopes").EnumerateArray().Select(u => u.GetString()));
+        Assert.Equal("Desktop app 2", asAdmin.GetProperty("client").GetProperty("display_name").GetString());
+
+        var (deleteStatus, _) = await ManageAsync(HttpMethod.Delete, uri, TokenOf(replaced));
+        Assert.Equal(HttpStatusCode.NoContent, deleteStatus);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ManageAsync(HttpMethod.Get, uri, TokenOf(replaced))).Status);
+        using var gone = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/clients/{clientId}");
+        gone.Headers.Authorization = new("Bearer", admin);
+        Assert.Equal(HttpStatusCode.NotFound, (await Http.SendAsync(gone)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Manage_WithAnotherAppsToken_NoToken_OrAnUnknownClient_Is401_AndChangesNothing()
+    {
+        var (_, mine) = await RegisterAsync(new { redirect_uris = new[] { "https://mine.example.test/cb" } });
+        var (_, theirs) = await RegisterAsync(new { redirect_uris = new[] { "https://theirs.example.test/cb" } });
+        var uri = mine.GetProperty("registration_client_uri").GetString()!;
+
+        var stolen = await ManageAsync(HttpMethod.Delete, uri, TokenOf(theirs));
+        var none = await ManageAsync(HttpMethod.Get, uri, null);
+        var unknown = await ManageAsync(HttpMethod.Get, "/connect/register/dyn-00000000000000000000000000000000", TokenOf(mine));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, stolen.Status);
+        Assert.Equal("invalid_token", stolen.Body.GetProperty("error").GetString());
+        Assert.Equal(HttpStatusCode.Unauthorized, none.Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, unknown.Status);
+        // Still there, and its own token, unspent by those attempts, still reads it.
+        Assert.Equal(HttpStatusCode.OK, (await ManageAsync(HttpMethod.Get, uri, TokenOf(mine))).Status);
+    }
+
+    [Fact]
+    public async Task Manage_AReplacementThatBreaksTheRules_Is400_AndKeepsTheRegistration()
+    {
+        var (_, registered) = await RegisterAsync(new { client_name = "Web app", redirect_uris = new[] { "https://app.example.test/cb" } });
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        var uri = registered.GetProperty("registration_client_uri").GetString()!;
+        var token = TokenOf(registered);
+
+        var otherId = await ManageAsync(HttpMethod.Put, uri, token, new { client_id = "dyn-other", redirect_uris = new[] { "https://app.example.test/cb" } });
+        var toPublic = await ManageAsync(HttpMethod.Put, uri, token, new
+        {
+            client_id = clientId, redirect_uris = new[] { "https://app.example.test/cb" }, token_endpoint_auth_method = "none",
+        });
+        var chosenSecret = await ManageAsync(HttpMethod.Put, uri, token, new
+        {
+            client_id = clientId, redirect_uris = new[] { "https://app.example.test/cb" }, client_secret = "my-own-secret-0123456789abcdef0123456789",
+        });
+        var insecure = await ManageAsync(HttpMethod.Put, uri, token, new { client_id = clientId, redirect_uris = new[] { "http://app.example.test/cb" } });
+
+        Assert.Equal((HttpStatusCode.BadRequest, "invalid_client_metadata"), (otherId.Status, otherId.Body.GetProperty("error").GetString()));
+        Assert.Equal((HttpStatusCode.BadRequest, "invalid_client_metadata"), (toPublic.Status, toPublic.Body.GetProperty("error").GetString()));
+        Assert.Equal((HttpStatusCode.BadRequest, "invalid_client_metadata"), (chosenSecret.Status, chosenSecret.Body.GetProperty("error").GetString()));
+        Assert.Equal((HttpStatusCode.BadRequest, "invalid_redirect_uri"), (insecure.Status, insecure.Body.GetProperty("error").GetString()));
+        // Refused replacements spend nothing: the token still works, the registration is as it was, and its secret too.
+        var (status, read) = await ManageAsync(HttpMethod.Get, uri, token);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("Web app", read.GetProperty("client_name").GetString());
+        Assert.Equal("client_secret_basic", read.GetProperty("token_endpoint_auth_method").GetString());
+        Assert.False(read.TryGetProperty("client_secret", out _));
+
+        var (keptStatus, kept) = await ManageAsync(HttpMethod.Put, uri, TokenOf(read), new
+        {
+            client_id = clientId, client_name = "Web app, renamed", redirect_uris = new[] { "https://app.example.test/cb" },
+            client_secret = registered.GetProperty("client_secret").GetString(),
+        });
+        Assert.True(keptStatus == HttpStatusCode.OK, kept.ToString());
+        var tokens = await Duende.IdentityModel.Client.HttpClientTokenRequestExtensions.RequestClientCredentialsTokenAsync(Http, new Duende.IdentityModel.Client.ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = clientId, ClientSecret = registered.GetProperty("client_secret").GetString(),
+        });
+        // The app has no client_credentials grant: the answer is about the grant, so the secret was accepted.
+        Assert.Equal("unauthorized_client", tokens.Error);
+    }
+
     [Fact]
     public async Task Register_WithoutTheInitialAccessToken_Is401()
     {
