@@ -125,6 +125,7 @@ public static partial class ClientsApi
         var stored = new OpenIddictApplicationDescriptor();
         await applications.PopulateAsync(stored, application);
         descriptor.ClientSecret = stored.ClientSecret;
+        DynamicRegistration.KeepRegistration(stored, descriptor);
         await events.RaiseAsync(EventTypes.ClientUpdated, null, new { client_id = clientId });
         try
         {

@@ -53,6 +53,20 @@ public static class DynamicRegistration
     /// <summary>The SHA-256 (hex) of the client's current registration access token; the token itself is not kept.</summary>
     const string TokenProperty = "registration_access_token_sha256";
 
+    /// <summary>How the app said it authenticates (client_secret_basic or client_secret_post), and when it registered.</summary>
+    const string MethodProperty = "token_endpoint_auth_method", IssuedAtProperty = "client_id_issued_at";
+
+    /// <summary>
+    /// What this endpoint keeps on a client beside its metadata, carried over when an administrator changes the client
+    /// through /api/v1/clients: it stays marked as self-registered, and its app can still manage it.
+    /// </summary>
+    internal static void KeepRegistration(OpenIddictApplicationDescriptor stored, OpenIddictApplicationDescriptor updated)
+    {
+        foreach (var name in (string[])[Property, TokenProperty, MethodProperty, IssuedAtProperty])
+            if (stored.Properties.TryGetValue(name, out var value))
+                updated.Properties[name] = value;
+    }
+
     public static WebApplicationBuilder AddDynamicRegistration(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<DynamicRegistrationOptions>().BindConfiguration(DynamicRegistrationOptions.Section);
@@ -88,7 +102,10 @@ public static class DynamicRegistration
         var (descriptor, problem) = Describe(clientId, secret, metadata, scopes);
         if (descriptor is null)
             return problem!;
+        var issuedAt = time.GetUtcNow().ToUnixTimeSeconds();
         descriptor.Properties[Property] = JsonSerializer.SerializeToElement(true);
+        descriptor.Properties[MethodProperty] = JsonSerializer.SerializeToElement(metadata.Method);
+        descriptor.Properties[IssuedAtProperty] = JsonSerializer.SerializeToElement(issuedAt);
         var token = NewToken(descriptor);
 
         await events.RaiseAsync(EventTypes.ClientCreated, null, new { client_id = clientId, client_type = descriptor.ClientType, source = "dynamic_registration" });
@@ -103,7 +120,7 @@ public static class DynamicRegistration
         // RFC 7591 §3.2.1: the metadata as registered, with the identifier (and secret) the server made.
         var answer = Information(http, clientId, metadata.Name, metadata.Redirects, metadata.LogoutRedirects, GrantsOf(descriptor.Permissions),
             metadata.Method, metadata.Jwks, metadata.Scope, token);
-        answer["client_id_issued_at"] = time.GetUtcNow().ToUnixTimeSeconds();
+        answer["client_id_issued_at"] = issuedAt;
         if (secret is not null)
         {
             answer["client_secret"] = secret;
@@ -158,6 +175,7 @@ public static class DynamicRegistration
         descriptor.ClientSecret = stored.ClientSecret;
         foreach (var (name, value) in stored.Properties)
             descriptor.Properties.TryAdd(name, value);
+        descriptor.Properties[MethodProperty] = JsonSerializer.SerializeToElement(metadata.Method);
         var token = NewToken(descriptor);
         await events.RaiseAsync(EventTypes.ClientUpdated, null, new { client_id = clientId, source = "dynamic_registration" });
         try
@@ -234,9 +252,16 @@ public static class DynamicRegistration
         IOptions<SeedOptions> seed, object application, string token)
     {
         var client = await ClientsApi.ViewAsync(applications, seed, application);
+        var properties = await applications.GetPropertiesAsync(application);
+        // client_secret_basic and client_secret_post are the same kind of client to OpenIddict: the app's own word is kept.
+        var method = properties.TryGetValue(MethodProperty, out var said) && KindOf(said.GetString()!) == KindOf(client.TokenEndpointAuthMethod)
+            ? said.GetString()! : client.TokenEndpointAuthMethod;
         // openid is no permission in OpenIddict: every client may ask for it, so it is always among the client's scopes.
-        return Information(http, client.ClientId, await applications.GetDisplayNameAsync(application), client.RedirectUris,
-            client.PostLogoutRedirectUris, client.GrantTypes, client.TokenEndpointAuthMethod, client.Jwks, [Scopes.OpenId, .. client.Scopes], token);
+        var information = Information(http, client.ClientId, await applications.GetDisplayNameAsync(application), client.RedirectUris,
+            client.PostLogoutRedirectUris, client.GrantTypes, method, client.Jwks, [Scopes.OpenId, .. client.Scopes], token);
+        if (properties.TryGetValue(IssuedAtProperty, out var issuedAt))
+            information["client_id_issued_at"] = issuedAt.GetInt64();
+        return information;
     }
 
     /// <summary>The body as client metadata under this endpoint's rules, or the RFC 7591 error that refuses it.</summary>

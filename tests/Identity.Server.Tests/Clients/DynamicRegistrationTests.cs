@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Duende.IdentityModel.OidcClient;
 using Identity.Server.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -274,6 +275,32 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
         });
         // The app has no client_credentials grant: the answer is about the grant, so the secret was accepted.
         Assert.Equal("unauthorized_client", tokens.Error);
+    }
+
+    [Fact]
+    public async Task Manage_StillWorks_AfterAnAdministratorChangesTheClient_AndKeepsWhatTheAppRegistered()
+    {
+        var (_, registered) = await RegisterAsync(new
+        {
+            client_name = "Form-posting app", redirect_uris = new[] { "https://post.example.test/cb" }, token_endpoint_auth_method = "client_secret_post",
+        });
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        using var rename = new HttpRequestMessage(HttpMethod.Put, $"/api/v1/clients/{clientId}") { Content = JsonContent.Create(new { display_name = "Vetted app" }) };
+        rename.Headers.Authorization = new("Bearer", admin);
+        Assert.Equal(HttpStatusCode.OK, (await Http.SendAsync(rename)).StatusCode);
+
+        var (status, read) = await ManageAsync(HttpMethod.Get, registered.GetProperty("registration_client_uri").GetString()!, TokenOf(registered));
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("Vetted app", read.GetProperty("client_name").GetString());
+        Assert.Equal("client_secret_post", read.GetProperty("token_endpoint_auth_method").GetString());
+        Assert.Equal(registered.GetProperty("client_id_issued_at").GetInt64(), read.GetProperty("client_id_issued_at").GetInt64());
+        using var scope = Factory.Services.CreateScope();
+        var applications = scope.ServiceProvider.GetRequiredService<OpenIddict.Abstractions.IOpenIddictApplicationManager>();
+        var application = await applications.FindByClientIdAsync(clientId);
+        // Its consent page still says it registered itself.
+        Assert.True((await applications.GetPropertiesAsync(application!)).ContainsKey("dynamically_registered"));
     }
 
     [Fact]
