@@ -89,16 +89,36 @@ public sealed class AuditChain(SigningKeys keys, ILogger<AuditChain> logger) : S
     public override ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default) =>
         ValueTask.FromResult(Release(eventData.Context, result));
 
-    public override void SaveChangesFailed(DbContextErrorEventData eventData) => Release(eventData.Context, 0);
+    public override void SaveChangesFailed(DbContextErrorEventData eventData) => Unlink(eventData.Context);
 
     public override Task SaveChangesFailedAsync(DbContextErrorEventData eventData, CancellationToken cancellationToken = default)
     {
-        Release(eventData.Context, 0);
-        // A failed save leaves the entries unsaved: they are relinked (new hash) if the caller saves again.
-        if (eventData.Context is not null)
-            foreach (var entry in eventData.Context.ChangeTracker.Entries<AuditEntry>().Where(e => e.State == EntityState.Added))
-                entry.Entity.Hash = "";
+        Unlink(eventData.Context);
         return Task.CompletedTask;
+    }
+
+    /// <summary>A save that did not happen: the gate opens, and its entries are relinked (new hash) if the caller saves again.</summary>
+    static void Unlink(DbContext? context)
+    {
+        Release(context, 0);
+        if (context is not null)
+            foreach (var entry in context.ChangeTracker.Entries<AuditEntry>().Where(e => e.State == EntityState.Added))
+                entry.Entity.Hash = "";
+    }
+
+    // EF Core reports an optimistic concurrency conflict here and not as a failed save: without this, a conflict on a
+    // save that carried audit entries kept the gate, and every later audited write in the process waited for ever.
+    public override InterceptionResult ThrowingConcurrencyException(ConcurrencyExceptionEventData eventData, InterceptionResult result)
+    {
+        Unlink(eventData.Context);
+        return result;
+    }
+
+    public override ValueTask<InterceptionResult> ThrowingConcurrencyExceptionAsync(ConcurrencyExceptionEventData eventData, InterceptionResult result,
+        CancellationToken cancellationToken = default)
+    {
+        Unlink(eventData.Context);
+        return ValueTask.FromResult(result);
     }
 
     public override void SaveChangesCanceled(DbContextEventData eventData) => Release(eventData.Context, 0);

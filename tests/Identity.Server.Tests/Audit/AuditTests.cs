@@ -15,6 +15,35 @@ public abstract class AuditTests<TFactory>(TFactory factory) : ServerTests<TFact
 {
     Task<string> AdminAsync() => LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
 
+    /// <summary>
+    /// A save that carries audit entries and loses an optimistic concurrency race (two admins changing one client) fails
+    /// alone: the audit log's append order is not left held, so the next audited write goes through.
+    /// </summary>
+    [Fact]
+    public async Task Audit_AConcurrencyConflict_DoesNotHoldUpLaterAuditedWrites()
+    {
+        using var first = Factory.Services.CreateScope();
+        using var second = Factory.Services.CreateScope();
+        var winner = first.ServiceProvider.GetRequiredService<IdentityDbContext>();
+        var loser = second.ServiceProvider.GetRequiredService<IdentityDbContext>();
+        var clients = (IdentityDbContext db) => db.Set<OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreApplication>();
+        var seenByWinner = await clients(winner).SingleAsync(a => a.ClientId == ServerFactory.Service);
+        var seenByLoser = await clients(loser).SingleAsync(a => a.ClientId == ServerFactory.Service);
+
+        seenByWinner.ConcurrencyToken = Guid.NewGuid().ToString();
+        await winner.SaveChangesAsync();
+        seenByLoser.ConcurrencyToken = Guid.NewGuid().ToString();
+        await second.ServiceProvider.GetRequiredService<Identity.Server.Events.SecurityEvents>()
+            .RaiseAsync(Identity.Server.Events.EventTypes.ClientUpdated, null, new { client_id = ServerFactory.Service });
+        await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => loser.SaveChangesAsync());
+
+        using var third = Factory.Services.CreateScope();
+        await third.ServiceProvider.GetRequiredService<Identity.Server.Events.SecurityEvents>()
+            .RaiseAsync(Identity.Server.Events.EventTypes.ClientUpdated, null, new { client_id = ServerFactory.Service });
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await third.ServiceProvider.GetRequiredService<IdentityDbContext>().SaveChangesAsync(patience.Token);
+    }
+
     [Fact]
     public async Task Audit_RecordsTheLifeOfAnAccount_NewestFirst_WithoutSecrets()
     {
