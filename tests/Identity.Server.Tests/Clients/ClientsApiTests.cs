@@ -25,6 +25,26 @@ public abstract class ClientsApiTests<TFactory>(TFactory factory) : ServerTests<
         });
 
     [Fact]
+    public async Task Clients_ConcurrentChanges_AreNeverAServerError_AndTheClientKeepsWorking()
+    {
+        var admin = await AdminAsync();
+        var clientId = NewClientId();
+        var created = await ApiAsync(HttpMethod.Post, "/api/v1/clients", admin, new
+        {
+            client_id = clientId, grant_types = new[] { "client_credentials" }, scopes = new[] { ServerFactory.DownstreamScope },
+        });
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 6).Select(i =>
+            ApiAsync(HttpMethod.Put, $"/api/v1/clients/{clientId}", admin, new { display_name = $"Renamed {i}" })));
+
+        Assert.All(answers, a => Assert.Contains(a.Status, new[] { HttpStatusCode.OK, HttpStatusCode.Conflict }));
+        Assert.Contains(answers, a => a.Status == HttpStatusCode.OK);
+        Assert.All(answers.Where(a => a.Status == HttpStatusCode.Conflict), a => Assert.Equal("CONFLICT", a.Body.GetProperty("error").GetProperty("code").GetString()));
+        var tokens = await ClientCredentialsAsync(clientId, created.Body.GetProperty("client_secret").GetString());
+        Assert.False(tokens.IsError, tokens.Error);
+    }
+
+    [Fact]
     public async Task Clients_Confidential_CreateUseRotateDelete()
     {
         var admin = await AdminAsync();

@@ -304,6 +304,19 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
     }
 
     [Fact]
+    public async Task Manage_ConcurrentUsesOfOneToken_AreNeverAServerError_AndOneOfThemWins()
+    {
+        var (_, registered) = await RegisterAsync(new { redirect_uris = new[] { "https://race.example.test/cb" } });
+        var uri = registered.GetProperty("registration_client_uri").GetString()!;
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => ManageAsync(HttpMethod.Get, uri, TokenOf(registered))));
+
+        Assert.All(answers, a => Assert.Contains(a.Status, new[] { HttpStatusCode.OK, HttpStatusCode.Unauthorized, HttpStatusCode.Conflict }));
+        Assert.Contains(answers, a => a.Status == HttpStatusCode.OK);
+        Assert.All(answers.Where(a => a.Status != HttpStatusCode.OK), a => Assert.True(a.Body.TryGetProperty("error", out _)));
+    }
+
+    [Fact]
     public async Task Register_WithoutTheInitialAccessToken_Is401()
     {
         var metadata = new { redirect_uris = new[] { "https://app.example.test/cb" } };
