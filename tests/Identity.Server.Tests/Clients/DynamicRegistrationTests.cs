@@ -317,6 +317,51 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
     }
 
     [Fact]
+    public async Task Manage_AnAppWithItsOwnKeys_ReplacesThem_AndOnlyTheNewKeySignsItIn()
+    {
+        using var oldKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var newKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        object Jwks(ECDsa key, string kid)
+        {
+            var point = key.ExportParameters(false).Q;
+            return new { keys = new[] { new { kty = "EC", crv = "P-256", kid, x = Base64UrlEncoder.Encode(point.X), y = Base64UrlEncoder.Encode(point.Y) } } };
+        }
+        const string redirect = "https://rotating.example.test/cb";
+        var (_, registered) = await RegisterAsync(new
+        {
+            redirect_uris = new[] { redirect }, token_endpoint_auth_method = "private_key_jwt", jwks = Jwks(oldKey, "old"),
+        });
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        async Task<HttpStatusCode> PushSignedWithAsync(ECDsa key, string kid)
+        {
+            var assertion = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+            {
+                TokenType = "client-authentication+jwt", Issuer = clientId, Audience = Issuer,
+                Claims = new Dictionary<string, object> { ["sub"] = clientId, ["jti"] = Guid.NewGuid().ToString("N") },
+                Expires = DateTime.UtcNow.AddMinutes(1),
+                SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key) { KeyId = kid }, SecurityAlgorithms.EcdsaSha256),
+            });
+            using var pushed = await Http.PostAsync("/connect/par", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["client_id"] = clientId, ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", ["client_assertion"] = assertion,
+                ["response_type"] = "code", ["redirect_uri"] = redirect, ["scope"] = "openid", ["code_challenge"] = Pkce.New().Challenge, ["code_challenge_method"] = "S256",
+            }));
+            return pushed.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.Created, await PushSignedWithAsync(oldKey, "old"));
+
+        var (status, replaced) = await ManageAsync(HttpMethod.Put, registered.GetProperty("registration_client_uri").GetString()!, TokenOf(registered), new
+        {
+            client_id = clientId, redirect_uris = new[] { redirect }, token_endpoint_auth_method = "private_key_jwt", jwks = Jwks(newKey, "new"),
+        });
+
+        Assert.True(status == HttpStatusCode.OK, replaced.ToString());
+        Assert.Equal("new", replaced.GetProperty("jwks").GetProperty("keys")[0].GetProperty("kid").GetString());
+        Assert.Equal(HttpStatusCode.Created, await PushSignedWithAsync(newKey, "new"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await PushSignedWithAsync(oldKey, "old"));
+    }
+
+    [Fact]
     public async Task Register_WithoutTheInitialAccessToken_Is401()
     {
         var metadata = new { redirect_uris = new[] { "https://app.example.test/cb" } };
