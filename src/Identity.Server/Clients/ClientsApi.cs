@@ -320,8 +320,15 @@ public static partial class ClientsApi
             await Scim.ScimApi.OrganizationOfAsync(applications, application),
             await applications.HasRequirementAsync(application, OpenIddictConstants.Requirements.Features.PushedAuthorizationRequests),
             IsConfigured(seed, clientId),
-            clientType == ClientTypes.Public ? ClientAuthenticationMethods.None
-                : keys is null ? ClientAuthenticationMethods.ClientSecretBasic : ClientAuthenticationMethods.PrivateKeyJwt,
+            AuthMethodOf(clientType, ownKeys: keys is not null),
             KeysView(keys));
     }
+
+    /// <summary>
+    /// How a stored client authenticates, as RFC 7591 names it: a public one with nothing, a confidential one with its
+    /// own keys or a secret. Dynamic registration checks a replacement against the same answer.
+    /// </summary>
+    internal static string AuthMethodOf(string clientType, bool ownKeys) =>
+        clientType == ClientTypes.Public ? ClientAuthenticationMethods.None
+        : ownKeys ? ClientAuthenticationMethods.PrivateKeyJwt : ClientAuthenticationMethods.ClientSecretBasic;
 }

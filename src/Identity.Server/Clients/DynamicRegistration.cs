@@ -167,8 +167,7 @@ public static class DynamicRegistration
             return Refuse("invalid_client_metadata", "client_id must be given, and be this client's.");
         var stored = new OpenIddictApplicationDescriptor();
         await applications.PopulateAsync(stored, application);
-        var method = stored.ClientType == ClientTypes.Public ? ClientAuthenticationMethods.None
-            : stored.JsonWebKeySet is not null ? ClientAuthenticationMethods.PrivateKeyJwt : ClientAuthenticationMethods.ClientSecretBasic;
+        var method = ClientsApi.AuthMethodOf(stored.ClientType ?? ClientTypes.Public, ownKeys: stored.JsonWebKeySet is not null);
         if (KindOf(metadata.Method) != KindOf(method))
             return Refuse("invalid_client_metadata", $"token_endpoint_auth_method cannot change from {method} to {metadata.Method}: register a new client.");
         if (Text(metadata.Raw, "client_secret") is { } sent && !await applications.ValidateClientSecretAsync(application, sent))
