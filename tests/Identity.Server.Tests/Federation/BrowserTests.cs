@@ -122,6 +122,9 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         await page.GetByRole(AriaRole.Button, new() { Name = "Allow" }).ClickAsync();
         var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
         var tokens = await SpaTokensAsync(back, verifier);
+        // The redirect was caught as it was requested; the page must land on it before going elsewhere, or the
+        // browser reports the next navigation as interrupted by this one.
+        await page.WaitForURLAsync(ServerFactory.SpaRedirect + "**");
 
         await page.GotoAsync(new Uri(Factory.Address, "Account/Passkeys").ToString());
         await page.GetByRole(AriaRole.Button, new() { Name = "Remove Test laptop" }).ClickAsync();
