@@ -179,6 +179,8 @@ public abstract class ClientsApiTests<TFactory>(TFactory factory) : ServerTests<
     [InlineData("""{"grant_types":["password"],"scopes":["openid"]}""", "grant_types")]
     [InlineData("""{"grant_types":["implicit"]}""", "grant_types")]
     [InlineData("""{"grant_types":[]}""", "grant_types")]
+    [InlineData("""{"grant_types":[null]}""", "grant_types")]
+    [InlineData("""{"grant_types":["client_credentials"],"scopes":[null]}""", "scopes")]
     [InlineData("""{"public":true,"grant_types":["client_credentials"]}""", "grant_types")]
     [InlineData("""{"grant_types":["authorization_code"]}""", "redirect_uris")]
     [InlineData("""{"grant_types":["authorization_code"],"redirect_uris":["http://app.example.test/cb"]}""", "redirect_uris")]
