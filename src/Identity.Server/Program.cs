@@ -35,6 +35,7 @@ builder.AddWebhooks();
 builder.AddPolicies();
 builder.AddScim();
 builder.AddSnakeCaseJson();
+builder.AddApiErrors();
 builder.AddRateLimits();
 builder.AddApiDocs();
 builder.AddMetadataCache();

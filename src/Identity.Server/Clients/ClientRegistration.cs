@@ -58,7 +58,7 @@ public static class ClientRegistration
 
         foreach (var grant in client.GrantTypes)
         {
-            if (grant is null || !GrantPermissions.TryGetValue(grant, out var permission))
+            if (!GrantPermissions.TryGetValue(grant, out var permission))
                 throw new InvalidClientException("grant_types", $"grant type '{grant}' is not one of {string.Join(", ", GrantPermissions.Keys)}");
             if (isPublic && grant is GrantTypes.ClientCredentials or GrantTypes.TokenExchange)
                 throw new InvalidClientException("grant_types", $"{grant} needs a confidential client (a secret or keys)");

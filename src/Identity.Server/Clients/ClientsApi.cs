@@ -229,7 +229,7 @@ public static partial class ClientsApi
             return (null, "grant_types",
                 "The password grant is for first-party apps in the server's configuration (RFC 9700 §2.4); use authorization_code.");
         string[] known = [Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess, .. scopes.Names];
-        if ((body.Scopes ?? []).Where(s => !known.Contains(s)).Select(s => s ?? "null").FirstOrDefault() is { } unknown)
+        if ((body.Scopes ?? []).FirstOrDefault(s => !known.Contains(s)) is { } unknown)
             return (null, "scopes", $"There is no scope '{unknown}'.");
         foreach (var (field, uris) in new[]
                  {

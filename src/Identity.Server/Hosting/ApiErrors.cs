@@ -41,6 +41,31 @@ public static class ApiErrors
         _ => StatusCodes.Status500InternalServerError,
     };
 
+    /// <summary>
+    /// A body the endpoint cannot bind (a value of the wrong type, a null in a list) is thrown as a bad request, as in
+    /// development, rather than answered as a bare 400, so that the handler below can name the field at fault.
+    /// </summary>
+    public static WebApplicationBuilder AddApiErrors(this WebApplicationBuilder builder)
+    {
+        builder.Services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
+        return builder;
+    }
+
+    /// <summary>
+    /// What a client is told about its malformed request: for JSON that does not fit, the field at fault, by its JSON
+    /// name ("grant_types", "retry_policy.max_attempts"), which System.Text.Json tracks as it reads. The exception's own
+    /// message names the server's types, so it is not passed on.
+    /// </summary>
+    static (string Message, object? Details) Malformed(Exception? exception) =>
+        exception is BadHttpRequestException { InnerException: System.Text.Json.JsonException json }
+            ? FieldOf(json.Path ?? "") is { Length: > 0 and <= 100 } field
+                ? ($"'{field}' has the wrong type or shape.", new { field })
+                : ("The body is not a JSON object of the expected shape.", null)
+            : ("The request is malformed.", null);
+
+    static string FieldOf(string path) =>
+        System.Text.RegularExpressions.Regex.Replace(path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$'), @"\[[^\]]*\]", "");
+
     public static WebApplication UseApiErrors(this WebApplication app)
     {
         app.UseExceptionHandler(new ExceptionHandlerOptions
@@ -52,11 +77,11 @@ public static class ApiErrors
             ExceptionHandler = async http =>
             {
                 var status = http.Response.StatusCode;
-                var (code, message) = status < 500
-                    ? ("INVALID_REQUEST", "The request is malformed.")
-                    : ("INTERNAL_ERROR", "An unexpected error occurred.");
+                var (code, (message, details)) = status < 500
+                    ? ("INVALID_REQUEST", Malformed(http.Features.Get<IExceptionHandlerFeature>()?.Error))
+                    : ("INTERNAL_ERROR", ("An unexpected error occurred.", null));
                 if (IsApi(http.Request.Path))
-                    await http.Response.WriteAsJsonAsync(Envelope(http, code, message, null));
+                    await http.Response.WriteAsJsonAsync(Envelope(http, code, message, details));
                 else if (IsScim(http.Request.Path))
                     await http.Response.WriteAsJsonAsync(Scim.ScimErrors.Body(status, status < 500 ? Scim.ScimErrors.InvalidSyntax : null,
                         $"{message} (request {http.TraceIdentifier})"), (System.Text.Json.JsonSerializerOptions?)null, Scim.ScimErrors.MediaType);

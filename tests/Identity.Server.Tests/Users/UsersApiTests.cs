@@ -90,6 +90,30 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
         Assert.Equal("INVALID_REQUEST", ErrorCode(answer));
     }
 
+    /// <summary>A value of the wrong type (a null or a number in a list of names, text for a number) is a malformed body: 400 naming the field, and nothing is made.</summary>
+    [Theory]
+    [InlineData("/api/v1/roles", """{"name":"nulls-{0}","permissions":["users:read",null]}""", "permissions")]
+    [InlineData("/api/v1/roles", """{"name":"numbers-{0}","permissions":[1]}""", "permissions")]
+    [InlineData("/api/v1/users", """{"email":"nulls-{0}@example.test","password":"a long enough passphrase","roles":[null]}""", "roles")]
+    [InlineData("/api/v1/webhooks", """{"url":"https://hooks.example.test/{0}","events":["user.created",null]}""", "events")]
+    [InlineData("/api/v1/clients", """{"client_id":"nulls-{0}","grant_types":[null]}""", "grant_types")]
+    [InlineData("/api/v1/clients", """{"client_id":"scopes-{0}","grant_types":["client_credentials"],"scopes":[null]}""", "scopes")]
+    [InlineData("/api/v1/webhooks", """{"url":"https://hooks.example.test/{0}","events":["user.created"],"retry_policy":{"max_attempts":"x"}}""", "retry_policy.max_attempts")]
+    public async Task Api_ABodyValueOfTheWrongType_Is400NamingItAndMakesNothing(string path, string json, string field)
+    {
+        var admin = await AdminAsync();
+        var unique = Guid.NewGuid().ToString("N")[..12];
+
+        var answer = await ApiAsync(HttpMethod.Post, path, admin, new StringContent(json.Replace("{0}", unique), Encoding.UTF8, "application/json"));
+        var listed = await ApiAsync(HttpMethod.Get, path == "/api/v1/users" ? $"{path}?search={unique}" : path, admin);
+
+        Assert.Equal(HttpStatusCode.BadRequest, answer.Status);
+        Assert.Equal("INVALID_REQUEST", ErrorCode(answer));
+        Assert.Equal(field, answer.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
+        Assert.Equal(HttpStatusCode.OK, listed.Status);
+        Assert.DoesNotContain(unique, listed.Body.GetRawText());
+    }
+
     [Fact]
     public async Task Users_NeedThePermission_NotJustAToken()
     {
