@@ -13,7 +13,8 @@ namespace Identity.Server.Audit;
 /// Links new audit entries into the hash chain as they are saved: each gets the next sequence number and an
 /// HMAC-SHA256, under a key kept outside the database (keys/audit-chain.key), over its content and its predecessor's
 /// hash. Without the key a changed entry cannot be given a matching hash, nor the chain after it recomputed.
-/// Appending is serialized in this process (a gate held from reading the last link until the save ends), and the
+/// Appending is serialized in this process (a gate held from reading the last link until the save ends, see
+/// <see cref="Settle"/>), and the
 /// unique sequence index refuses a fork from any other writer.
 /// </summary>
 public sealed class AuditChain(SigningKeys keys, ILogger<AuditChain> logger) : SaveChangesInterceptor
@@ -84,58 +85,21 @@ public sealed class AuditChain(SigningKeys keys, ILogger<AuditChain> logger) : S
         return result;
     }
 
-    public override int SavedChanges(SaveChangesCompletedEventData eventData, int result) => Release(eventData.Context, result);
-
-    public override ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default) =>
-        ValueTask.FromResult(Release(eventData.Context, result));
-
-    public override void SaveChangesFailed(DbContextErrorEventData eventData) => Unlink(eventData.Context);
-
-    public override Task SaveChangesFailedAsync(DbContextErrorEventData eventData, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Ends what <see cref="SavingChangesAsync"/> began, however the save ended: <see cref="IdentityDbContext"/> calls
+    /// it from a finally around every save. EF Core's own events miss some endings (a failure while the entries are
+    /// linked, before EF Core's try begins), and one missed kept the gate, so that every later audited write in the
+    /// process waited for ever. A save that did not happen leaves its entries unlinked, to be linked anew (next
+    /// sequence, new hash) if the caller saves again.
+    /// </summary>
+    public static void Settle(DbContext context, bool saved)
     {
-        Unlink(eventData.Context);
-        return Task.CompletedTask;
-    }
-
-    /// <summary>A save that did not happen: the gate opens, and its entries are relinked (new hash) if the caller saves again.</summary>
-    static void Unlink(DbContext? context)
-    {
-        Release(context, 0);
-        if (context is not null)
+        if (!Holding.TryGetValue(context, out _))
+            return;
+        Holding.Remove(context);
+        if (!saved)
             foreach (var entry in context.ChangeTracker.Entries<AuditEntry>().Where(e => e.State == EntityState.Added))
                 entry.Entity.Hash = "";
-    }
-
-    // EF Core reports an optimistic concurrency conflict here and not as a failed save: without this, a conflict on a
-    // save that carried audit entries kept the gate, and every later audited write in the process waited for ever.
-    public override InterceptionResult ThrowingConcurrencyException(ConcurrencyExceptionEventData eventData, InterceptionResult result)
-    {
-        Unlink(eventData.Context);
-        return result;
-    }
-
-    public override ValueTask<InterceptionResult> ThrowingConcurrencyExceptionAsync(ConcurrencyExceptionEventData eventData, InterceptionResult result,
-        CancellationToken cancellationToken = default)
-    {
-        Unlink(eventData.Context);
-        return ValueTask.FromResult(result);
-    }
-
-    public override void SaveChangesCanceled(DbContextEventData eventData) => Release(eventData.Context, 0);
-
-    public override Task SaveChangesCanceledAsync(DbContextEventData eventData, CancellationToken cancellationToken = default)
-    {
-        Release(eventData.Context, 0);
-        return Task.CompletedTask;
-    }
-
-    static int Release(DbContext? context, int result)
-    {
-        if (context is not null && Holding.TryGetValue(context, out _))
-        {
-            Holding.Remove(context);
-            Gate.Release();
-        }
-        return result;
+        Gate.Release();
     }
 }

@@ -30,6 +30,36 @@ public class IdentityDbContext(DbContextOptions options)
     public DbSet<Group> Groups => Set<Group>();
     public DbSet<GroupMember> GroupMembers => Set<GroupMember>();
 
+    public override int SaveChanges(bool acceptAllChangesOnSuccess)
+    {
+        var saved = false;
+        try
+        {
+            var count = base.SaveChanges(acceptAllChangesOnSuccess);
+            saved = true;
+            return count;
+        }
+        finally
+        {
+            Audit.AuditChain.Settle(this, saved);
+        }
+    }
+
+    public override async Task<int> SaveChangesAsync(bool acceptAllChangesOnSuccess, CancellationToken cancellationToken = default)
+    {
+        var saved = false;
+        try
+        {
+            var count = await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+            saved = true;
+            return count;
+        }
+        finally
+        {
+            Audit.AuditChain.Settle(this, saved);
+        }
+    }
+
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);

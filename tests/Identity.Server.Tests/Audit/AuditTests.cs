@@ -44,6 +44,48 @@ public abstract class AuditTests<TFactory>(TFactory factory) : ServerTests<TFact
         await third.ServiceProvider.GetRequiredService<IdentityDbContext>().SaveChangesAsync(patience.Token);
     }
 
+    /// <summary>
+    /// The database fails while a save links its audit entries (a connection lost as the chain's last link is read):
+    /// that save fails alone, and the next audited write goes through and links on from where the chain really ends.
+    /// </summary>
+    [Fact]
+    public async Task Audit_AFailureWhileLinking_DoesNotHoldUpLaterAuditedWrites()
+    {
+        using var scope = Factory.Services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<IdentityDbContext>();
+        // The server's own options (its audit chain included), plus a database that fails the chain's read.
+        var options = (DbContextOptions)Microsoft.EntityFrameworkCore.Infrastructure.AccessorExtensions.GetService<Microsoft.EntityFrameworkCore.Infrastructure.IDbContextOptions>(db);
+        var core = options.FindExtension<Microsoft.EntityFrameworkCore.Infrastructure.CoreOptionsExtension>()!;
+        var failing = options.WithExtension(core.WithInterceptors([.. core.Interceptors ?? [], new FailingChainRead()]));
+        await using (var broken = (IdentityDbContext)Activator.CreateInstance(db.GetType(), failing)!)
+        {
+            await scope.ServiceProvider.GetRequiredService<Identity.Server.Events.SecurityEvents>()
+                .RaiseAsync(Identity.Server.Events.EventTypes.ClientUpdated, null, new { client_id = ServerFactory.Service });
+            var pending = db.ChangeTracker.Entries<Identity.Server.Audit.AuditEntry>().Single(e => e.State == EntityState.Added).Entity;
+            db.Entry(pending).State = EntityState.Detached;
+            broken.AuditEntries.Add(pending);
+            await Assert.ThrowsAsync<InvalidOperationException>(() => broken.SaveChangesAsync());
+        }
+
+        using var next = Factory.Services.CreateScope();
+        await next.ServiceProvider.GetRequiredService<Identity.Server.Events.SecurityEvents>()
+            .RaiseAsync(Identity.Server.Events.EventTypes.ClientUpdated, null, new { client_id = ServerFactory.Service });
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await next.ServiceProvider.GetRequiredService<IdentityDbContext>().SaveChangesAsync(patience.Token);
+        var verified = await ApiAsync(HttpMethod.Get, "/api/v1/audit/verify", await AdminAsync());
+        Assert.True(verified.Body.GetProperty("valid").GetBoolean(), verified.Body.ToString());
+    }
+
+    sealed class FailingChainRead : Microsoft.EntityFrameworkCore.Diagnostics.DbCommandInterceptor
+    {
+        public override ValueTask<Microsoft.EntityFrameworkCore.Diagnostics.InterceptionResult<System.Data.Common.DbDataReader>> ReaderExecutingAsync(
+            System.Data.Common.DbCommand command, Microsoft.EntityFrameworkCore.Diagnostics.CommandEventData eventData,
+            Microsoft.EntityFrameworkCore.Diagnostics.InterceptionResult<System.Data.Common.DbDataReader> result, CancellationToken cancellationToken = default) =>
+            command.CommandText.Contains("AuditEntries") && command.CommandText.Contains("DESC")
+                ? throw new InvalidOperationException("The connection to the database was lost.")
+                : ValueTask.FromResult(result);
+    }
+
     [Fact]
     public async Task Audit_RecordsTheLifeOfAnAccount_NewestFirst_WithoutSecrets()
     {
