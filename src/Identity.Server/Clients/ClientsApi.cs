@@ -135,10 +135,6 @@ public static partial class ClientsApi
         {
             return Refused(http, refused);
         }
-        catch (OpenIddictExceptions.ConcurrencyException)
-        {
-            return Concurrent(http);
-        }
         return Results.Ok(new ClientResponse(await ViewAsync(applications, seed, application)));
     }
 
@@ -157,14 +153,7 @@ public static partial class ClientsApi
         var secret = NewSecret();
         descriptor.ClientSecret = secret;
         await events.RaiseAsync(EventTypes.ClientSecretRotated, null, new { client_id = clientId });
-        try
-        {
-            await applications.UpdateAsync(application, descriptor);
-        }
-        catch (OpenIddictExceptions.ConcurrencyException)
-        {
-            return Concurrent(http);
-        }
+        await applications.UpdateAsync(application, descriptor);
         return Results.Ok(new ClientResponse(await ViewAsync(applications, seed, application), secret));
     }
 
@@ -176,21 +165,9 @@ public static partial class ClientsApi
             return refusal!;
         await events.RaiseAsync(EventTypes.ClientDeleted, null, new { client_id = clientId });
         // OpenIddict's store deletes the client's authorizations and tokens with it: nothing it was given still works.
-        try
-        {
-            await applications.DeleteAsync(application);
-        }
-        catch (OpenIddictExceptions.ConcurrencyException)
-        {
-            return Concurrent(http);
-        }
+        await applications.DeleteAsync(application);
         return Results.NoContent();
     }
-
-    /// <summary>Another request changed the client between this one's read and its write: this one changed nothing.</summary>
-    static IResult Concurrent(HttpContext http) =>
-        ApiErrors.Result(http, StatusCodes.Status409Conflict, "CONFLICT",
-            "The client was changed by another request at the same time; this one changed nothing. Read it and try again.");
 
     /// <summary>A 256-bit random secret, base64url: nothing to guess, and too long to be worth a dictionary.</summary>
     internal static string NewSecret() => WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(32));

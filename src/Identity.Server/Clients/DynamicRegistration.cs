@@ -138,14 +138,7 @@ public static class DynamicRegistration
         var descriptor = new OpenIddictApplicationDescriptor();
         await applications.PopulateAsync(descriptor, application);
         var token = NewToken(descriptor);
-        try
-        {
-            await applications.UpdateAsync(application, descriptor);
-        }
-        catch (OpenIddictExceptions.ConcurrencyException)
-        {
-            return Concurrent();
-        }
+        await applications.UpdateAsync(application, descriptor);
         return Results.Json(await InformationAsync(http, applications, seed, application, token));
     }
 
@@ -192,10 +185,6 @@ public static class DynamicRegistration
         {
             return Refuse("invalid_client_metadata", string.Join(" ", rejected.Results.Select(r => r.ErrorMessage)));
         }
-        catch (OpenIddictExceptions.ConcurrencyException)
-        {
-            return Concurrent();
-        }
         return Results.Json(await InformationAsync(http, applications, seed, application, token));
     }
 
@@ -206,24 +195,9 @@ public static class DynamicRegistration
         if (application is null)
             return refusal!;
         await events.RaiseAsync(EventTypes.ClientDeleted, null, new { client_id = clientId, source = "dynamic_registration" });
-        try
-        {
-            await applications.DeleteAsync(application);
-        }
-        catch (OpenIddictExceptions.ConcurrencyException)
-        {
-            return Concurrent();
-        }
+        await applications.DeleteAsync(application);
         return Results.NoContent();
     }
-
-    /// <summary>
-    /// Another request changed the registration between this one's read and its write (the same token used twice at
-    /// once, say): this one changes nothing, and says so instead of failing.
-    /// </summary>
-    static IResult Concurrent() =>
-        Results.Json(new { error = "invalid_request", error_description = "The registration was changed by another request at the same time; this one changed nothing." },
-            statusCode: StatusCodes.Status409Conflict);
 
     /// <summary>
     /// The client named in the path, if the bearer token is its registration access token. An unknown client gets the

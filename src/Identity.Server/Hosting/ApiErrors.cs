@@ -1,5 +1,8 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
 using OpenIddict.Validation.AspNetCore;
 
 namespace Identity.Server.Hosting;
@@ -29,6 +32,29 @@ public static class ApiErrors
     /// <summary>Missing, or out of the caller's reach: the same answer, so neither can be told from the other.</summary>
     public static IResult NotFound(HttpContext http) => Result(http, StatusCodes.Status404NotFound, "NOT_FOUND", "Resource not found.");
 
+    public const string ConflictMessage = "Another request changed this at the same time; this one changed nothing. Read it again and retry.";
+
+    /// <summary>Lost a race with another change of the same thing (see <see cref="IsConflict(Exception)"/>): 409, to retry.</summary>
+    public static IResult Conflict(HttpContext http) => Result(http, StatusCodes.Status409Conflict, "CONFLICT", ConflictMessage);
+
+    /// <summary>
+    /// Another request changed, removed or made the same thing between this one's read and its write: an optimistic
+    /// concurrency conflict (EF Core's, or OpenIddict's over it) or a unique key taken meanwhile (two requests adding
+    /// the same role to a user at once). The database refused the save whole, so wherever in the server it happens it
+    /// is a 409 to read again and retry, not a server error.
+    /// </summary>
+    public static bool IsConflict(Exception exception) => exception switch
+    {
+        DbUpdateConcurrencyException or OpenIddictExceptions.ConcurrencyException => true,
+        DbUpdateException { InnerException: Microsoft.Data.Sqlite.SqliteException { SqliteExtendedErrorCode: 2067 or 1555 } } => true,
+        DbUpdateException { InnerException: Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation } } => true,
+        DbUpdateException { InnerException: Microsoft.Data.SqlClient.SqlException { Number: 2601 or 2627 } } => true,
+        _ => false,
+    };
+
+    /// <summary>ASP.NET Core Identity's stores report EF Core's concurrency conflict as this error instead of throwing it.</summary>
+    public static bool IsConflict(IdentityResult result) => result.Errors.Any(e => e.Code == nameof(IdentityErrorDescriber.ConcurrencyFailure));
+
     static object Envelope(HttpContext http, string code, string message, object? details) =>
         new { error = new { code, message, details, request_id = http.TraceIdentifier } };
 
@@ -37,6 +63,7 @@ public static class ApiErrors
     static int StatusOf(Exception exception) => exception switch
     {
         BadHttpRequestException bad => bad.StatusCode,
+        var conflict when IsConflict(conflict) => StatusCodes.Status409Conflict,
         InvalidDataException => StatusCodes.Status400BadRequest,
         _ => StatusCodes.Status500InternalServerError,
     };
@@ -77,13 +104,16 @@ public static class ApiErrors
             ExceptionHandler = async http =>
             {
                 var status = http.Response.StatusCode;
-                var (code, (message, details)) = status < 500
-                    ? ("INVALID_REQUEST", Malformed(http.Features.Get<IExceptionHandlerFeature>()?.Error))
-                    : ("INTERNAL_ERROR", ("An unexpected error occurred.", null));
+                var (code, (message, details)) = status switch
+                {
+                    StatusCodes.Status409Conflict => ("CONFLICT", (ConflictMessage, null)),
+                    < 500 => ("INVALID_REQUEST", Malformed(http.Features.Get<IExceptionHandlerFeature>()?.Error)),
+                    _ => ("INTERNAL_ERROR", ("An unexpected error occurred.", (object?)null)),
+                };
                 if (IsApi(http.Request.Path))
                     await http.Response.WriteAsJsonAsync(Envelope(http, code, message, details));
                 else if (IsScim(http.Request.Path))
-                    await http.Response.WriteAsJsonAsync(Scim.ScimErrors.Body(status, status < 500 ? Scim.ScimErrors.InvalidSyntax : null,
+                    await http.Response.WriteAsJsonAsync(Scim.ScimErrors.Body(status, status is < 500 and not StatusCodes.Status409Conflict ? Scim.ScimErrors.InvalidSyntax : null,
                         $"{message} (request {http.TraceIdentifier})"), (System.Text.Json.JsonSerializerOptions?)null, Scim.ScimErrors.MediaType);
                 else if (http.Request.Path.StartsWithSegments("/connect"))
                     await http.Response.WriteAsJsonAsync(new Dictionary<string, string>

@@ -67,7 +67,7 @@ public static partial class RolesApi
             if (created.Succeeded)
                 created = await roles.AddClaimAsync(role, new Claim(Permissions.ClaimType, permission));
         if (!created.Succeeded)
-            return ApiErrors.Result(http, 400, "INVALID_REQUEST", string.Join(" ", created.Errors.Select(e => e.Description)));
+            return Refused(http, created);
         return Results.Created($"/api/v1/roles/{role.Id}", new RoleResponse(View(role, permissions)));
     }
 
@@ -108,7 +108,7 @@ public static partial class RolesApi
         await events.RaiseAsync(EventTypes.RoleUpdated, null, new { role = role.Name, changed, permissions = after.Order(StringComparer.Ordinal) });
         var updated = await roles.UpdateAsync(role);
         return updated.Succeeded ? Results.Ok(new RoleResponse(View(role, after)))
-            : ApiErrors.Result(http, 400, "INVALID_REQUEST", string.Join(" ", updated.Errors.Select(e => e.Description)));
+            : Refused(http, updated);
     }
 
     static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, RoleManager<Role> roles, SecurityEvents events)
@@ -126,7 +126,7 @@ public static partial class RolesApi
                 new { role = role.Name, reason = "role_deleted" });
         var deleted = await roles.DeleteAsync(role);
         return deleted.Succeeded ? Results.NoContent()
-            : ApiErrors.Result(http, 400, "INVALID_REQUEST", string.Join(" ", deleted.Errors.Select(e => e.Description)));
+            : Refused(http, deleted);
     }
 
     /// <summary>The role and its permissions, if the caller may change it: not built in, and no permission the caller lacks.</summary>
@@ -161,6 +161,11 @@ public static partial class RolesApi
         permissions.Where(p => !Permissions.Catalogue.ContainsKey(p)).ToList() is { Count: > 0 } unknown
             ? ApiErrors.Result(http, 400, "INVALID_REQUEST", "Unknown permissions.", new { field = "permissions", unknown })
             : null;
+
+    /// <summary>What RoleManager refused: a lost race with another change of the role is a conflict, anything else the caller's error.</summary>
+    static IResult Refused(HttpContext http, IdentityResult result) => ApiErrors.IsConflict(result)
+        ? ApiErrors.Conflict(http)
+        : ApiErrors.Result(http, 400, "INVALID_REQUEST", string.Join(" ", result.Errors.Select(e => e.Description)));
 
     static IResult CannotGrant(HttpContext http) =>
         ApiErrors.Result(http, 403, "FORBIDDEN", "A role can grant only permissions you hold.", new { field = "permissions" });

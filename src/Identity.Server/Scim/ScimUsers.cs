@@ -155,6 +155,8 @@ public static class ScimUsers
 
     static IResult Refusal(IdentityResult result)
     {
+        if (Hosting.ApiErrors.IsConflict(result))
+            return ScimErrors.Result(409, null, Hosting.ApiErrors.ConflictMessage);
         var errors = result.Errors.ToList();
         if (errors.Any(e => e.Code is nameof(IdentityErrorDescriber.DuplicateEmail) or nameof(IdentityErrorDescriber.DuplicateUserName)))
             return ScimErrors.Result(409, ScimErrors.Uniqueness, "An account with this userName already exists.");

@@ -153,13 +153,17 @@ public static class Accounts
             await tokens.TryRevokeAsync(token);
         await events.RaiseAsync(EventTypes.UserDeleted, SecurityEvents.Subject.Of(user));
         var result = await users.DeleteAsync(user);
+        if (Hosting.ApiErrors.IsConflict(result))
+            throw new Microsoft.EntityFrameworkCore.DbUpdateConcurrencyException("The account was changed or deleted by another request at the same time.");
         if (!result.Succeeded)
             throw new InvalidOperationException(string.Join(" ", result.Errors.Select(e => e.Description)));
     }
 
-    /// <summary>The identity errors as the seed's error: 409 for a taken email, 400 naming the broken rule otherwise.</summary>
+    /// <summary>The identity errors as the seed's error: 409 for a taken email or a lost race, 400 naming the broken rule otherwise.</summary>
     public static IResult Problem(HttpContext http, IdentityResult result, string passwordField = "password")
     {
+        if (Hosting.ApiErrors.IsConflict(result))
+            return Hosting.ApiErrors.Conflict(http);
         var errors = result.Errors.ToList();
         if (errors.Any(e => e.Code is nameof(IdentityErrorDescriber.DuplicateEmail) or nameof(IdentityErrorDescriber.DuplicateUserName)))
             return Hosting.ApiErrors.Result(http, StatusCodes.Status409Conflict, "CONFLICT", "An account with this email already exists.", new { field = "email" });

@@ -90,6 +90,31 @@ public abstract class UsersApiTests<TFactory>(TFactory factory) : ServerTests<TF
         Assert.Equal("INVALID_REQUEST", ErrorCode(answer));
     }
 
+    /// <summary>
+    /// Requests that race to change the same account or role (two admins, or one retrying client): each answers what it
+    /// did (200/204), that the thing is gone (404), or 409 CONFLICT for a lost race it may retry; never a server error.
+    /// </summary>
+    [Fact]
+    public async Task Api_RacingChangesOfOneAccount_AreNeverAServerError()
+    {
+        var admin = await AdminAsync();
+        var email = await CreateUserAsync();
+        var id = await IdOfAsync(admin, email);
+        var role = $"racing-{Guid.NewGuid():N}"[..20];
+        Assert.Equal(HttpStatusCode.Created, (await ApiAsync(HttpMethod.Post, "/api/v1/roles", admin, new { name = role, permissions = new[] { "users:read" } })).Status);
+
+        var assigned = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => ApiAsync(HttpMethod.Post, $"/api/v1/users/{id}/roles", admin, new { role_id = role })));
+        var renamed = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => ApiAsync(HttpMethod.Put, $"/api/v1/roles/{role}", admin, new { description = $"take {i}" })));
+        var deleted = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => ApiAsync(HttpMethod.Delete, $"/api/v1/users/{id}", admin)));
+
+        Assert.All(assigned.Concat(renamed).Concat(deleted), a => Assert.True((int)a.Status < 500, $"{(int)a.Status} {a.Body}"));
+        Assert.All(assigned.Concat(renamed).Concat(deleted).Where(a => a.Status == HttpStatusCode.Conflict), a => Assert.Equal("CONFLICT", ErrorCode(a)));
+        Assert.Contains(assigned, a => a.Status == HttpStatusCode.OK);
+        Assert.Contains(renamed, a => a.Status == HttpStatusCode.OK);
+        Assert.Single(deleted, a => a.Status == HttpStatusCode.NoContent);
+        Assert.Equal(HttpStatusCode.NotFound, (await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}", admin)).Status);
+    }
+
     /// <summary>A value of the wrong type (a null or a number in a list of names, text for a number) is a malformed body: 400 naming the field, and nothing is made.</summary>
     [Theory]
     [InlineData("/api/v1/roles", """{"name":"nulls-{0}","permissions":["users:read",null]}""", "permissions")]
