@@ -327,19 +327,30 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
     }
 
     [Fact]
-    public async Task RefreshToken_IsSealedWithTheServersSecretKeys_NeverWithAPublishedOne()
+    public async Task RefreshToken_IsSignedWithTheServersSecretKey_NeverWithAPublishedOne_AndCannotBeAltered()
     {
-        var tokens = await PasswordGrantAsync(await CreateUserAsync());
+        var user = await CreateUserAsync();
+        var tokens = await PasswordGrantAsync(user);
+        var other = await PasswordGrantAsync(await CreateUserAsync());
 
         var refresh = new JsonWebToken(tokens.RefreshToken!);
-        Assert.Equal("A256KW", refresh.Alg);
-        Assert.Equal("A256CBC-HS512", refresh.Enc);
-        var inner = await OpenWithSecretKeysAsync(tokens.RefreshToken!);
-        Assert.Equal("HS256", inner.Alg);
-        // Access tokens are still for others to check with the published key; the secret keys never appear in the JWKS.
+        Assert.Equal("HS256", refresh.Alg);
+        Assert.Empty(refresh.Enc);
+        Assert.Equal(refresh.Id, (await OpenWithSecretKeysAsync(tokens.RefreshToken!)).Id);
+        // Access tokens are still for others to check with the published key; the secret key never appears in the JWKS.
         Assert.Equal("RS256", new JsonWebToken(tokens.AccessToken!).Alg);
         var jwks = new JsonWebKeySet(await Http.GetStringAsync("/.well-known/jwks"));
-        Assert.DoesNotContain(jwks.Keys, key => key.Kty == "oct" || key.Kid == refresh.Kid || key.Kid == inner.Kid);
+        Assert.DoesNotContain(jwks.Keys, key => key.Kty == "oct" || key.Kid == refresh.Kid);
+
+        // Readable is not writable: the same token made out to another account, or with its signature dropped, is refused.
+        var parts = tokens.RefreshToken!.Split('.');
+        var payload = System.Text.Json.Nodes.JsonNode.Parse(Base64UrlEncoder.Decode(parts[1]))!;
+        payload["sub"] = new JsonWebToken(other.AccessToken!).Subject;
+        var altered = $"{parts[0]}.{Base64UrlEncoder.Encode(payload.ToJsonString())}.{parts[2]}";
+        var unsigned = $"{Base64UrlEncoder.Encode("""{"alg":"none","typ":"oi_reft+jwt"}""")}.{parts[1]}.";
+        foreach (var forged in new[] { altered, unsigned })
+            Assert.Equal("invalid_grant", (await RefreshAsync(forged)).Error);
+        Assert.False((await RefreshAsync(tokens.RefreshToken!)).IsError);
     }
 
     [Fact]

@@ -128,7 +128,7 @@ public sealed class StartupTests : IDisposable
             Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, RefreshToken = refreshToken,
         });
 
-    static string PrivateTokenKeyId(byte[] key) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(key[32..]).AsSpan(0, 8));
+    static string PrivateTokenKeyId(byte[] key) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(key[..32]).AsSpan(0, 8));
 
     /// <summary>
     /// The secret keys roll over with the signing keys (`keys rotate`): after two runs, a refresh token and a Data
