@@ -116,9 +116,9 @@ public static class ClientRegistration
     /// <summary>
     /// A client's keys for private_key_jwt: public RSA (2048 bits or more) or EC (P-256, P-384, P-521) signing keys, at
     /// most ten (room for a rollover). A private part is refused rather than dropped: a client that sent its private
-    /// key must make a new one.
+    /// key must make a new one. <paramref name="field"/> names where the keys came from (jwks, or the set at jwks_uri).
     /// </summary>
-    public static JsonWebKeySet PublicSigningKeys(string json)
+    public static JsonWebKeySet PublicSigningKeys(string json, string field = "jwks")
     {
         JsonWebKeySet set;
         try
@@ -127,17 +127,17 @@ public static class ClientRegistration
         }
         catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException)
         {
-            throw new InvalidClientException("jwks", "jwks is not a JSON Web Key Set ({\"keys\": [...]})");
+            throw new InvalidClientException(field, $"{field} is not a JSON Web Key Set ({{\"keys\": [...]}})");
         }
         if (set.Keys.Count is 0 or > 10)
-            throw new InvalidClientException("jwks", "jwks must hold 1 to 10 keys");
+            throw new InvalidClientException(field, $"{field} must hold 1 to 10 keys");
         foreach (var key in set.Keys)
         {
             var name = key.Kid ?? key.Kty ?? "without kid";
             if (key.Use is { Length: > 0 } use && use != JsonWebKeyUseNames.Sig)
-                throw new InvalidClientException("jwks", $"key '{name}' is for '{use}', not for signing (sig)");
+                throw new InvalidClientException(field, $"key '{name}' is for '{use}', not for signing (sig)");
             if (key.HasPrivateKey || key.D is not null || key.K is not null)
-                throw new InvalidClientException("jwks", $"key '{name}' has private parts: send public keys only, and make a new key pair, since this one has left the client");
+                throw new InvalidClientException(field, $"key '{name}' has private parts: send public keys only, and make a new key pair, since this one has left the client");
             var usable = key.Kty switch
             {
                 JsonWebAlgorithmsKeyTypes.RSA => key.E is not null && ModulusBits(key.N) >= 2048,
@@ -145,7 +145,7 @@ public static class ClientRegistration
                 _ => false,
             };
             if (!usable)
-                throw new InvalidClientException("jwks", $"key '{name}' is not an RSA key of 2048 bits or more, nor an EC key on P-256, P-384 or P-521");
+                throw new InvalidClientException(field, $"key '{name}' is not an RSA key of 2048 bits or more, nor an EC key on P-256, P-384 or P-521");
         }
         return set;
     }

@@ -23,11 +23,12 @@ public static partial class ClientsApi
 {
     public sealed record ClientRequest(string? ClientId, string? DisplayName, bool? Public, List<string>? GrantTypes, List<string>? RedirectUris,
         List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType, string? BackchannelLogoutUri, string? ScimOrganization,
-        bool? RequirePushedAuthorizationRequests = null, string? TokenEndpointAuthMethod = null, JsonElement? Jwks = null);
+        bool? RequirePushedAuthorizationRequests = null, string? TokenEndpointAuthMethod = null, JsonElement? Jwks = null, string? JwksUri = null);
 
     public sealed record ClientView(string ClientId, string DisplayName, string ClientType, string ConsentType, IReadOnlyList<string> GrantTypes,
         IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, string? BackchannelLogoutUri,
-        string? ScimOrganization, bool RequirePushedAuthorizationRequests, bool Configured, string TokenEndpointAuthMethod, JsonElement? Jwks);
+        string? ScimOrganization, bool RequirePushedAuthorizationRequests, bool Configured, string TokenEndpointAuthMethod, JsonElement? Jwks,
+        string? JwksUri);
 
     /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
     public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
@@ -67,7 +68,7 @@ public static partial class ClientsApi
             : ApiErrors.NotFound(http);
 
     static async Task<IResult> Create(HttpContext http, ClientRequest body, IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed,
-        ScopeResources scopes, SecurityEvents events)
+        ScopeResources scopes, SecurityEvents events, RemoteKeys remoteKeys)
     {
         var clientId = body.ClientId?.Trim() ?? "client-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
         if (!ClientIdFormat().IsMatch(clientId))
@@ -77,6 +78,9 @@ public static partial class ClientsApi
 
         if (AuthMethodProblem(body) is { } methodProblem)
             return Invalid(http, methodProblem.Field, methodProblem.Problem);
+        (body, var keysProblem) = await WithRemoteKeysAsync(remoteKeys, body, http.RequestAborted);
+        if (keysProblem is not null)
+            return Invalid(http, "jwks_uri", keysProblem);
         var secret = body.Public is true || body.TokenEndpointAuthMethod is ClientAuthenticationMethods.None or ClientAuthenticationMethods.PrivateKeyJwt
             ? null : NewSecret();
         var (descriptor, field, problem) = Validate(clientId, secret, body, scopes);
@@ -97,7 +101,7 @@ public static partial class ClientsApi
     }
 
     static async Task<IResult> Update(HttpContext http, string clientId, ClientRequest body, IOpenIddictApplicationManager applications,
-        IOptions<SeedOptions> seed, ScopeResources scopes, SecurityEvents events)
+        IOptions<SeedOptions> seed, ScopeResources scopes, SecurityEvents events, RemoteKeys remoteKeys)
     {
         var (application, refusal) = await FindChangeableAsync(http, clientId, applications, seed);
         if (application is null)
@@ -109,8 +113,11 @@ public static partial class ClientsApi
         var keys = current.TokenEndpointAuthMethod == ClientAuthenticationMethods.PrivateKeyJwt;
         if (body.TokenEndpointAuthMethod is { } method && (method == ClientAuthenticationMethods.PrivateKeyJwt) != keys)
             return Invalid(http, "token_endpoint_auth_method", "A client cannot change between a secret and its own keys: register a new one.");
-        if (body.Jwks is not null && !keys)
-            return Invalid(http, "jwks", "jwks is for clients registered with token_endpoint_auth_method private_key_jwt.");
+        if ((body.Jwks is not null || body.JwksUri is not null) && !keys)
+            return Invalid(http, body.Jwks is not null ? "jwks" : "jwks_uri",
+                "jwks and jwks_uri are for clients registered with token_endpoint_auth_method private_key_jwt.");
+        if (body.Jwks is not null && body.JwksUri is not null)
+            return Invalid(http, "jwks_uri", "Give the client's keys in jwks or at jwks_uri, not both.");
 
         // Fields left out keep their value. A stand-in secret makes the description confidential; the stored hash then
         // takes its place, and OpenIddict, finding the secret unchanged, keeps it as it is.
@@ -118,7 +125,12 @@ public static partial class ClientsApi
             body.RedirectUris ?? [.. current.RedirectUris], body.PostLogoutRedirectUris ?? [.. current.PostLogoutRedirectUris],
             body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType, body.BackchannelLogoutUri ?? current.BackchannelLogoutUri,
             body.ScimOrganization ?? current.ScimOrganization, body.RequirePushedAuthorizationRequests ?? current.RequirePushedAuthorizationRequests,
-            current.TokenEndpointAuthMethod, body.Jwks ?? current.Jwks);
+            // New keys in jwks replace a jwks_uri, and a new jwks_uri replaces keys given in jwks; else what was stays.
+            current.TokenEndpointAuthMethod, body.JwksUri is not null ? null : body.Jwks ?? current.Jwks,
+            body.Jwks is not null ? null : body.JwksUri ?? current.JwksUri);
+        (merged, var keysProblem) = await WithRemoteKeysAsync(remoteKeys, merged, http.RequestAborted);
+        if (keysProblem is not null)
+            return Invalid(http, "jwks_uri", keysProblem);
         var (descriptor, field, problem) = Validate(clientId, confidential && !keys ? "kept" : null, merged, scopes);
         if (descriptor is null)
             return Invalid(http, field!, problem!);
@@ -217,14 +229,18 @@ public static partial class ClientsApi
                 return (null, field, $"'{unsafeUri}' must use https, a loopback address or an app's own scheme.");
         try
         {
-            return (ClientRegistration.Describe(new ClientOptions
+            var descriptor = ClientRegistration.Describe(new ClientOptions
             {
                 ClientId = clientId, ClientSecret = secret, DisplayName = body.DisplayName, GrantTypes = grants,
                 RedirectUris = body.RedirectUris ?? [], PostLogoutRedirectUris = body.PostLogoutRedirectUris ?? [], Scopes = body.Scopes ?? [],
                 ConsentType = body.ConsentType ?? ConsentTypes.Explicit, BackchannelLogoutUri = body.BackchannelLogoutUri,
                 ScimOrganization = body.ScimOrganization, RequirePushedAuthorizationRequests = body.RequirePushedAuthorizationRequests == true,
                 Jwks = body.Jwks is { ValueKind: not JsonValueKind.Null } jwks ? jwks.GetRawText() : null,
-            }), null, null);
+            });
+            // The keys fetched from it are stored as the client's last known set (RemoteKeys).
+            if (body.JwksUri is { } jwksUri)
+                descriptor.Properties[RemoteKeys.Property] = JsonSerializer.SerializeToElement(jwksUri);
+            return (descriptor, null, null);
         }
         catch (InvalidClientException invalid)
         {
@@ -236,23 +252,44 @@ public static partial class ClientsApi
     /// How a new client proves who it is, as RFC 7591 names it: none (public), client_secret_basic or client_secret_post
     /// (a server-made secret; both are accepted at the endpoints), or private_key_jwt with its public keys in jwks.
     /// </summary>
+    /// <summary>
+    /// A request that names a jwks_uri and no keys gets the keys fetched from it now (<see cref="RemoteKeys"/>), so that
+    /// a URL serving no usable key set is refused at registration; or the reason it cannot be used.
+    /// </summary>
+    static async Task<(ClientRequest Body, string? Problem)> WithRemoteKeysAsync(RemoteKeys remote, ClientRequest body, CancellationToken cancellationToken)
+    {
+        if (body.JwksUri is not { } uri || body.Jwks is not null)
+            return (body, null);
+        if (remote.ProblemWithUri(uri) is { } problem)
+            return (body, problem);
+        try
+        {
+            return (body with { Jwks = KeysView(await remote.FetchAsync(uri, cancellationToken)) }, null);
+        }
+        catch (InvalidClientException invalid)
+        {
+            return (body, invalid.Message + ".");
+        }
+    }
+
     static (string Field, string Problem)? AuthMethodProblem(ClientRequest body) => body.TokenEndpointAuthMethod switch
     {
-        null or ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost when body.Jwks is not null =>
-            ("jwks", "jwks is for token_endpoint_auth_method private_key_jwt."),
+        _ when body.Jwks is not null && body.JwksUri is not null => ("jwks_uri", "Give the client's keys in jwks or at jwks_uri, not both."),
+        null or ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost when body.Jwks is not null || body.JwksUri is not null =>
+            (body.Jwks is not null ? "jwks" : "jwks_uri", "jwks and jwks_uri are for token_endpoint_auth_method private_key_jwt."),
         null => null,
         ClientAuthenticationMethods.None when body.Public is not false => null,
         ClientAuthenticationMethods.None => ("token_endpoint_auth_method", "none is for public clients."),
         ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost or ClientAuthenticationMethods.PrivateKeyJwt
             when body.Public is true => ("token_endpoint_auth_method", "A public client has no credentials: its method is none."),
-        ClientAuthenticationMethods.PrivateKeyJwt when body.Jwks is not { ValueKind: JsonValueKind.Object } =>
-            ("jwks", "private_key_jwt needs the client's public keys as a JSON Web Key Set in jwks."),
+        ClientAuthenticationMethods.PrivateKeyJwt when body.Jwks is not { ValueKind: JsonValueKind.Object } && body.JwksUri is null =>
+            ("jwks", "private_key_jwt needs the client's public keys: a JSON Web Key Set in jwks, or where to fetch it in jwks_uri."),
         ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost or ClientAuthenticationMethods.PrivateKeyJwt => null,
         _ => ("token_endpoint_auth_method", "token_endpoint_auth_method must be none (public), client_secret_basic, client_secret_post or private_key_jwt."),
     };
 
     /// <summary>Only the public parameters of a client's keys are kept; they are shown as the client registered them.</summary>
-    static JsonElement? KeysView(Microsoft.IdentityModel.Tokens.JsonWebKeySet? set) => set is null ? null : JsonSerializer.SerializeToElement(new
+    internal static JsonElement? KeysView(Microsoft.IdentityModel.Tokens.JsonWebKeySet? set) => set is null ? null : JsonSerializer.SerializeToElement(new
     {
         keys = set.Keys.Select(k => new Dictionary<string, string?>
         {
@@ -298,7 +335,8 @@ public static partial class ClientsApi
             await applications.HasRequirementAsync(application, OpenIddictConstants.Requirements.Features.PushedAuthorizationRequests),
             IsConfigured(seed, clientId),
             AuthMethodOf(clientType, ownKeys: keys is not null),
-            KeysView(keys));
+            KeysView(keys),
+            (await applications.GetPropertiesAsync(application)).TryGetValue(RemoteKeys.Property, out var jwksUri) ? jwksUri.GetString() : null);
     }
 
     /// <summary>

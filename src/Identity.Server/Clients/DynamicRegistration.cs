@@ -32,7 +32,7 @@ public sealed class DynamicRegistrationOptions
 /// MCP clients: the code flow only (with refresh tokens), redirect URIs held to the clients API's RFC 9700 rules,
 /// scopes from an allow-list, explicit consent always, and the consent page says the app registered itself. Public
 /// apps (token_endpoint_auth_method none) must use PKCE; confidential ones get a server-made secret, shown once, or
-/// register their public keys (private_key_jwt with jwks; jwks_uri is not fetched).
+/// register their public keys (private_key_jwt with jwks, or jwks_uri: <see cref="RemoteKeys"/>).
 /// Registrations are audited (client.created) and count against the authentication rate limit per address.
 /// <para>
 /// Each registration also gets its own configuration endpoint (RFC 7592), /connect/register/{client_id}, behind a
@@ -86,14 +86,14 @@ public static class DynamicRegistration
 
     /// <summary>What an app says about itself at registration, or in full again when it replaces its registration.</summary>
     sealed record Metadata(string? Name, string Method, List<string> Scope, List<string> Redirects, List<string> LogoutRedirects,
-        List<string> Grants, JsonElement? Jwks, JsonElement Raw);
+        List<string> Grants, JsonElement? Jwks, string? JwksUri, JsonElement Raw);
 
     static async Task<IResult> Register(HttpContext http, IOptions<DynamicRegistrationOptions> options, IOpenIddictApplicationManager applications,
-        ScopeResources scopes, SecurityEvents events, TimeProvider time)
+        ScopeResources scopes, SecurityEvents events, TimeProvider time, RemoteKeys remoteKeys)
     {
         if (options.Value.InitialAccessToken is { } expected && !Matches(http.Request.Headers.Authorization.ToString(), "Bearer " + expected))
             return Unauthorized(http, "A valid initial access token is required to register.");
-        var (metadata, refusal) = await ReadAsync(http, options.Value);
+        var (metadata, refusal) = await ReadAsync(http, options.Value, remoteKeys);
         if (metadata is null)
             return refusal!;
 
@@ -119,7 +119,7 @@ public static class DynamicRegistration
         }
         // RFC 7591 §3.2.1: the metadata as registered, with the identifier (and secret) the server made.
         var answer = Information(http, clientId, metadata.Name, metadata.Redirects, metadata.LogoutRedirects, GrantsOf(descriptor.Permissions),
-            metadata.Method, metadata.Jwks, metadata.Scope, token);
+            metadata.Method, metadata.Jwks, metadata.JwksUri, metadata.Scope, token);
         answer["client_id_issued_at"] = issuedAt;
         if (secret is not null)
         {
@@ -148,12 +148,12 @@ public static class DynamicRegistration
     /// sends must be its current one.
     /// </summary>
     static async Task<IResult> Replace(HttpContext http, string clientId, IOptions<DynamicRegistrationOptions> options,
-        IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed, ScopeResources scopes, SecurityEvents events)
+        IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed, ScopeResources scopes, SecurityEvents events, RemoteKeys remoteKeys)
     {
         var (application, refusal) = await AuthorizeAsync(http, clientId, applications);
         if (application is null)
             return refusal!;
-        var (metadata, invalid) = await ReadAsync(http, options.Value);
+        var (metadata, invalid) = await ReadAsync(http, options.Value, remoteKeys);
         if (metadata is null)
             return invalid!;
         if (Text(metadata.Raw, "client_id") != clientId)
@@ -172,7 +172,8 @@ public static class DynamicRegistration
         // The stored secret stands in for the placeholder (OpenIddict keeps a secret it finds unchanged), and what the
         // server keeps about the client beside the metadata (its flags, an administrator's settings) stays.
         descriptor.ClientSecret = stored.ClientSecret;
-        foreach (var (name, value) in stored.Properties)
+        // Except a jwks_uri: the metadata sent says whether there still is one.
+        foreach (var (name, value) in stored.Properties.Where(p => p.Key != RemoteKeys.Property))
             descriptor.Properties.TryAdd(name, value);
         descriptor.Properties[MethodProperty] = JsonSerializer.SerializeToElement(metadata.Method);
         var token = NewToken(descriptor);
@@ -231,7 +232,8 @@ public static class DynamicRegistration
 
     /// <summary>RFC 7591 §3.2.1 and RFC 7592 §3: the registration, where to manage it and the token to do so with.</summary>
     static Dictionary<string, object?> Information(HttpContext http, string clientId, string? name, IEnumerable<string> redirects,
-        IReadOnlyCollection<string> logoutRedirects, IEnumerable<string> grants, string method, JsonElement? jwks, IEnumerable<string> scope, string token) =>
+        IReadOnlyCollection<string> logoutRedirects, IEnumerable<string> grants, string method, JsonElement? jwks, string? jwksUri, IEnumerable<string> scope,
+        string token) =>
         new Dictionary<string, object?>
         {
             ["client_id"] = clientId,
@@ -241,7 +243,9 @@ public static class DynamicRegistration
             ["grant_types"] = grants,
             ["response_types"] = new[] { ResponseTypes.Code },
             ["token_endpoint_auth_method"] = method,
-            ["jwks"] = jwks,
+            // RFC 7591 §2: never both; a client with a jwks_uri is shown where its keys are, not what was fetched.
+            ["jwks"] = jwksUri is null ? jwks : null,
+            ["jwks_uri"] = jwksUri,
             ["scope"] = string.Join(' ', scope),
             ["registration_access_token"] = token,
             ["registration_client_uri"] = $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{Path}/{Uri.EscapeDataString(clientId)}",
@@ -257,14 +261,14 @@ public static class DynamicRegistration
             ? said.GetString()! : client.TokenEndpointAuthMethod;
         // openid is no permission in OpenIddict: every client may ask for it, so it is always among the client's scopes.
         var information = Information(http, client.ClientId, await applications.GetDisplayNameAsync(application), client.RedirectUris,
-            client.PostLogoutRedirectUris, client.GrantTypes, method, client.Jwks, [Scopes.OpenId, .. client.Scopes], token);
+            client.PostLogoutRedirectUris, client.GrantTypes, method, client.Jwks, client.JwksUri, [Scopes.OpenId, .. client.Scopes], token);
         if (properties.TryGetValue(IssuedAtProperty, out var issuedAt))
             information["client_id_issued_at"] = issuedAt.GetInt64();
         return information;
     }
 
     /// <summary>The body as client metadata under this endpoint's rules, or the RFC 7591 error that refuses it.</summary>
-    static async Task<(Metadata? Metadata, IResult? Refusal)> ReadAsync(HttpContext http, DynamicRegistrationOptions options)
+    static async Task<(Metadata? Metadata, IResult? Refusal)> ReadAsync(HttpContext http, DynamicRegistrationOptions options, RemoteKeys remoteKeys)
     {
         // Client metadata is a few hundred bytes: a body past 16 KiB is refused, also when it comes without a length.
         if (http.Request.ContentLength > MaxBodyBytes)
@@ -305,16 +309,35 @@ public static class DynamicRegistration
         if (method is not (ClientAuthenticationMethods.None or ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost
             or ClientAuthenticationMethods.PrivateKeyJwt))
             return (null, Refuse("invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt."));
-        if (metadata.TryGetProperty("jwks_uri", out _))
-            return (null, Refuse("invalid_client_metadata", "jwks_uri is not supported: send the public keys in jwks."));
         JsonElement? jwks = metadata.TryGetProperty("jwks", out var keys) && keys.ValueKind != JsonValueKind.Null ? keys : null;
         if (jwks is { ValueKind: not JsonValueKind.Object })
             return (null, Refuse("invalid_client_metadata", "jwks must be a JSON Web Key Set object ({\"keys\": [...]})."));
-        if ((method == ClientAuthenticationMethods.PrivateKeyJwt) != (jwks is not null))
-            return (null, Refuse("invalid_client_metadata", "private_key_jwt goes with jwks, the client's public keys, and jwks only with private_key_jwt."));
+        var hasJwksUri = metadata.TryGetProperty("jwks_uri", out var jwksUriValue) && jwksUriValue.ValueKind != JsonValueKind.Null;
+        if (hasJwksUri && jwksUriValue.ValueKind != JsonValueKind.String)
+            return (null, Refuse("invalid_client_metadata", "jwks_uri must be the URL of the client's JSON Web Key Set."));
+        var jwksUri = hasJwksUri ? jwksUriValue.GetString() : null;
+        if (jwks is not null && jwksUri is not null)
+            return (null, Refuse("invalid_client_metadata", "jwks and jwks_uri cannot both be given (RFC 7591 §2)."));
+        if ((method == ClientAuthenticationMethods.PrivateKeyJwt) != (jwks is not null || jwksUri is not null))
+            return (null, Refuse("invalid_client_metadata",
+                "private_key_jwt goes with the client's public keys, in jwks or at jwks_uri, and those only with private_key_jwt."));
         if (scope.FirstOrDefault(s => !options.Scopes.Contains(s)) is { } refused)
             return (null, Refuse("invalid_client_metadata", $"scope '{refused}' cannot be registered here; allowed: {string.Join(' ', options.Scopes)}."));
-        return (new Metadata(name, method, scope, redirects, logoutRedirects, grants, jwks, metadata), null);
+        if (jwksUri is not null)
+        {
+            // Fetched now: a URL that serves no usable key set is refused at registration (RemoteKeys).
+            if (remoteKeys.ProblemWithUri(jwksUri) is { } problem)
+                return (null, Refuse("invalid_client_metadata", problem));
+            try
+            {
+                jwks = ClientsApi.KeysView(await remoteKeys.FetchAsync(jwksUri, http.RequestAborted));
+            }
+            catch (InvalidClientException invalid)
+            {
+                return (null, Refuse("invalid_client_metadata", invalid.Message + "."));
+            }
+        }
+        return (new Metadata(name, method, scope, redirects, logoutRedirects, grants, jwks, jwksUri, metadata), null);
     }
 
     /// <summary>The client as OpenIddict keeps it, under the clients API's rules; explicit consent always.</summary>
@@ -323,7 +346,7 @@ public static class DynamicRegistration
         var (descriptor, field, problem) = ClientsApi.Validate(clientId, secret,
             new ClientsApi.ClientRequest(clientId, metadata.Name, metadata.Method == ClientAuthenticationMethods.None,
                 [.. metadata.Grants.Append(GrantTypes.AuthorizationCode).Distinct()], metadata.Redirects, metadata.LogoutRedirects, metadata.Scope,
-                ConsentTypes.Explicit, null, null, Jwks: metadata.Jwks), scopes);
+                ConsentTypes.Explicit, null, null, Jwks: metadata.Jwks, JwksUri: metadata.JwksUri), scopes);
         return descriptor is null
             ? (null, Refuse(field is "redirect_uris" or "post_logout_redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata", problem!))
             : (descriptor, null);

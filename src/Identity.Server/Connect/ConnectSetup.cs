@@ -36,6 +36,9 @@ public static class ConnectSetup
         builder.Services.AddHostedService(services => services.GetRequiredService<Sessions.BackchannelLogout>());
         builder.Services.AddSingleton<VerifiedSecrets>();
         builder.Services.AddSingleton<ClientSnapshots>();
+        builder.Services.AddSingleton<Clients.RemoteKeys>();
+        builder.Services.AddHttpClient(Clients.RemoteKeys.ClientName, client => client.Timeout = TimeSpan.FromSeconds(5))
+            .ConfigurePrimaryHttpMessageHandler(services => OutboundAddresses.Handler(services.GetRequiredService<Clients.RemoteKeys>().AllowPrivateNetworks));
         builder.Services.AddSingleton<VerifiedAccessTokens>();
         builder.Services.AddScoped<OpenIddict.Abstractions.IOpenIddictApplicationCache<OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreApplication>, ClientCache>();
         builder.Services.AddOpenIddict()
@@ -106,6 +109,7 @@ public static class ConnectSetup
                 server.AddEventHandler(Sessions.RecordSession.Descriptor);
                 server.AddEventHandler(ReportTokenReuse.Descriptor);
                 server.AddEventHandler(DiscoveryExtras.Descriptor);
+                server.AddEventHandler(Clients.RemoteKeys.BeforeAssertion.Descriptor);
                 server.AddEventHandler(ClientAssertionReplay.Descriptor);
                 server.AddEventHandler(ClientAssertionFailure.Descriptor);
                 server.AddEventHandler(SelfContainedAccessTokens.Descriptor);

@@ -38,8 +38,9 @@ public sealed class VerifiedSecrets(TimeProvider time)
 }
 
 /// <summary>
-/// OpenIddict's application manager, with <see cref="VerifiedSecrets"/> in front of the PBKDF2 check, and the
-/// shared <see cref="ClientSnapshots"/> emptied once a client is deleted (OpenIddict tells its cache just before).
+/// OpenIddict's application manager, with <see cref="VerifiedSecrets"/> in front of the PBKDF2 check, the shared
+/// <see cref="ClientSnapshots"/> emptied once a client is deleted (OpenIddict tells its cache just before), and a
+/// client's keys read from its jwks_uri as last fetched (<see cref="Clients.RemoteKeys"/>) rather than as stored.
 /// </summary>
 public sealed class ApplicationManager<TApplication>(
     IOpenIddictApplicationCache<TApplication> cache,
@@ -47,13 +48,24 @@ public sealed class ApplicationManager<TApplication>(
     IOptionsMonitor<OpenIddictCoreOptions> options,
     IOpenIddictApplicationStore<TApplication> store,
     VerifiedSecrets verified,
-    ClientSnapshots snapshots)
+    ClientSnapshots snapshots,
+    Clients.RemoteKeys remoteKeys)
     : OpenIddictApplicationManager<TApplication>(cache, logger, options, store) where TApplication : class
 {
     public override async ValueTask DeleteAsync(TApplication application, CancellationToken cancellationToken = default)
     {
         await base.DeleteAsync(application, cancellationToken);
         snapshots.Clear();
+    }
+
+    public override async ValueTask<Microsoft.IdentityModel.Tokens.JsonWebKeySet?> GetJsonWebKeySetAsync(TApplication application,
+        CancellationToken cancellationToken = default)
+    {
+        var stored = await base.GetJsonWebKeySetAsync(application, cancellationToken);
+        return stored is not null && (await GetPropertiesAsync(application, cancellationToken)).TryGetValue(Clients.RemoteKeys.Property, out var uri) &&
+            uri.ValueKind == System.Text.Json.JsonValueKind.String && remoteKeys.Current(uri.GetString()!) is { } fetched
+            ? fetched
+            : stored;
     }
 
     protected override async ValueTask<bool> ValidateClientSecretAsync(string secret, string comparand, CancellationToken cancellationToken = default)

@@ -120,7 +120,7 @@ public static class WebhooksApi
     /// <summary>A new subscription needs url, events and secret; a change (PUT) checks only what it gives and keeps the rest.</summary>
     static (string Field, string Message)? Problem(WebhookRequest body, bool creating, bool allowPrivate)
     {
-        if ((creating || body.Url is not null) && ReceiverAddresses.ProblemWithUrl(body.Url, allowPrivate) is { } url)
+        if ((creating || body.Url is not null) && OutboundAddresses.ProblemWithUrl(body.Url, allowPrivate) is { } url)
             return ("url", url);
         if ((creating || body.Events is not null) && (body.Events is not { Count: > 0 } events || events.Any(e => e != "*" && !EventTypes.All.Contains(e))))
             return ("events", "events must list event types: " + string.Join(", ", EventTypes.All.Order()) + ", or \"*\".");

@@ -10,7 +10,7 @@ public static class WebhooksSetup
             .Validate(o => o.Timeout > TimeSpan.Zero && o.PollInterval > TimeSpan.Zero, "Webhook timeout and poll interval must be positive.")
             .ValidateOnStart();
         builder.Services.AddHttpClient(DeliverWebhooks.ClientName)
-            .ConfigurePrimaryHttpMessageHandler(services => ReceiverAddresses.Handler(WebhooksApi.AllowPrivate(
+            .ConfigurePrimaryHttpMessageHandler(services => Hosting.OutboundAddresses.Handler(WebhooksApi.AllowPrivate(
                 services.GetRequiredService<IOptions<WebhookOptions>>(), services.GetRequiredService<IHostEnvironment>())));
         return builder;
     }

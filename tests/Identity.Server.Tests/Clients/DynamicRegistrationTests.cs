@@ -34,6 +34,23 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
         return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
     }
 
+    /// <summary>A pushed authorization request (PAR) authenticated with an assertion signed by <paramref name="key"/>.</summary>
+    async Task<HttpResponseMessage> PushSignedAsync(string clientId, ECDsa key, string kid, string redirect)
+    {
+        var assertion = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            TokenType = "client-authentication+jwt", Issuer = clientId, Audience = Issuer,
+            Claims = new Dictionary<string, object> { ["sub"] = clientId, ["jti"] = Guid.NewGuid().ToString("N") },
+            Expires = DateTime.UtcNow.AddMinutes(1),
+            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key) { KeyId = kid }, SecurityAlgorithms.EcdsaSha256),
+        });
+        return await Http.PostAsync("/connect/par", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["client_id"] = clientId, ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", ["client_assertion"] = assertion,
+            ["response_type"] = "code", ["redirect_uri"] = redirect, ["scope"] = "openid", ["code_challenge"] = Pkce.New().Challenge, ["code_challenge_method"] = "S256",
+        }));
+    }
+
     [Fact]
     public async Task Register_APublicApp_ThenSignAUserInThroughIt_WithTheConsentPageWarning()
     {
@@ -98,20 +115,8 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
             client_name = "Keyed app", redirect_uris = new[] { "https://app.example.test/cb" }, token_endpoint_auth_method = "private_key_jwt", jwks,
         });
         var clientId = registered.GetProperty("client_id").GetString()!;
-        var assertion = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
-        {
-            TokenType = "client-authentication+jwt", Issuer = clientId, Audience = Issuer,
-            Claims = new Dictionary<string, object> { ["sub"] = clientId, ["jti"] = Guid.NewGuid().ToString("N") },
-            Expires = DateTime.UtcNow.AddMinutes(1),
-            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key) { KeyId = "app-1" }, SecurityAlgorithms.EcdsaSha256),
-        });
 
-        using var pushed = await Http.PostAsync("/connect/par", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["client_id"] = clientId, ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", ["client_assertion"] = assertion,
-            ["response_type"] = "code", ["redirect_uri"] = "https://app.example.test/cb", ["scope"] = "openid",
-            ["code_challenge"] = Pkce.New().Challenge, ["code_challenge_method"] = "S256",
-        }));
+        using var pushed = await PushSignedAsync(clientId, key, "app-1", "https://app.example.test/cb");
         var answer = await pushed.Content.ReadFromJsonAsync<JsonElement>();
 
         Assert.Equal(HttpStatusCode.Created, status);
@@ -334,18 +339,7 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
         var clientId = registered.GetProperty("client_id").GetString()!;
         async Task<HttpStatusCode> PushSignedWithAsync(ECDsa key, string kid)
         {
-            var assertion = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
-            {
-                TokenType = "client-authentication+jwt", Issuer = clientId, Audience = Issuer,
-                Claims = new Dictionary<string, object> { ["sub"] = clientId, ["jti"] = Guid.NewGuid().ToString("N") },
-                Expires = DateTime.UtcNow.AddMinutes(1),
-                SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key) { KeyId = kid }, SecurityAlgorithms.EcdsaSha256),
-            });
-            using var pushed = await Http.PostAsync("/connect/par", new FormUrlEncodedContent(new Dictionary<string, string>
-            {
-                ["client_id"] = clientId, ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", ["client_assertion"] = assertion,
-                ["response_type"] = "code", ["redirect_uri"] = redirect, ["scope"] = "openid", ["code_challenge"] = Pkce.New().Challenge, ["code_challenge_method"] = "S256",
-            }));
+            using var pushed = await PushSignedAsync(clientId, key, kid, redirect);
             return pushed.StatusCode;
         }
         Assert.Equal(HttpStatusCode.Created, await PushSignedWithAsync(oldKey, "old"));
@@ -359,6 +353,34 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
         Assert.Equal("new", replaced.GetProperty("jwks").GetProperty("keys")[0].GetProperty("kid").GetString());
         Assert.Equal(HttpStatusCode.Created, await PushSignedWithAsync(newKey, "new"));
         Assert.Equal(HttpStatusCode.Unauthorized, await PushSignedWithAsync(oldKey, "old"));
+    }
+
+    /// <summary>An app that publishes its keys at a jwks_uri registers that address, not its keys, and signs in with them.</summary>
+    [Fact]
+    public async Task Register_AnAppWithItsKeysAtAJwksUri_SignsInWithThem_AndIsShownTheAddress()
+    {
+        await using var site = new KeySetServer();
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var point = key.ExportParameters(false).Q;
+        var jwksUri = site.Publish(JsonSerializer.Serialize(new
+        {
+            keys = new[] { new { kty = "EC", crv = "P-256", kid = "site-1", x = Base64UrlEncoder.Encode(point.X), y = Base64UrlEncoder.Encode(point.Y) } },
+        }));
+        const string redirect = "https://site-keys.example.test/cb";
+
+        var (status, registered) = await RegisterAsync(new { redirect_uris = new[] { redirect }, token_endpoint_auth_method = "private_key_jwt", jwks_uri = jwksUri });
+        Assert.True(status == HttpStatusCode.Created, registered.ToString());
+        var clientId = registered.GetProperty("client_id").GetString()!;
+        using var pushed = await PushSignedAsync(clientId, key, "site-1", redirect);
+        var (readStatus, read) = await ManageAsync(HttpMethod.Get, registered.GetProperty("registration_client_uri").GetString()!, TokenOf(registered));
+
+        Assert.Equal(jwksUri, registered.GetProperty("jwks_uri").GetString());
+        Assert.False(registered.TryGetProperty("jwks", out _));
+        Assert.False(registered.TryGetProperty("client_secret", out _));
+        Assert.Equal(HttpStatusCode.Created, pushed.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, readStatus);
+        Assert.Equal(jwksUri, read.GetProperty("jwks_uri").GetString());
+        Assert.Equal(1, site.RequestsTo(jwksUri));
     }
 
     [Fact]

@@ -1,25 +1,27 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Identity.Server.Webhooks;
+namespace Identity.Server.Hosting;
 
 /// <summary>
-/// Where webhooks may be sent. A subscription URL must be http(s); and unless private networks are allowed, every
-/// address the host resolves to must be public, checked again at connection time (a name that resolved to a
-/// public address when the webhook was saved can point inside the network later: DNS rebinding).
+/// Where the server itself may send a request on a URL someone else gave it (webhook receivers, clients' key sets at
+/// their jwks_uri). The URL must be http(s); and unless private networks are allowed, every address the host
+/// resolves to must be public, checked again at connection time (a name that resolved to a public address when the
+/// URL was saved can point inside the network later: DNS rebinding). Otherwise anyone allowed to save a URL could
+/// make the server probe its own network (SSRF).
 /// </summary>
-public static class ReceiverAddresses
+public static class OutboundAddresses
 {
-    public static string? ProblemWithUrl(string? url, bool allowPrivate)
+    public static string? ProblemWithUrl(string? url, bool allowPrivate, string field = "url")
     {
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http"))
-            return "url must be an absolute http or https URL.";
+            return $"{field} must be an absolute http or https URL.";
         if (!string.IsNullOrEmpty(uri.UserInfo) || !string.IsNullOrEmpty(uri.Fragment))
-            return "url must not carry credentials or a fragment.";
+            return $"{field} must not carry credentials or a fragment.";
         if (!allowPrivate && IPAddress.TryParse(uri.IdnHost, out var literal) && !IsPublic(literal))
-            return "url points to a loopback, private or link-local address.";
+            return $"{field} points to a loopback, private or link-local address.";
         if (!allowPrivate && uri.IdnHost.Equals("localhost", StringComparison.OrdinalIgnoreCase))
-            return "url points to a loopback, private or link-local address.";
+            return $"{field} points to a loopback, private or link-local address.";
         return null;
     }
 
