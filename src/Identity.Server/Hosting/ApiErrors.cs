@@ -32,7 +32,7 @@ public static class ApiErrors
     /// <summary>Missing, or out of the caller's reach: the same answer, so neither can be told from the other.</summary>
     public static IResult NotFound(HttpContext http) => Result(http, StatusCodes.Status404NotFound, "NOT_FOUND", "Resource not found.");
 
-    public const string ConflictMessage = "Another request changed this at the same time; this one changed nothing. Read it again and retry.";
+    public const string ConflictMessage = "Another request changed this at the same time, and this request's change was not saved. Read it again and retry.";
 
     /// <summary>Lost a race with another change of the same thing (see <see cref="IsConflict(Exception)"/>): 409, to retry.</summary>
     public static IResult Conflict(HttpContext http) => Result(http, StatusCodes.Status409Conflict, "CONFLICT", ConflictMessage);
