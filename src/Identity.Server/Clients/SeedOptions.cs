@@ -38,6 +38,20 @@ public sealed class ClientOptions
     /// </summary>
     public string? Jwks { get; set; }
 
+    /// <summary>
+    /// Or where the client publishes them (its jwks_uri), fetched at every start and when it rotates
+    /// (<see cref="RemoteKeys"/>). If the address does not answer at a start, the keys from the last start are kept.
+    /// </summary>
+    public string? JwksUri { get; set; }
+
+    /// <summary>This client with its keys as given (the set fetched from <see cref="JwksUri"/>).</summary>
+    public ClientOptions WithJwks(string jwks)
+    {
+        var copy = (ClientOptions)MemberwiseClone();
+        copy.Jwks = jwks;
+        return copy;
+    }
+
     public string? DisplayName { get; set; }
     public List<string> GrantTypes { get; set; } = [];
     public List<string> RedirectUris { get; set; } = [];

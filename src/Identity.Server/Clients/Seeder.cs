@@ -47,10 +47,14 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
             await UpsertScopeAsync(scopes, scopeOptions, cancellationToken);
 
         var applications = provider.GetRequiredService<IOpenIddictApplicationManager>();
-        foreach (var client in options.Value.Clients.Append(AuthApiClient))
+        foreach (var configured in options.Value.Clients.Append(AuthApiClient))
         {
+            var existing = await applications.FindByClientIdAsync(configured.ClientId, cancellationToken);
+            if (await WithRemoteKeysAsync(configured, existing, applications, provider.GetRequiredService<RemoteKeys>(), cancellationToken) is not { } client)
+                continue;
             var descriptor = Describe(client);
-            var existing = await applications.FindByClientIdAsync(client.ClientId, cancellationToken);
+            if (client.JwksUri is { } jwksUri)
+                descriptor.Properties[RemoteKeys.Property] = System.Text.Json.JsonSerializer.SerializeToElement(jwksUri);
             if (existing is null)
                 await applications.CreateAsync(descriptor, cancellationToken);
             else
@@ -112,6 +116,36 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// A client configured with a jwks_uri, with the keys found there now; if the address does not answer, with the keys
+    /// it had from the last start, or, for a client new to this database, none: it is left out until a start that can
+    /// fetch them, rather than the whole server failing to start over one client's site.
+    /// </summary>
+    async Task<ClientOptions?> WithRemoteKeysAsync(ClientOptions client, object? existing, IOpenIddictApplicationManager applications, RemoteKeys remote,
+        CancellationToken cancellationToken)
+    {
+        if (client.JwksUri is not { } uri)
+            return client;
+        if (!string.IsNullOrEmpty(client.Jwks) || !string.IsNullOrEmpty(client.ClientSecret))
+            throw new InvalidOperationException($"Identity:Clients entry '{client.ClientId}': JwksUri goes without Jwks and without ClientSecret.");
+        if (remote.ProblemWithUri(uri) is { } problem)
+            throw new InvalidOperationException($"Identity:Clients entry '{client.ClientId}': {problem}");
+        try
+        {
+            return client.WithJwks(ClientsApi.KeysView(await remote.FetchAsync(uri, cancellationToken))!.Value.GetRawText());
+        }
+        catch (InvalidClientException failed)
+        {
+            if (existing is not null && await applications.GetJsonWebKeySetAsync(existing, cancellationToken) is { } stored)
+            {
+                logger.LogWarning("Client {ClientId}: {Reason}; the keys from the last start are kept.", client.ClientId, failed.Message);
+                return client.WithJwks(ClientsApi.KeysView(stored)!.Value.GetRawText());
+            }
+            logger.LogError("Client {ClientId} is left out: {Reason}. It is added at a start that can fetch its keys.", client.ClientId, failed.Message);
+            return null;
+        }
+    }
 
     static OpenIddictApplicationDescriptor Describe(ClientOptions client)
     {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Duende.IdentityModel;
 using Duende.IdentityModel.Client;
 using Identity.Server.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Identity.Server.Tests.Clients;
 
@@ -118,6 +119,49 @@ public sealed class JwksUriTests(SqliteServer server) : ServerTests<SqliteServer
         }
     }
 
+    /// <summary>
+    /// A configured client's keys are fetched at every start. When its site is down at a start, a client the database
+    /// already has keeps the keys of the last start; a new one is left out, and the server starts all the same.
+    /// </summary>
+    [Fact]
+    public async Task JwksUri_AtAStartWhileTheSiteIsDown_AKnownClientKeepsItsKeys_ANewOneIsLeftOut()
+    {
+        await using var site = new KeySetServer();
+        var key = Key("home");
+        var uri = site.Publish(Jwks(key));
+        // Given a key folder, a server leaves its database and keys behind when it stops, for the next one.
+        var (database, keys) = (DatabaseSettings.Sqlite(), Directory.CreateTempSubdirectory("identity-keys-").FullName);
+        KeyValuePair<string, string?>[] Configured(int n, string clientId) =>
+        [
+            new($"Identity:Clients:{n}:ClientId", clientId), new($"Identity:Clients:{n}:JwksUri", uri),
+            new($"Identity:Clients:{n}:GrantTypes:0", "client_credentials"), new($"Identity:Clients:{n}:Scopes:0", ServerFactory.DownstreamScope),
+        ];
+        await using (var first = new ServerFactory(database, keys, Configured(5, "known-client")))
+            first.CreateClient().Dispose();
+
+        site.Publish("down for maintenance", status: 503, url: uri);
+        await using var second = new ServerFactory(database, keys, [.. Configured(5, "known-client"), .. Configured(6, "new-client")]);
+        using var http = second.CreateClient();
+        var token = await http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = "known-client", Scope = ServerFactory.DownstreamScope, ClientCredentialStyle = ClientCredentialStyle.PostBody,
+            ClientAssertion = new ClientAssertion
+            {
+                Type = OidcConstants.ClientAssertionTypes.JwtBearer,
+                Value = PrivateKeyJwtTests<SqliteServer>.Assertion(http.BaseAddress!.ToString(), "known-client", key),
+            },
+        });
+        using var scope = second.Services.CreateScope();
+        var applications = scope.ServiceProvider.GetRequiredService<OpenIddict.Abstractions.IOpenIddictApplicationManager>();
+
+        Assert.False(token.IsError, token.Raw);
+        Assert.Null(await applications.FindByClientIdAsync("new-client"));
+        // The first start, the second for each client, and the first sign-in, which tries once more (once per 10 s).
+        Assert.Equal(4, site.RequestsTo(uri));
+        database.Drop();
+        Directory.Delete(keys, recursive: true);
+    }
+
     [Fact]
     public async Task JwksUri_ReplacedByKeysInJwks_AndBack()
     {
@@ -168,5 +212,44 @@ public sealed class PublicKeySetsTests(PublicKeySetsServer server) : ServerTests
         Assert.Equal(HttpStatusCode.BadRequest, answer.Status);
         Assert.Equal("jwks_uri", answer.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
         Assert.Contains(reason, answer.Body.GetProperty("error").GetProperty("message").GetString());
+    }
+}
+
+/// <summary>A client from configuration whose keys are at its jwks_uri (Identity:Clients:N:JwksUri).</summary>
+public sealed class ConfiguredJwksUriServer() : ServerFactory(DatabaseSettings.Sqlite(), overrides:
+[
+    new("Identity:Clients:5:ClientId", ClientId),
+    new("Identity:Clients:5:JwksUri", Uri),
+    new("Identity:Clients:5:GrantTypes:0", "client_credentials"),
+    new("Identity:Clients:5:Scopes:0", DownstreamScope),
+])
+{
+    public const string ClientId = "keys-at-home";
+    public static readonly KeySetServer Site = new();
+    public static readonly PrivateKeyJwtTests<ConfiguredJwksUriServer>.ClientKey Key = PrivateKeyJwtTests<ConfiguredJwksUriServer>.NewRsaKey("home-1");
+    public static readonly string Uri = Site.Publish(JsonSerializer.Serialize(new { keys = new[] { Key.Public } }));
+}
+
+public sealed class ConfiguredJwksUriTests(ConfiguredJwksUriServer server) : ServerTests<ConfiguredJwksUriServer>(server)
+{
+    [Fact]
+    public async Task JwksUri_AClientFromConfiguration_SignsInWithTheKeysAtItsAddress()
+    {
+        var response = await Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = ConfiguredJwksUriServer.ClientId, Scope = ServerFactory.DownstreamScope,
+            ClientCredentialStyle = ClientCredentialStyle.PostBody,
+            ClientAssertion = new ClientAssertion
+            {
+                Type = OidcConstants.ClientAssertionTypes.JwtBearer,
+                Value = PrivateKeyJwtTests<ConfiguredJwksUriServer>.Assertion(Issuer, ConfiguredJwksUriServer.ClientId, ConfiguredJwksUriServer.Key),
+            },
+        });
+        var view = await ApiAsync(HttpMethod.Get, $"/api/v1/clients/{ConfiguredJwksUriServer.ClientId}", await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword));
+
+        Assert.False(response.IsError, response.Raw);
+        Assert.Equal(ConfiguredJwksUriServer.Uri, view.Body.GetProperty("client").GetProperty("jwks_uri").GetString());
+        Assert.True(view.Body.GetProperty("client").GetProperty("configured").GetBoolean());
+        Assert.Equal("private_key_jwt", view.Body.GetProperty("client").GetProperty("token_endpoint_auth_method").GetString());
     }
 }
