@@ -83,24 +83,39 @@ public sealed class RemoteKeys(IHttpClientFactory clients, TimeProvider time, IL
 
     /// <summary>
     /// Fetches the set again if it is old or lacks <paramref name="kid"/>, unless it was tried within
-    /// <see cref="RetryAfter"/>; a failure keeps the set there was.
+    /// <see cref="RetryAfter"/>; a failure keeps the set there was. Sign-ins that arrive while a fetch is under way wait
+    /// for that one, so a burst of them during a rotation costs the client's site one request and all succeed.
     /// </summary>
-    public async ValueTask RefreshAsync(string uri, JsonWebKeySet? stored, string? kid, CancellationToken cancellationToken)
+    public async ValueTask RefreshAsync(string uri, JsonWebKeySet? stored, string? kid)
     {
-        var now = time.GetUtcNow();
         var entry = byUri.GetValueOrDefault(uri);
         var keys = entry?.Keys ?? stored;
-        var stale = entry?.Keys is null || now - entry.FetchedAt >= CacheFor || (kid is not null && keys?.Keys.Any(k => k.Kid == kid) != true);
-        if (!stale || (entry is not null && now - entry.RefreshedAt < RetryAfter))
-            return;
-        byUri.AddOrUpdate(uri, _ => new Entry(null, DateTimeOffset.MinValue, now), (_, old) => old with { RefreshedAt = now });
+        var stale = entry?.Keys is null || time.GetUtcNow() - entry.FetchedAt >= CacheFor || (kid is not null && keys?.Keys.Any(k => k.Kid == kid) != true);
+        if (stale)
+            await inflight.GetOrAdd(uri, _ => new Lazy<Task>(() => RefreshOnceAsync(uri))).Value;
+    }
+
+    readonly ConcurrentDictionary<string, Lazy<Task>> inflight = new(StringComparer.Ordinal);
+
+    async Task RefreshOnceAsync(string uri)
+    {
         try
         {
-            await FetchAsync(uri, cancellationToken);
+            var now = time.GetUtcNow();
+            if (byUri.TryGetValue(uri, out var entry) && now - entry.RefreshedAt < RetryAfter)
+                return;
+            byUri.AddOrUpdate(uri, _ => new Entry(null, DateTimeOffset.MinValue, now), (_, old) => old with { RefreshedAt = now });
+            // Not the caller's token: others wait on this fetch, and the client's timeout bounds it.
+            await FetchAsync(uri, CancellationToken.None);
         }
-        catch (InvalidClientException e)
+        catch (Exception e)
         {
+            // Whatever went wrong, sign-ins go on with the keys known; an assertion they do not verify is refused.
             logger.LogWarning("The key set at {JwksUri} could not be refreshed, the last one known stays in use: {Reason}", uri, e.Message);
+        }
+        finally
+        {
+            inflight.TryRemove(uri, out _);
         }
     }
 
@@ -135,7 +150,7 @@ public sealed class RemoteKeys(IHttpClientFactory clients, TimeProvider time, IL
                 uri.ValueKind != JsonValueKind.String)
                 return;
             var stored = await applications.GetJsonWebKeySetAsync(application, context.CancellationToken);
-            await remote.RefreshAsync(uri.GetString()!, stored, string.IsNullOrEmpty(assertion.Kid) ? null : assertion.Kid, context.CancellationToken);
+            await remote.RefreshAsync(uri.GetString()!, stored, string.IsNullOrEmpty(assertion.Kid) ? null : assertion.Kid);
         }
     }
 }

@@ -72,6 +72,24 @@ public sealed class JwksUriTests(SqliteServer server) : ServerTests<SqliteServer
         Assert.Equal(2, site.RequestsTo(uri));
     }
 
+    /// <summary>A burst of sign-ins with a key just rotated in: they wait for one fetch, and all get in.</summary>
+    [Fact]
+    public async Task JwksUri_ABurstOfSignInsWithANewKey_CostsTheSiteOneFetch_AndAllSucceed()
+    {
+        await using var site = new KeySetServer();
+        var (current, next) = (Key("2027-01"), Key("2027-02"));
+        var uri = site.Publish(Jwks(current));
+        var admin = await AdminAsync();
+        var clientId = $"remote-keys-{Guid.NewGuid():N}";
+        Assert.Equal(HttpStatusCode.Created, (await CreateAsync(admin, clientId, new { token_endpoint_auth_method = "private_key_jwt", jwks_uri = uri })).Status);
+
+        site.Publish(Jwks(current, next), url: uri);
+        var burst = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => TokenAsync(clientId, next)));
+
+        Assert.All(burst, token => Assert.False(token.IsError, token.Raw));
+        Assert.Equal(2, site.RequestsTo(uri));
+    }
+
     [Fact]
     public async Task JwksUri_WhenTheClientsSiteFails_TheLastKeysKnownKeepWorking()
     {
