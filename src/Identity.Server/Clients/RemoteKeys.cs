@@ -38,6 +38,9 @@ public sealed class RemoteKeys(IHttpClientFactory clients, TimeProvider time, IL
 
     readonly ConcurrentDictionary<string, Entry> byUri = new(StringComparer.Ordinal);
 
+    /// <summary>The fetch under way for a URL, which sign-ins that need it wait for.</summary>
+    readonly ConcurrentDictionary<string, Lazy<Task>> inflight = new(StringComparer.Ordinal);
+
     public bool AllowPrivateNetworks { get; } = configuration.GetValue<bool?>(AllowPrivateNetworksSetting) ?? environment.IsDevelopment();
 
     /// <summary>Why <paramref name="uri"/> cannot be a jwks_uri here, or null.</summary>
@@ -94,8 +97,6 @@ public sealed class RemoteKeys(IHttpClientFactory clients, TimeProvider time, IL
         if (stale)
             await inflight.GetOrAdd(uri, _ => new Lazy<Task>(() => RefreshOnceAsync(uri))).Value;
     }
-
-    readonly ConcurrentDictionary<string, Lazy<Task>> inflight = new(StringComparer.Ordinal);
 
     async Task RefreshOnceAsync(string uri)
     {
