@@ -14,8 +14,7 @@ namespace Identity.Server.Audit;
 /// HMAC-SHA256, under a key kept outside the database (keys/audit-chain.key), over its content and its predecessor's
 /// hash. Without the key a changed entry cannot be given a matching hash, nor the chain after it recomputed.
 /// Appending is serialized in this process (a gate held from reading the last link until the save ends, see
-/// <see cref="Settle"/>), and the
-/// unique sequence index refuses a fork from any other writer.
+/// <see cref="Settle"/>), and the unique sequence index refuses a fork from any other writer.
 /// </summary>
 public sealed class AuditChain(SigningKeys keys, ILogger<AuditChain> logger) : SaveChangesInterceptor
 {

@@ -26,6 +26,10 @@ public static class ClientRegistration
         [GrantTypes.TokenExchange] = Permissions.GrantTypes.TokenExchange,
     };
 
+    /// <summary>The grant types that <paramref name="permissions"/> allow, in <see cref="GrantPermissions"/>' order.</summary>
+    public static IEnumerable<string> GrantTypesOf(IEnumerable<string> permissions) =>
+        GrantPermissions.Where(g => permissions.Contains(g.Value)).Select(g => g.Key);
+
     /// <summary>
     /// The OpenIddict descriptor of <paramref name="client"/>; <paramref name="firstParty"/> only for the auth API's
     /// own client, which finishes external sign-ins (/api/v1/auth/oauth/{provider}/callback) with the federation grant.

@@ -260,8 +260,6 @@ public static partial class ClientsApi
     {
         if (body.JwksUri is not { } uri || body.Jwks is not null)
             return (body, null);
-        if (remote.ProblemWithUri(uri) is { } problem)
-            return (body, problem);
         try
         {
             return (body with { Jwks = KeysView(await remote.FetchAsync(uri, cancellationToken)) }, null);
@@ -325,7 +323,7 @@ public static partial class ClientsApi
             await applications.GetDisplayNameAsync(application) ?? clientId,
             clientType,
             await applications.GetConsentTypeAsync(application) ?? ConsentTypes.Explicit,
-            [.. ClientRegistration.GrantPermissions.Where(g => permissions.Contains(g.Value)).Select(g => g.Key)],
+            [.. ClientRegistration.GrantTypesOf(permissions)],
             [.. (await applications.GetRedirectUrisAsync(application)).Order(StringComparer.Ordinal)],
             [.. (await applications.GetPostLogoutRedirectUrisAsync(application)).Order(StringComparer.Ordinal)],
             [.. permissions.Where(p => p.StartsWith(OpenIddictConstants.Permissions.Prefixes.Scope, StringComparison.Ordinal))
@@ -336,7 +334,7 @@ public static partial class ClientsApi
             IsConfigured(seed, clientId),
             AuthMethodOf(clientType, ownKeys: keys is not null),
             KeysView(keys),
-            (await applications.GetPropertiesAsync(application)).TryGetValue(RemoteKeys.Property, out var jwksUri) ? jwksUri.GetString() : null);
+            await RemoteKeys.UriOfAsync(applications, application));
     }
 
     /// <summary>

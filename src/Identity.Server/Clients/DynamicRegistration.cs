@@ -118,7 +118,7 @@ public static class DynamicRegistration
             return Refuse("invalid_client_metadata", string.Join(" ", invalid.Results.Select(r => r.ErrorMessage)));
         }
         // RFC 7591 §3.2.1: the metadata as registered, with the identifier (and secret) the server made.
-        var answer = Information(http, clientId, metadata.Name, metadata.Redirects, metadata.LogoutRedirects, GrantsOf(descriptor.Permissions),
+        var answer = Information(http, clientId, metadata.Name, metadata.Redirects, metadata.LogoutRedirects, ClientRegistration.GrantTypesOf(descriptor.Permissions),
             metadata.Method, metadata.Jwks, metadata.JwksUri, metadata.Scope, token);
         answer["client_id_issued_at"] = issuedAt;
         if (secret is not null)
@@ -226,10 +226,6 @@ public static class DynamicRegistration
 
     static string KindOf(string method) => method is ClientAuthenticationMethods.ClientSecretPost ? ClientAuthenticationMethods.ClientSecretBasic : method;
 
-    static IEnumerable<string> GrantsOf(IEnumerable<string> permissions) =>
-        permissions.Where(p => p.StartsWith(Permissions.Prefixes.GrantType, StringComparison.Ordinal))
-            .Select(p => p[Permissions.Prefixes.GrantType.Length..]).Order(StringComparer.Ordinal);
-
     /// <summary>RFC 7591 §3.2.1 and RFC 7592 §3: the registration, where to manage it and the token to do so with.</summary>
     static Dictionary<string, object?> Information(HttpContext http, string clientId, string? name, IEnumerable<string> redirects,
         IReadOnlyCollection<string> logoutRedirects, IEnumerable<string> grants, string method, JsonElement? jwks, string? jwksUri, IEnumerable<string> scope,
@@ -325,9 +321,7 @@ public static class DynamicRegistration
             return (null, Refuse("invalid_client_metadata", $"scope '{refused}' cannot be registered here; allowed: {string.Join(' ', options.Scopes)}."));
         if (jwksUri is not null)
         {
-            // Fetched now: a URL that serves no usable key set is refused at registration (RemoteKeys).
-            if (remoteKeys.ProblemWithUri(jwksUri) is { } problem)
-                return (null, Refuse("invalid_client_metadata", problem));
+            // Fetched now: a URL that serves no usable key set, or one not fetched from, is refused at registration (RemoteKeys).
             try
             {
                 jwks = ClientsApi.KeysView(await remoteKeys.FetchAsync(jwksUri, http.RequestAborted));

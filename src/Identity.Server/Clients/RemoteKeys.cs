@@ -43,14 +43,25 @@ public sealed class RemoteKeys(IHttpClientFactory clients, TimeProvider time, IL
 
     public bool AllowPrivateNetworks { get; } = configuration.GetValue<bool?>(AllowPrivateNetworksSetting) ?? environment.IsDevelopment();
 
+    /// <summary>A client's jwks_uri, or null when its keys are its own (jwks) or it has none.</summary>
+    public static async Task<string?> UriOfAsync(IOpenIddictApplicationManager applications, object application, CancellationToken cancellationToken = default) =>
+        (await applications.GetPropertiesAsync(application, cancellationToken)).TryGetValue(Property, out var uri) && uri.ValueKind == JsonValueKind.String
+            ? uri.GetString()
+            : null;
+
     /// <summary>Why <paramref name="uri"/> cannot be a jwks_uri here, or null.</summary>
     public string? ProblemWithUri(string uri) =>
         OutboundAddresses.ProblemWithUrl(uri, AllowPrivateNetworks, "jwks_uri") ??
         (!AllowPrivateNetworks && !uri.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? "jwks_uri must be an https URL." : null);
 
-    /// <summary>The key set at <paramref name="uri"/>, checked as registered keys are; refused with the reason.</summary>
+    /// <summary>
+    /// The key set at <paramref name="uri"/>, checked as registered keys are; refused with the reason, also when the
+    /// address is one this server does not fetch from (<see cref="ProblemWithUri"/>), whoever asks.
+    /// </summary>
     public async Task<JsonWebKeySet> FetchAsync(string uri, CancellationToken cancellationToken)
     {
+        if (ProblemWithUri(uri) is { } problem)
+            throw new InvalidClientException("jwks_uri", problem.TrimEnd('.'));
         // A bound, not an eviction policy: past it (self-registered apps by the thousand) every set is fetched afresh once.
         if (byUri.Count >= MaxUris)
             byUri.Clear();
@@ -147,11 +158,10 @@ public sealed class RemoteKeys(IHttpClientFactory clients, TimeProvider time, IL
             }
             // Its issuer is the client (RFC 7523 §3); OpenIddict checks that, and finds the client's keys the same way.
             if (string.IsNullOrEmpty(assertion.Issuer) || await applications.FindByClientIdAsync(assertion.Issuer, context.CancellationToken) is not { } application ||
-                !(await applications.GetPropertiesAsync(application, context.CancellationToken)).TryGetValue(Property, out var uri) ||
-                uri.ValueKind != JsonValueKind.String)
+                await UriOfAsync(applications, application, context.CancellationToken) is not { } uri)
                 return;
             var stored = await applications.GetJsonWebKeySetAsync(application, context.CancellationToken);
-            await remote.RefreshAsync(uri.GetString()!, stored, string.IsNullOrEmpty(assertion.Kid) ? null : assertion.Kid);
+            await remote.RefreshAsync(uri, stored, string.IsNullOrEmpty(assertion.Kid) ? null : assertion.Kid);
         }
     }
 }

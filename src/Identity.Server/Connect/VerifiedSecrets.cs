@@ -62,8 +62,7 @@ public sealed class ApplicationManager<TApplication>(
         CancellationToken cancellationToken = default)
     {
         var stored = await base.GetJsonWebKeySetAsync(application, cancellationToken);
-        return stored is not null && (await GetPropertiesAsync(application, cancellationToken)).TryGetValue(Clients.RemoteKeys.Property, out var uri) &&
-            uri.ValueKind == System.Text.Json.JsonValueKind.String && remoteKeys.Current(uri.GetString()!) is { } fetched
+        return stored is not null && await Clients.RemoteKeys.UriOfAsync(this, application, cancellationToken) is { } uri && remoteKeys.Current(uri) is { } fetched
             ? fetched
             : stored;
     }
