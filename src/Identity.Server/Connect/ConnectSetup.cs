@@ -103,6 +103,8 @@ public static class ConnectSetup
                 server.AddEventHandler(RejectRepeatedParameters<ValidateTokenRequestContext>.Descriptor);
                 server.AddEventHandler(RejectRepeatedParameters<ValidateIntrospectionRequestContext>.Descriptor);
                 server.AddEventHandler(RejectRepeatedParameters<ValidateRevocationRequestContext>.Descriptor);
+                server.RemoveEventHandler(OpenIddictServerHandlers.InferEndpointType.Descriptor);
+                server.AddEventHandler(EndpointMatcher.Descriptor);
                 server.AddEventHandler(PrivateTokenProtection.Descriptor);
                 server.RemoveEventHandler(OpenIddictServerHandlers.Revocation.RevokeToken.Descriptor);
                 server.AddEventHandler(RevokeTokenOrSession.Descriptor);

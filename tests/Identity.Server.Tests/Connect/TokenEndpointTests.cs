@@ -68,6 +68,25 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
         Assert.Equal(ServerFactory.DownstreamScope, jwt.GetClaim("scope").Value);
     }
 
+    // The endpoints are matched as OpenIddict matches them (EndpointMatcher): any case, one trailing slash; a path
+    // below one is not it.
+    [Theory]
+    [InlineData("/connect/token", HttpStatusCode.OK)]
+    [InlineData("/Connect/TOKEN/", HttpStatusCode.OK)]
+    [InlineData("/connect/token/more", HttpStatusCode.NotFound)]
+    [InlineData("/connect/tokens", HttpStatusCode.NotFound)]
+    public async Task TokenEndpoint_IsFoundByPathAsOpenIddictMatchesIt(string path, HttpStatusCode expected)
+    {
+        var response = await Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = path, ClientId = ServerFactory.Service, ClientSecret = ServerFactory.ServiceSecret, Scope = ServerFactory.DownstreamScope,
+        });
+
+        Assert.Equal(expected, response.HttpStatusCode);
+        if (expected == HttpStatusCode.OK)
+            Assert.Equal(ServerFactory.Service, (await ValidateJwtAsync(response.AccessToken!, ServerFactory.DownstreamAudience)).Subject);
+    }
+
     [Fact]
     public async Task Password_IssuesUserTokenWithDocumentedClaims()
     {
