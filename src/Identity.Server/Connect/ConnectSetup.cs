@@ -105,6 +105,8 @@ public static class ConnectSetup
                 server.AddEventHandler(RejectRepeatedParameters<ValidateRevocationRequestContext>.Descriptor);
                 server.RemoveEventHandler(OpenIddictServerHandlers.InferEndpointType.Descriptor);
                 server.AddEventHandler(EndpointMatcher.Descriptor);
+                server.RemoveEventHandler(OpenIddictServerHandlers.Exchange.ValidateScopes.Descriptor);
+                server.AddEventHandler(KnownScopes.Descriptor);
                 server.AddEventHandler(PrivateTokenProtection.Descriptor);
                 server.RemoveEventHandler(OpenIddictServerHandlers.Revocation.RevokeToken.Descriptor);
                 server.AddEventHandler(RevokeTokenOrSession.Descriptor);

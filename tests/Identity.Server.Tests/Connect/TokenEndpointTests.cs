@@ -87,6 +87,40 @@ public abstract class TokenEndpointTests<TFactory>(TFactory factory) : ServerTes
             Assert.Equal(ServerFactory.Service, (await ValidateJwtAsync(response.AccessToken!, ServerFactory.DownstreamAudience)).Subject);
     }
 
+    // Scopes are checked against the configuration first (KnownScopes), then the database: a scope an earlier
+    // configuration left there still works, one named nowhere is refused even where the client may ask for it.
+    [Fact]
+    public async Task ClientCredentials_AScopeNamedNowhere_IsRefused_OneOnlyInTheDatabaseIsKnown()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        string clientId = $"legacy-{suffix}", secret = $"a-secret-long-enough-{suffix}", stored = $"legacy:{suffix}", unknown = $"nowhere:{suffix}";
+        using (var scope = Factory.Services.CreateScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<IOpenIddictScopeManager>().CreateAsync(new OpenIddictScopeDescriptor { Name = stored });
+            await scope.ServiceProvider.GetRequiredService<IOpenIddictApplicationManager>().CreateAsync(new OpenIddictApplicationDescriptor
+            {
+                ClientId = clientId, ClientSecret = secret, ClientType = OpenIddictConstants.ClientTypes.Confidential,
+                Permissions =
+                {
+                    OpenIddictConstants.Permissions.Endpoints.Token, OpenIddictConstants.Permissions.GrantTypes.ClientCredentials,
+                    OpenIddictConstants.Permissions.Prefixes.Scope + stored, OpenIddictConstants.Permissions.Prefixes.Scope + unknown,
+                },
+            });
+        }
+        Task<TokenResponse> TokenAsync(string scope) => Http.RequestClientCredentialsTokenAsync(new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = clientId, ClientSecret = secret, Scope = scope,
+        });
+
+        var known = await TokenAsync(stored);
+        var refused = await TokenAsync(unknown);
+
+        Assert.False(known.IsError, known.Error);
+        Assert.Equal(stored, new JsonWebToken(known.AccessToken).GetClaim("scope").Value);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.HttpStatusCode);
+        Assert.Equal("invalid_scope", refused.Error);
+    }
+
     [Fact]
     public async Task Password_IssuesUserTokenWithDocumentedClaims()
     {
