@@ -87,8 +87,8 @@ public static class ScimApi
         ["bulk"] = new JsonObject { ["supported"] = false, ["maxOperations"] = 0, ["maxPayloadSize"] = 0 },
         ["filter"] = new JsonObject { ["supported"] = true, ["maxResults"] = MaxResults },
         ["changePassword"] = new JsonObject { ["supported"] = true },
-        ["sort"] = new JsonObject { ["supported"] = false },
-        ["etag"] = new JsonObject { ["supported"] = false },
+        ["sort"] = new JsonObject { ["supported"] = true },
+        ["etag"] = new JsonObject { ["supported"] = true },
         ["authenticationSchemes"] = new JsonArray(new JsonObject
         {
             ["type"] = "oauthbearertoken",

@@ -255,6 +255,42 @@ public sealed class ScimAttributes<T>
 
     static ScimException Invalid(string detail) => new(400, ScimErrors.InvalidFilter, detail);
 
+    /// <summary>
+    /// sortBy and sortOrder (RFC 7644 §3.4.2.3): the resources in the order of one attribute, strings ignoring case
+    /// unless the attribute is case-exact. Resources without a value come last ascending and first descending, as the
+    /// RFC asks (databases disagree on where NULL sorts). Ties are broken by id, so pages neither overlap nor skip.
+    /// </summary>
+    public IOrderedQueryable<T> Sort(IQueryable<T> query, string path, bool descending)
+    {
+        if (!attributes.TryGetValue(path, out var attribute) && !attributes.TryGetValue(path + ".value", out attribute))
+            throw new ScimException(400, ScimErrors.InvalidValue, $"'{path}' cannot be sorted on.");
+        var id = ((Text)attributes["id"]).Read;
+        return attribute switch
+        {
+            // The same for every resource (emails.type is always "work"): only the ties are left.
+            Text { Read.Body: ConstantExpression } or Flag { Read.Body: ConstantExpression } => query.OrderBy(id),
+            Text text when text.Read == id => Order(query, id, descending),
+            Text text => Order(query, Key(text), descending, Missing(text)).ThenBy(id),
+            Flag flag => Order(query, flag.Read, descending).ThenBy(id),
+            Instant instant => Order(query, instant.Read, descending).ThenBy(id),
+            _ => throw new ScimException(400, ScimErrors.InvalidValue, $"'{path}' cannot be sorted on."),
+        };
+    }
+
+    static IOrderedQueryable<T> Order<TKey>(IQueryable<T> query, Expression<Func<T, TKey>> key, bool descending, Expression<Func<T, bool>>? missing = null)
+    {
+        if (missing is null)
+            return descending ? query.OrderByDescending(key) : query.OrderBy(key);
+        // false (has a value) before true ascending; the other way round descending.
+        return descending ? query.OrderByDescending(missing).ThenByDescending(key) : query.OrderBy(missing).ThenBy(key);
+    }
+
+    static Expression<Func<T, string?>> Key(Text text) => text.CaseExact || text.UpperCased ? text.Read
+        : Expression.Lambda<Func<T, string?>>(Expression.Call(Body(text.Read), nameof(string.ToUpper), Type.EmptyTypes), Item);
+
+    static Expression<Func<T, bool>> Missing(Text text) => Expression.Lambda<Func<T, bool>>(Expression.OrElse(
+        Expression.Equal(Body(text.Read), Expression.Constant(null, typeof(string))), Expression.Equal(Body(text.Read), Expression.Constant(""))), Item);
+
     static Expression Body<TResult>(Expression<Func<T, TResult>> read) => new Rebind(read.Parameters[0], Item).Visit(read.Body);
 
     static Expression CompareText(Text text, ScimFilter.Compare compare)

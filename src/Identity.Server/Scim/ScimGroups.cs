@@ -52,7 +52,7 @@ public static class ScimGroups
         if (group is null)
             return ScimErrors.NotFound(id);
         var resource = (await RenderAsync(http, db, [group], WithMembers(attributes, excludedAttributes)))[0];
-        return ScimJson.Resource(ScimJson.Project(resource, attributes, excludedAttributes));
+        return ScimJson.NotModified(http.Request, resource) ?? ScimJson.Resource(ScimJson.Project(resource, attributes, excludedAttributes));
     }
 
     static async Task<IResult> Create(HttpContext http, IdentityDbContext db, SecurityEvents events)
@@ -82,6 +82,8 @@ public static class ScimGroups
         var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
+        if (await ScimJson.PreconditionFailedAsync(http.Request, async () => (await RenderAsync(http, db, [group], withMembers: true))[0]) is { } failed)
+            return failed;
         var body = await ScimJson.ReadObjectAsync(http.Request);
         var draft = new Draft(CheckedName(body.Get("displayName")), ExternalId(body.Get("externalId")),
             await ResolveAsync(db, await ScimTenant.OfAsync(http), body.Get("members")));
@@ -93,6 +95,8 @@ public static class ScimGroups
         var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
+        if (await ScimJson.PreconditionFailedAsync(http.Request, async () => (await RenderAsync(http, db, [group], withMembers: true))[0]) is { } failed)
+            return failed;
         var operations = ScimPatch.Operations(await ScimJson.ReadObjectAsync(http.Request));
         var draft = new Draft(group.DisplayName, group.ExternalId, await MembersOfAsync(db, group.Id));
         var tenant = await ScimTenant.OfAsync(http);
@@ -106,6 +110,8 @@ public static class ScimGroups
         var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
+        if (await ScimJson.PreconditionFailedAsync(http.Request, async () => (await RenderAsync(http, db, [group], withMembers: true))[0]) is { } failed)
+            return failed;
         db.Groups.Remove(group);
         await events.RaiseAsync(EventTypes.GroupDeleted, null, new { group = Describe(group) });
         await db.SaveChangesAsync();
@@ -335,7 +341,8 @@ public static class ScimGroups
                     ["value"] = m.Id, ["display"] = m.Email, ["type"] = "User", ["$ref"] = ScimApi.Location(http, "Users", m.Id),
                 })]);
             resource["meta"] = ScimJson.Meta("Group", group.CreatedAt, group.ModifiedAt, ScimApi.Location(http, "Groups", group.Id));
-            return resource;
+            // The version covers the members: a group read without them has none.
+            return withMembers ? ScimJson.Versioned(resource) : resource;
         }).ToList();
     }
 }

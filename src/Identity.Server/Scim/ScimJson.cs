@@ -1,3 +1,6 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.EntityFrameworkCore;
@@ -102,8 +105,82 @@ public static class ScimJson
         _ => throw new ScimException(400, ScimErrors.InvalidValue, $"'{attribute}' must be true or false."),
     };
 
-    public static IResult Resource(JsonObject resource, int status = 200) =>
-        Results.Json(resource, statusCode: status, contentType: ScimErrors.MediaType);
+    /// <summary>A SCIM body; a single resource also gives its version in the ETag header (RFC 7644 §3.14).</summary>
+    public static IResult Resource(JsonObject resource, int status = 200)
+    {
+        var json = Results.Json(resource, statusCode: status, contentType: ScimErrors.MediaType);
+        return VersionOf(resource) is { } version ? new WithETag(json, version) : json;
+    }
+
+    /// <summary>
+    /// Gives <paramref name="resource"/> its meta.version (RFC 7644 §3.14): a weak entity tag of the resource as
+    /// rendered, less its meta, so it changes with anything a client can read of it, a user's groups and a group's
+    /// members included, and with nothing else.
+    /// </summary>
+    public static JsonObject Versioned(JsonObject resource)
+    {
+        var content = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(content))
+        {
+            writer.WriteStartObject();
+            foreach (var (name, value) in resource)
+            {
+                if (name == "meta")
+                    continue;
+                writer.WritePropertyName(name);
+                if (value is null)
+                    writer.WriteNullValue();
+                else
+                    value.WriteTo(writer);
+            }
+            writer.WriteEndObject();
+        }
+        var version = $"W/\"{Base64Url.EncodeToString(SHA256.HashData(content.WrittenSpan)[..16])}\"";
+        if (resource["meta"] is JsonObject meta)
+            meta["version"] = version;
+        return resource;
+    }
+
+    static string? VersionOf(JsonObject resource) =>
+        resource["meta"] is JsonObject meta && meta["version"] is JsonValue version && version.TryGetValue<string>(out var text) ? text : null;
+
+    /// <summary>
+    /// If-None-Match on a read: the client's copy is <paramref name="current"/>, so the answer is 304 Not Modified
+    /// (with the version), else null.
+    /// </summary>
+    public static IResult? NotModified(HttpRequest request, JsonObject current) =>
+        VersionOf(current) is { } version && AnyMatches(request.Headers.IfNoneMatch, version)
+            ? new WithETag(Results.StatusCode(StatusCodes.Status304NotModified), version)
+            : null;
+
+    /// <summary>
+    /// If-Match on a change: unless the resource is still at a version the client names (or it names "*"), nothing is
+    /// changed and the answer is 412 Precondition Failed, so a directory that read a resource cannot overwrite a change
+    /// made since. Without If-Match the change is made, as RFC 7644 allows. Null when the change may go ahead.
+    /// </summary>
+    public static async Task<IResult?> PreconditionFailedAsync(HttpRequest request, Func<Task<JsonObject>> current)
+    {
+        if (request.Headers.IfMatch.Count == 0 || VersionOf(await current()) is not { } version || AnyMatches(request.Headers.IfMatch, version))
+            return null;
+        return ScimErrors.Result(StatusCodes.Status412PreconditionFailed, null, "The resource has changed since that version: read it again.");
+    }
+
+    // Weak comparison (RFC 9110 §8.8.3.2): W/ is ignored on both sides.
+    static bool AnyMatches(Microsoft.Extensions.Primitives.StringValues header, string version)
+    {
+        static string Opaque(string tag) => tag.StartsWith("W/", StringComparison.Ordinal) ? tag[2..] : tag;
+        return header.SelectMany(h => (h ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            .Any(tag => tag == "*" || Opaque(tag) == Opaque(version));
+    }
+
+    sealed class WithETag(IResult inner, string version) : IResult
+    {
+        public Task ExecuteAsync(HttpContext http)
+        {
+            http.Response.Headers.ETag = version;
+            return inner.ExecuteAsync(http);
+        }
+    }
 
     public static JsonObject ListResponse(int total, int startIndex, IEnumerable<JsonObject> resources)
     {
@@ -146,7 +223,8 @@ public static class ScimJson
 
     /// <summary>
     /// A list answer (RFC 7644 §3.4.2): the resources of <paramref name="query"/> that pass the filter, one page of
-    /// them in creation order, rendered and cut to the requested attributes.
+    /// them in the order sortBy and sortOrder ask (else <paramref name="order"/>, creation order), rendered and cut to
+    /// the requested attributes.
     /// </summary>
     public static async Task<IResult> ListAsync<T>(HttpRequest request, IQueryable<T> query, ScimAttributes<T> filters,
         Func<IQueryable<T>, IOrderedQueryable<T>> order, Func<List<T>, Task<List<JsonObject>>> render)
@@ -156,10 +234,20 @@ public static class ScimJson
         if (Parameter("filter") is { } filter && !string.IsNullOrWhiteSpace(filter))
             query = query.Where(filters.Predicate(ScimFilter.Parse(filter)));
         var total = await query.CountAsync();
-        var page = size == 0 ? [] : await order(query).Skip(start - 1).Take(size).ToListAsync();
+        var sorted = Parameter("sortBy") is { } sortBy && !string.IsNullOrWhiteSpace(sortBy)
+            ? filters.Sort(query, ScimPaths.Normalize(sortBy.Trim()), Descending(Parameter("sortOrder")))
+            : order(query);
+        var page = size == 0 ? [] : await sorted.Skip(start - 1).Take(size).ToListAsync();
         var resources = await render(page);
         return Resource(ListResponse(total, start, resources.Select(r => Project(r, Parameter("attributes"), Parameter("excludedAttributes")))));
     }
+
+    static bool Descending(string? sortOrder) => sortOrder?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "ascending" => false,
+        "descending" => true,
+        _ => throw new ScimException(400, ScimErrors.InvalidValue, "sortOrder must be ascending or descending."),
+    };
 
     /// <summary>startIndex (1-based, at least 1) and count (0 to <paramref name="max"/>; 100 by default), as RFC 7644 §3.4.2.4 reads them.</summary>
     static (int StartIndex, int Count) Page(string? startIndex, string? count, int max)

@@ -55,7 +55,10 @@ public static class ScimUsers
     static async Task<IResult> Get(HttpContext http, string id, IdentityDbContext db, string? attributes, string? excludedAttributes)
     {
         var user = await FindAsync(http, db, id, forChange: false);
-        return user is null ? ScimErrors.NotFound(id) : ScimJson.Resource(ScimJson.Project(await RenderAsync(http, db, user), attributes, excludedAttributes));
+        if (user is null)
+            return ScimErrors.NotFound(id);
+        var resource = await RenderAsync(http, db, user);
+        return ScimJson.NotModified(http.Request, resource) ?? ScimJson.Resource(ScimJson.Project(resource, attributes, excludedAttributes));
     }
 
     /// <summary>The user, if the calling directory reaches it (else null: a 404); for a change, also one it may change.</summary>
@@ -97,6 +100,8 @@ public static class ScimUsers
         var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
+        if (await ScimJson.PreconditionFailedAsync(http.Request, () => RenderAsync(http, db, user)) is { } failed)
+            return failed;
         return await SaveAsync(http, db, users, events, sessions, user, Draft.Of(await ScimJson.ReadObjectAsync(http.Request)));
     }
 
@@ -106,6 +111,8 @@ public static class ScimUsers
         var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
+        if (await ScimJson.PreconditionFailedAsync(http.Request, () => RenderAsync(http, db, user)) is { } failed)
+            return failed;
         var draft = Draft.From(user);
         foreach (var operation in ScimPatch.Operations(await ScimJson.ReadObjectAsync(http.Request)))
             draft.Apply(operation);
@@ -119,6 +126,8 @@ public static class ScimUsers
         var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
+        if (await ScimJson.PreconditionFailedAsync(http.Request, () => RenderAsync(http, db, user)) is { } failed)
+            return failed;
         await Accounts.DeleteAsync(users, sessions, authorizations, tokens, events, user);
         return Results.NoContent();
     }
@@ -173,7 +182,7 @@ public static class ScimUsers
             from member in db.GroupMembers
             join grp in db.Groups on member.GroupId equals grp.Id
             where ids.Contains(member.UserId)
-            orderby grp.DisplayName
+            orderby grp.DisplayName, grp.Id
             select new { member.UserId, grp.Id, grp.DisplayName }).ToListAsync();
         return users.Select(user =>
         {
@@ -203,7 +212,7 @@ public static class ScimUsers
                 ["value"] = m.Id, ["display"] = m.DisplayName, ["$ref"] = ScimApi.Location(http, "Groups", m.Id), ["type"] = "direct",
             })]);
             resource["meta"] = ScimJson.Meta("User", user.CreatedAt, null, ScimApi.Location(http, "Users", user.Id));
-            return resource;
+            return ScimJson.Versioned(resource);
         }).ToList();
     }
 

@@ -175,6 +175,30 @@ public abstract class ScimGroupsTests<TFactory>(TFactory factory) : ScimTestsBas
         Assert.Equal("invalidFilter", ScimError(badFilter, HttpStatusCode.BadRequest));
     }
 
+    /// <summary>RFC 7644 §3.14 for groups: the version covers the members, so a group read without them has none.</summary>
+    [Fact]
+    public async Task Groups_Versions_CoverTheMembers_AStaleChangeIs412()
+    {
+        var user1 = Id(await CreateScimUserAsync(NewEmail()));
+        var user2 = Id(await CreateScimUserAsync(NewEmail()));
+        var created = await CreateScimGroupAsync(NewGroupName("Versioned"), user1);
+        var path = $"/scim/v2/Groups/{Id(created)}";
+        var first = Version(created);
+
+        var added = Ok(await ScimAsync(HttpMethod.Patch, path, Patch($$"""{"op":"add","path":"members","value":[{"value":"{{user2}}"}]}"""),
+            ("If-Match", first)));
+        var stale = await ScimAsync(HttpMethod.Put, path, new { schemas = new[] { GroupSchema }, displayName = "Overwritten", members = Array.Empty<object>() },
+            ("If-Match", first));
+        var withoutMembers = await GetAsync($"{path}?excludedAttributes=members");
+
+        Assert.NotEqual(first, Version(added));
+        Assert.Equal(Version(added), Version(await GetAsync(path)));
+        Assert.Null(ScimError(stale, HttpStatusCode.PreconditionFailed));
+        Assert.Equal(Sorted(user1, user2), MemberIds(await GetAsync(path)));
+        Assert.False(withoutMembers.GetProperty("meta").TryGetProperty("version", out _));
+        Assert.Equal(HttpStatusCode.NotModified, (await ScimAsync(HttpMethod.Get, path, null, ("If-None-Match", Version(added)))).Status);
+    }
+
     [Fact]
     public async Task Groups_Patch_AddRemoveReplaceMembers()
     {

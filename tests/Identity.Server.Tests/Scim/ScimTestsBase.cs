@@ -35,15 +35,17 @@ public abstract class ScimTestsBase<TFactory>(TFactory factory) : ServerTests<TF
 
     /// <summary>A SCIM request with the provisioner's token; <paramref name="body"/> is sent as is when a string, else serialized.</summary>
     protected async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> ScimAsync(
-        HttpMethod method, string path, object? body = null) =>
-        await SendAsync(method, path, await ScimTokenAsync(), body);
+        HttpMethod method, string path, object? body = null, params (string Name, string Value)[] headers) =>
+        await SendAsync(method, path, await ScimTokenAsync(), body, headers: headers);
 
     protected async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> SendAsync(
-        HttpMethod method, string path, string? token, object? body = null, string mediaType = ScimJson)
+        HttpMethod method, string path, string? token, object? body = null, string mediaType = ScimJson, (string Name, string Value)[]? headers = null)
     {
         using var request = new HttpRequestMessage(method, path);
         if (token is not null)
             request.SetBearerToken(token);
+        foreach (var (name, value) in headers ?? [])
+            request.Headers.TryAddWithoutValidation(name, value);
         if (body is not null)
             request.Content = new StringContent(body as string ?? JsonSerializer.Serialize(body), Encoding.UTF8, mediaType);
         var response = await Http.SendAsync(request);
@@ -85,6 +87,8 @@ public abstract class ScimTestsBase<TFactory>(TFactory factory) : ServerTests<TF
     protected static IEnumerable<string?> Strings(JsonElement array) => array.EnumerateArray().Select(e => e.GetString());
 
     protected static string Id(JsonElement resource) => resource.GetProperty("id").GetString()!;
+
+    protected static string Version(JsonElement resource) => resource.GetProperty("meta").GetProperty("version").GetString()!;
 
     /// <summary>Resources of a ListResponse; an absent Resources is an empty page.</summary>
     protected static List<JsonElement> Resources(JsonElement list)

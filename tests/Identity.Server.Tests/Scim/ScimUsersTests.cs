@@ -54,6 +54,7 @@ public abstract class ScimUsersTests<TFactory>(TFactory factory) : ScimTestsBase
         Assert.True(config.GetProperty("filter").GetProperty("supported").GetBoolean());
         Assert.Equal(200, config.GetProperty("filter").GetProperty("maxResults").GetInt32());
         Assert.False(config.GetProperty("bulk").GetProperty("supported").GetBoolean());
+        Assert.True(config.GetProperty("sort").GetProperty("supported").GetBoolean());
         Assert.Contains(config.GetProperty("authenticationSchemes").EnumerateArray(),
             s => string.Equals(s.GetProperty("type").GetString(), "oauthbearertoken", StringComparison.OrdinalIgnoreCase));
         var typeNames = Resources(types).Select(t => t.GetProperty("name").GetString()).ToList();
@@ -324,6 +325,105 @@ public abstract class ScimUsersTests<TFactory>(TFactory factory) : ScimTestsBase
         Assert.Equal(5, none.GetProperty("totalResults").GetInt32());
         Assert.Empty(Resources(none));
         Assert.Equal(created, Resources(many).Select(Id));
+    }
+
+    /// <summary>
+    /// RFC 7644 §3.4.2.3. Four users of one tag, created a to d: displayName "beta", "Alpha", "gamma" and none. Strings
+    /// sort ignoring case; a user without the attribute comes last ascending and first descending; pages follow the sort.
+    /// </summary>
+    [Theory]
+    [InlineData("sortBy=displayName", "bacd")]
+    [InlineData("sortBy=displayName&sortOrder=ascending", "bacd")]
+    [InlineData("sortBy=DISPLAYNAME&sortOrder=Descending", "dcab")]
+    [InlineData("sortBy=urn:ietf:params:scim:schemas:core:2.0:User:displayName&startIndex=2&count=2", "ac")]
+    [InlineData("sortBy=userName&sortOrder=descending", "dcba")]
+    [InlineData("sortBy=meta.created&sortOrder=descending", "dcba")]
+    [InlineData("sortBy=emails", "abcd")]
+    [InlineData("sortOrder=descending", "abcd")]
+    public async Task Users_Sort(string parameters, string expected)
+    {
+        var tag = $"sort-{Guid.NewGuid():N}"[..17];
+        var ids = new Dictionary<string, string>();
+        foreach (var (letter, name) in new[] { ("a", $"beta {tag}"), ("b", $"Alpha {tag}"), ("c", $"gamma {tag}"), ("d", null) })
+            ids[Id(await CreateScimUserAsync($"{tag}-{letter}@example.test", displayName: name))] = letter;
+
+        var list = Ok(await ScimAsync(HttpMethod.Get, $"/scim/v2/Users?filter={Q($"userName sw \"{tag}\"")}&{parameters}"));
+
+        Assert.Equal(expected, string.Concat(Resources(list).Select(r => ids[Id(r)])));
+        Assert.Equal(4, list.GetProperty("totalResults").GetInt32());
+    }
+
+    /// <summary>
+    /// RFC 7644 §3.14: a user's version changes with whatever a client can read of it (its groups too), a read of an
+    /// unchanged version is 304, and a change or delete made from a version that is no longer current is 412 and
+    /// changes nothing.
+    /// </summary>
+    [Fact]
+    public async Task Users_Versions_AChangeFromAStaleVersionIs412_AndChangesNothing()
+    {
+        var created = await CreateScimUserAsync(NewEmail(), displayName: "First");
+        var path = $"/scim/v2/Users/{Id(created)}";
+        var first = Version(created);
+
+        var read = await ScimAsync(HttpMethod.Get, path);
+        var unchanged = await ScimAsync(HttpMethod.Get, path, null, ("If-None-Match", first));
+        var patched = Ok(await ScimAsync(HttpMethod.Patch, path, Patch("""{"op":"replace","path":"displayName","value":"Second"}"""), ("If-Match", first)));
+        var second = Version(patched);
+        var stalePatch = await ScimAsync(HttpMethod.Patch, path, Patch("""{"op":"replace","path":"displayName","value":"Third"}"""), ("If-Match", first));
+        var stalePut = await ScimAsync(HttpMethod.Put, path, new { schemas = new[] { UserSchema }, userName = created.GetProperty("userName").GetString() },
+            ("If-Match", first));
+        var staleDelete = await ScimAsync(HttpMethod.Delete, path, null, ("If-Match", first));
+        var changedSince = await ScimAsync(HttpMethod.Get, path, null, ("If-None-Match", first));
+
+        Assert.Equal(first, Version(Ok(read)));
+        Assert.Equal(first, read.Response.Headers.ETag?.ToString());
+        Assert.StartsWith("W/\"", first);
+        Assert.Equal(HttpStatusCode.NotModified, unchanged.Status);
+        Assert.Equal(first, unchanged.Response.Headers.ETag?.ToString());
+        Assert.NotEqual(first, second);
+        Assert.Equal(second, Version(Ok(changedSince)));
+        Assert.Null(ScimError(stalePatch, HttpStatusCode.PreconditionFailed));
+        Assert.Null(ScimError(stalePut, HttpStatusCode.PreconditionFailed));
+        Assert.Null(ScimError(staleDelete, HttpStatusCode.PreconditionFailed));
+        Assert.Equal("Second", Ok(await ScimAsync(HttpMethod.Get, path)).GetProperty("displayName").GetString());
+
+        // Joining a group changes what a client reads of the user, so its version.
+        Ok(await ScimAsync(HttpMethod.Post, "/scim/v2/Groups", new
+        {
+            schemas = new[] { GroupSchema }, displayName = $"versioned-{Guid.NewGuid():N}", members = new[] { new { value = Id(created) } },
+        }), HttpStatusCode.Created);
+        var member = Ok(await ScimAsync(HttpMethod.Get, path));
+        Assert.NotEqual(second, Version(member));
+        Assert.Equal(HttpStatusCode.PreconditionFailed, (await ScimAsync(HttpMethod.Delete, path, null, ("If-Match", second))).Status);
+        Assert.Equal(HttpStatusCode.NoContent, (await ScimAsync(HttpMethod.Delete, path, null, ("If-Match", $"\"{Version(member)[3..^1]}\", W/\"other\""))).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await ScimAsync(HttpMethod.Get, path)).Status);
+    }
+
+    [Theory]
+    [InlineData("sortBy=emails.type")]
+    [InlineData("sortBy=emails.primary&sortOrder=descending")]
+    [InlineData("sortBy=id&sortOrder=ascending")]
+    public async Task Users_SortByAnAttributeAllShare_GoesById(string parameters)
+    {
+        var tag = $"sort-{Guid.NewGuid():N}"[..17];
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+            ids.Add(Id(await CreateScimUserAsync($"{tag}-{i}@example.test")));
+
+        var list = Ok(await ScimAsync(HttpMethod.Get, $"/scim/v2/Users?filter={Q($"userName sw \"{tag}\"")}&{parameters}"));
+
+        Assert.Equal(ids.Order(StringComparer.Ordinal), Resources(list).Select(Id));
+    }
+
+    [Theory]
+    [InlineData("sortBy=nickName")]
+    [InlineData("sortBy=groups")]
+    [InlineData("sortBy=userName&sortOrder=sideways")]
+    public async Task Users_SortByWhatCannotBeSorted_Is400InvalidValue(string parameters)
+    {
+        var answer = await ScimAsync(HttpMethod.Get, $"/scim/v2/Users?{parameters}");
+
+        Assert.Equal("invalidValue", ScimError(answer, HttpStatusCode.BadRequest));
     }
 
     [Fact]
