@@ -51,9 +51,13 @@ public static class ScimGroups
         var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
-        var resource = (await RenderAsync(http, db, [group], WithMembers(attributes, excludedAttributes)))[0];
-        return ScimJson.NotModified(http.Request, resource) ?? ScimJson.Resource(ScimJson.Project(resource, attributes, excludedAttributes));
+        return ScimJson.Read(http.Request, (await RenderAsync(http, db, [group], WithMembers(attributes, excludedAttributes)))[0],
+            attributes, excludedAttributes);
     }
+
+    /// <summary>412 when the request names a version of the group (If-Match) that is no longer current.</summary>
+    static Task<IResult?> StaleAsync(HttpContext http, IdentityDbContext db, Group group) =>
+        ScimJson.PreconditionFailedAsync(http.Request, async () => (await RenderAsync(http, db, [group], withMembers: true))[0]);
 
     static async Task<IResult> Create(HttpContext http, IdentityDbContext db, SecurityEvents events)
     {
@@ -82,7 +86,7 @@ public static class ScimGroups
         var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
-        if (await ScimJson.PreconditionFailedAsync(http.Request, async () => (await RenderAsync(http, db, [group], withMembers: true))[0]) is { } failed)
+        if (await StaleAsync(http, db, group) is { } failed)
             return failed;
         var body = await ScimJson.ReadObjectAsync(http.Request);
         var draft = new Draft(CheckedName(body.Get("displayName")), ExternalId(body.Get("externalId")),
@@ -95,7 +99,7 @@ public static class ScimGroups
         var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
-        if (await ScimJson.PreconditionFailedAsync(http.Request, async () => (await RenderAsync(http, db, [group], withMembers: true))[0]) is { } failed)
+        if (await StaleAsync(http, db, group) is { } failed)
             return failed;
         var operations = ScimPatch.Operations(await ScimJson.ReadObjectAsync(http.Request));
         var draft = new Draft(group.DisplayName, group.ExternalId, await MembersOfAsync(db, group.Id));
@@ -110,7 +114,7 @@ public static class ScimGroups
         var group = await FindAsync(http, db, id);
         if (group is null)
             return ScimErrors.NotFound(id);
-        if (await ScimJson.PreconditionFailedAsync(http.Request, async () => (await RenderAsync(http, db, [group], withMembers: true))[0]) is { } failed)
+        if (await StaleAsync(http, db, group) is { } failed)
             return failed;
         db.Groups.Remove(group);
         await events.RaiseAsync(EventTypes.GroupDeleted, null, new { group = Describe(group) });

@@ -105,11 +105,21 @@ public static class ScimJson
         _ => throw new ScimException(400, ScimErrors.InvalidValue, $"'{attribute}' must be true or false."),
     };
 
-    /// <summary>A SCIM body; a single resource also gives its version in the ETag header (RFC 7644 §3.14).</summary>
-    public static IResult Resource(JsonObject resource, int status = 200)
+    /// <summary>
+    /// A SCIM body; a single resource also gives its version in the ETag header (RFC 7644 §3.14), also when the
+    /// attributes asked for leave meta out (<paramref name="version"/>, read before they were cut).
+    /// </summary>
+    public static IResult Resource(JsonObject resource, int status = 200, string? version = null)
     {
         var json = Results.Json(resource, statusCode: status, contentType: ScimErrors.MediaType);
-        return VersionOf(resource) is { } version ? new WithETag(json, version) : json;
+        return (version ?? VersionOf(resource)) is { } tag ? new WithETag(json, tag) : json;
+    }
+
+    /// <summary>A single resource as a read answers it: 304 if the client has this version (If-None-Match), else cut to the attributes asked for.</summary>
+    public static IResult Read(HttpRequest request, JsonObject resource, string? attributes, string? excludedAttributes)
+    {
+        var version = VersionOf(resource); // before Project, which cuts the resource in place
+        return NotModified(request, resource) ?? Resource(Project(resource, attributes, excludedAttributes), version: version);
     }
 
     /// <summary>
@@ -148,7 +158,7 @@ public static class ScimJson
     /// If-None-Match on a read: the client's copy is <paramref name="current"/>, so the answer is 304 Not Modified
     /// (with the version), else null.
     /// </summary>
-    public static IResult? NotModified(HttpRequest request, JsonObject current) =>
+    static IResult? NotModified(HttpRequest request, JsonObject current) =>
         VersionOf(current) is { } version && AnyMatches(request.Headers.IfNoneMatch, version)
             ? new WithETag(Results.StatusCode(StatusCodes.Status304NotModified), version)
             : null;

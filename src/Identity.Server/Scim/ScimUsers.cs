@@ -57,8 +57,7 @@ public static class ScimUsers
         var user = await FindAsync(http, db, id, forChange: false);
         if (user is null)
             return ScimErrors.NotFound(id);
-        var resource = await RenderAsync(http, db, user);
-        return ScimJson.NotModified(http.Request, resource) ?? ScimJson.Resource(ScimJson.Project(resource, attributes, excludedAttributes));
+        return ScimJson.Read(http.Request, await RenderAsync(http, db, user), attributes, excludedAttributes);
     }
 
     /// <summary>The user, if the calling directory reaches it (else null: a 404); for a change, also one it may change.</summary>
@@ -72,6 +71,10 @@ public static class ScimUsers
             await tenant.CheckChangeableAsync(db, user);
         return user;
     }
+
+    /// <summary>412 when the request names a version of the user (If-Match) that is no longer current.</summary>
+    static Task<IResult?> StaleAsync(HttpContext http, IdentityDbContext db, User user) =>
+        ScimJson.PreconditionFailedAsync(http.Request, () => RenderAsync(http, db, user));
 
     static async Task<IResult> Create(HttpContext http, IdentityDbContext db, UserManager<User> users, SecurityEvents events)
     {
@@ -100,7 +103,7 @@ public static class ScimUsers
         var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
-        if (await ScimJson.PreconditionFailedAsync(http.Request, () => RenderAsync(http, db, user)) is { } failed)
+        if (await StaleAsync(http, db, user) is { } failed)
             return failed;
         return await SaveAsync(http, db, users, events, sessions, user, Draft.Of(await ScimJson.ReadObjectAsync(http.Request)));
     }
@@ -111,7 +114,7 @@ public static class ScimUsers
         var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
-        if (await ScimJson.PreconditionFailedAsync(http.Request, () => RenderAsync(http, db, user)) is { } failed)
+        if (await StaleAsync(http, db, user) is { } failed)
             return failed;
         var draft = Draft.From(user);
         foreach (var operation in ScimPatch.Operations(await ScimJson.ReadObjectAsync(http.Request)))
@@ -126,7 +129,7 @@ public static class ScimUsers
         var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
-        if (await ScimJson.PreconditionFailedAsync(http.Request, () => RenderAsync(http, db, user)) is { } failed)
+        if (await StaleAsync(http, db, user) is { } failed)
             return failed;
         await Accounts.DeleteAsync(users, sessions, authorizations, tokens, events, user);
         return Results.NoContent();

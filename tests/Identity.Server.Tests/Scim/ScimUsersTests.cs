@@ -377,6 +377,9 @@ public abstract class ScimUsersTests<TFactory>(TFactory factory) : ScimTestsBase
 
         Assert.Equal(first, Version(Ok(read)));
         Assert.Equal(first, read.Response.Headers.ETag?.ToString());
+        var cut = await ScimAsync(HttpMethod.Get, $"{path}?attributes=userName");
+        Assert.False(Ok(cut).TryGetProperty("meta", out _));
+        Assert.Equal(second, cut.Response.Headers.ETag?.ToString()); // read after the PATCH above
         Assert.StartsWith("W/\"", first);
         Assert.Equal(HttpStatusCode.NotModified, unchanged.Status);
         Assert.Equal(first, unchanged.Response.Headers.ETag?.ToString());
