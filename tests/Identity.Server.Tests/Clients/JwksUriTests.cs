@@ -37,6 +37,15 @@ public sealed class JwksUriTests(SqliteServer server) : ServerTests<SqliteServer
             ["client_id"] = clientId, ["grant_types"] = new[] { "client_credentials" }, ["scopes"] = new[] { ServerFactory.DownstreamScope },
         });
 
+    /// <summary>A private_key_jwt client whose keys are at <paramref name="uri"/>, registered by the admin; both returned.</summary>
+    async Task<(string Admin, string ClientId)> RegisterAsync(string uri)
+    {
+        var admin = await AdminAsync();
+        var clientId = $"remote-keys-{Guid.NewGuid():N}";
+        Assert.Equal(HttpStatusCode.Created, (await CreateAsync(admin, clientId, new { token_endpoint_auth_method = "private_key_jwt", jwks_uri = uri })).Status);
+        return (admin, clientId);
+    }
+
     [Fact]
     public async Task JwksUri_KeysAreFetchedAtRegistration_AndARotatedInKeyWhenFirstUsed_NotPerSignIn()
     {
@@ -79,9 +88,7 @@ public sealed class JwksUriTests(SqliteServer server) : ServerTests<SqliteServer
         await using var site = new KeySetServer();
         var (current, next) = (Key("2027-01"), Key("2027-02"));
         var uri = site.Publish(Jwks(current));
-        var admin = await AdminAsync();
-        var clientId = $"remote-keys-{Guid.NewGuid():N}";
-        Assert.Equal(HttpStatusCode.Created, (await CreateAsync(admin, clientId, new { token_endpoint_auth_method = "private_key_jwt", jwks_uri = uri })).Status);
+        var (_, clientId) = await RegisterAsync(uri);
 
         site.Publish(Jwks(current, next), url: uri);
         var burst = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => TokenAsync(clientId, next)));
@@ -96,9 +103,7 @@ public sealed class JwksUriTests(SqliteServer server) : ServerTests<SqliteServer
         await using var site = new KeySetServer();
         var key = Key("steady");
         var uri = site.Publish(Jwks(key));
-        var admin = await AdminAsync();
-        var clientId = $"remote-keys-{Guid.NewGuid():N}";
-        Assert.Equal(HttpStatusCode.Created, (await CreateAsync(admin, clientId, new { token_endpoint_auth_method = "private_key_jwt", jwks_uri = uri })).Status);
+        var (_, clientId) = await RegisterAsync(uri);
 
         site.Publish("{\"error\":\"down\"}", status: 503, url: uri);
         var unknownKey = await TokenAsync(clientId, Key("unseen"));
@@ -186,9 +191,7 @@ public sealed class JwksUriTests(SqliteServer server) : ServerTests<SqliteServer
         await using var site = new KeySetServer();
         var (remote, inline) = (Key("remote"), Key("inline"));
         var uri = site.Publish(Jwks(remote));
-        var admin = await AdminAsync();
-        var clientId = $"remote-keys-{Guid.NewGuid():N}";
-        Assert.Equal(HttpStatusCode.Created, (await CreateAsync(admin, clientId, new { token_endpoint_auth_method = "private_key_jwt", jwks_uri = uri })).Status);
+        var (admin, clientId) = await RegisterAsync(uri);
 
         var toInline = await ApiAsync(HttpMethod.Put, $"/api/v1/clients/{clientId}", admin, new { jwks = new { keys = new[] { inline.Public } } });
         var inlineWorks = await TokenAsync(clientId, inline);

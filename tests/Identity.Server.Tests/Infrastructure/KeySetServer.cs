@@ -1,11 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Identity.Server.Tests.Infrastructure;
 
@@ -22,11 +17,7 @@ public sealed class KeySetServer : IAsyncDisposable
 
     public KeySetServer()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        app = builder.Build();
-        app.Run(async http =>
+        (app, root) = LoopbackServer.Start(web => web.Run(async http =>
         {
             var path = http.Request.Path.Value!;
             requests.AddOrUpdate(path, 1, (_, n) => n + 1);
@@ -34,9 +25,7 @@ public sealed class KeySetServer : IAsyncDisposable
             http.Response.StatusCode = status;
             http.Response.ContentType = "application/json";
             await http.Response.WriteAsync(body);
-        });
-        app.StartAsync().GetAwaiter().GetResult();
-        root = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        }));
     }
 
     /// <summary>Publishes <paramref name="body"/> at a new path of its own, or replaces what <paramref name="url"/> serves.</summary>

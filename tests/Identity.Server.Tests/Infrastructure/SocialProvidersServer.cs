@@ -3,8 +3,6 @@ using Microsoft.AspNetCore.Authentication.Google;
 using Microsoft.AspNetCore.Authentication.OpenIdConnect;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
@@ -204,40 +202,37 @@ public sealed class LocalProvider : IAsyncDisposable
     /// <param name="issuer">The identity token's issuer ({tenantid} is replaced by the account's tenant); null for OAuth only.</param>
     public LocalProvider(string clientId, string clientSecret, string? issuer = null)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        app = builder.Build();
-        app.MapPost("/token", async (HttpContext http) =>
+        (app, Url) = LoopbackServer.Start(web =>
         {
-            var form = (await http.Request.ReadFormAsync()).ToDictionary(f => f.Key, f => f.Value.ToString());
-            TokenRequests.Enqueue(form);
-            if (form.GetValueOrDefault("code") == OutageCode)
-                return Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
-            if (form.GetValueOrDefault("client_secret") != clientSecret || !codes.TryRemove(form.GetValueOrDefault("code") ?? "", out var account))
-                return Results.Json(new { error = "invalid_grant" }, statusCode: 400);
-            var token = Guid.NewGuid().ToString("N");
-            accessTokens[token] = account;
-            var idToken = issuer is null ? null : new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+            web.MapPost("/token", async (HttpContext http) =>
             {
-                Issuer = issuer.Replace("{tenantid}", account.TenantId),
-                Audience = clientId,
-                Expires = DateTime.UtcNow.AddMinutes(5),
-                SigningCredentials = new SigningCredentials(SigningKey, SecurityAlgorithms.RsaSha256),
-                Claims = new Dictionary<string, object>
+                var form = (await http.Request.ReadFormAsync()).ToDictionary(f => f.Key, f => f.Value.ToString());
+                TokenRequests.Enqueue(form);
+                if (form.GetValueOrDefault("code") == OutageCode)
+                    return Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
+                if (form.GetValueOrDefault("client_secret") != clientSecret || !codes.TryRemove(form.GetValueOrDefault("code") ?? "", out var account))
+                    return Results.Json(new { error = "invalid_grant" }, statusCode: 400);
+                var token = Guid.NewGuid().ToString("N");
+                accessTokens[token] = account;
+                var idToken = issuer is null ? null : new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
                 {
-                    ["sub"] = account.Sub, ["oid"] = account.Sub, ["tid"] = account.TenantId ?? "", ["email"] = account.Email,
-                    ["preferred_username"] = account.Email, ["name"] = account.Name, ["nonce"] = account.Nonce ?? "", ["ver"] = "2.0",
-                },
+                    Issuer = issuer.Replace("{tenantid}", account.TenantId),
+                    Audience = clientId,
+                    Expires = DateTime.UtcNow.AddMinutes(5),
+                    SigningCredentials = new SigningCredentials(SigningKey, SecurityAlgorithms.RsaSha256),
+                    Claims = new Dictionary<string, object>
+                    {
+                        ["sub"] = account.Sub, ["oid"] = account.Sub, ["tid"] = account.TenantId ?? "", ["email"] = account.Email,
+                        ["preferred_username"] = account.Email, ["name"] = account.Name, ["nonce"] = account.Nonce ?? "", ["ver"] = "2.0",
+                    },
+                });
+                return Results.Json(new { access_token = token, token_type = "Bearer", expires_in = 3599, id_token = idToken });
             });
-            return Results.Json(new { access_token = token, token_type = "Bearer", expires_in = 3599, id_token = idToken });
+            web.MapGet("/userinfo", (HttpContext http) =>
+                accessTokens.TryGetValue(http.Request.Headers.Authorization.ToString().Replace("Bearer ", ""), out var account)
+                    ? Results.Json(new { sub = account.Sub, email = account.Email, email_verified = account.EmailVerified, name = account.Name })
+                    : Results.Unauthorized());
         });
-        app.MapGet("/userinfo", (HttpContext http) =>
-            accessTokens.TryGetValue(http.Request.Headers.Authorization.ToString().Replace("Bearer ", ""), out var account)
-                ? Results.Json(new { sub = account.Sub, email = account.Email, email_verified = account.EmailVerified, name = account.Name })
-                : Results.Unauthorized());
-        app.StartAsync().GetAwaiter().GetResult();
-        Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
     }
 
     /// <summary>A code the provider would hand the browser after <paramref name="account"/> signed in.</summary>

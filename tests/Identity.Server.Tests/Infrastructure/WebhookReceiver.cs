@@ -2,12 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Identity.Server.Tests.Infrastructure;
 
@@ -30,13 +25,9 @@ public sealed class WebhookReceiver : IAsyncDisposable
     public WebhookReceiver(string secret)
     {
         Secret = secret;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        app = builder.Build();
         // A path of its own: a subscription left by an earlier test whose receiver had this port must not count here.
         var path = "/hook/" + Guid.NewGuid().ToString("N");
-        app.MapPost(path, async (HttpContext http) =>
+        (app, var root) = LoopbackServer.Start(web => web.MapPost(path, async (HttpContext http) =>
         {
             using var reader = new StreamReader(http.Request.Body, Encoding.UTF8);
             var body = await reader.ReadToEndAsync();
@@ -53,9 +44,8 @@ public sealed class WebhookReceiver : IAsyncDisposable
             Requests.Enqueue(new Received(body, signature, http.Request.Headers["X-Webhook-Id"], http.Request.Headers["X-Webhook-Timestamp"],
                 Verify(body, signature), status));
             return Results.StatusCode(status);
-        });
-        app.StartAsync().GetAwaiter().GetResult();
-        Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + path;
+        }));
+        Url = root + path;
     }
 
     // The seed's verifyWebhook(payload, signature, secret), in C#.

@@ -4,12 +4,8 @@ using System.Text.Json;
 using Duende.IdentityModel.OidcClient;
 using Identity.Server.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
@@ -35,18 +31,12 @@ public abstract class BackchannelLogoutTests<TFactory>(TFactory factory) : Serve
 
         public Receiver()
         {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
-            builder.Logging.ClearProviders();
-            app = builder.Build();
-            app.MapPost("/logout/{app}", async (HttpContext http, string app) =>
+            (app, Url) = LoopbackServer.Start(web => web.MapPost("/logout/{app}", async (HttpContext http, string app) =>
             {
                 var form = await http.Request.ReadFormAsync();
                 Tokens.Enqueue((app, form["logout_token"].ToString()));
                 return Results.Ok();
-            });
-            app.StartAsync().GetAwaiter().GetResult();
-            Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+            }));
         }
 
         public async Task<List<(string Path, string Token)>> WaitForAsync(int count)
