@@ -31,8 +31,10 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-secret-0123456789"   # the peer's client, mirrored on our side
 APP_ID, APP_SECRET = "bench-app", "bench-app-secret-0123456789abcdef"
+PDP_ID, PDP_SECRET = "bench-pdp", "bench-pdp-secret-0123456789abcdef"   # a service asking /v1/authorize for decisions
 USER, PASSWORD = "bench@bench.test", "a long enough passphrase"
 CONNECTIONS = 32
+AUTHORIZE_CONNECTIONS = 8
 
 started = []
 
@@ -138,16 +140,24 @@ def rss_mb(pid):
 
 
 def post_form(url, fields, auth=None):
-    request = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), method="POST")
-    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    return post(url, urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded", auth)
+
+
+def post_json(url, body, auth=None):
+    return post(url, json.dumps(body).encode(), "application/json", auth)
+
+
+def post(url, data, content_type, auth):
+    request = urllib.request.Request(url, data=data, method="POST")
+    request.add_header("Content-Type", content_type)
     if auth:
         request.add_header("Authorization", auth)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
-def wrk(url, seconds, script=None, env=None):
-    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+def wrk(url, seconds, script=None, env=None, connections=CONNECTIONS):
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if script:
         command += ["-s", os.path.join(HERE, script)]
     output = subprocess.run(command + [url], env={**os.environ, **(env or {})}, capture_output=True, text=True,
@@ -169,7 +179,7 @@ def wrk(url, seconds, script=None, env=None):
     }
 
 
-def measure(process, url, seconds, script=None, env=None):
+def measure(process, url, seconds, script=None, env=None, connections=CONNECTIONS):
     """One wrk run, with the server's CPU time per request and its peak RSS during the run."""
     peak = [rss_mb(process.pid)]
     done = threading.Event()
@@ -182,7 +192,7 @@ def measure(process, url, seconds, script=None, env=None):
     cpu_before = cpu_seconds(process.pid)
     sampler.start()
     try:
-        result = wrk(url, seconds, script, env)
+        result = wrk(url, seconds, script, env, connections)
     finally:
         done.set()
         sampler.join()
@@ -219,6 +229,10 @@ class Ours:
             "Identity__Clients__1__GrantTypes__1": "refresh_token",
             "Identity__Clients__1__Scopes__0": "offline_access",
             "Identity__Clients__1__Scopes__1": "identity",
+            "Identity__Clients__2__ClientId": PDP_ID,
+            "Identity__Clients__2__ClientSecret": PDP_SECRET,
+            "Identity__Clients__2__GrantTypes__0": "client_credentials",
+            "Identity__Clients__2__Scopes__0": "identity",
         }
         if postgres:
             env["Identity__Database__Provider"] = "PostgreSql"
@@ -285,6 +299,28 @@ def password_workload(server):
     return (server.base + server.token_path, "post.lua", {"BENCH_BODY": body, "BENCH_AUTH": basic(APP_ID, APP_SECRET)})
 
 
+def authorize_workloads(server):
+    """The seed's /v1/authorize example, allowed (a member reads their organization's document: database facts, the
+    seed's id convention, the Cedar engine) and denied (a reader from another tenant), asked by a service with a
+    client_credentials token. The peer has no such endpoint."""
+    admin = "Bearer " + post_json(server.base + "/api/v1/auth/login", {"email": USER, "password": PASSWORD})["access_token"]
+    for email in ("alice@acme.bench", "mallory@rival.bench"):
+        post_json(server.base + "/api/v1/users", {"email": email, "password": PASSWORD, "name": email, "email_verified": True}, admin)
+    token = "Bearer " + post_form(server.base + server.token_path, {"grant_type": "client_credentials", "scope": "identity"},
+                                  basic(PDP_ID, PDP_SECRET))["access_token"]
+    workloads = []
+    for label, principal, expected in (("allow", "alice@acme.bench", "Allow"), ("deny", "mallory@rival.bench", "Deny")):
+        body = {"principal": {"type": "User", "id": principal}, "action": {"type": "Action", "id": "read"},
+                "resource": {"type": "Document", "id": "org-acme-doc-001"},
+                "context": {"organization_id": "acme-corp", "organization_domain": "acme.bench", "authenticated": True}}
+        decision = post_json(server.base + "/v1/authorize", body, token)["decision"]
+        if decision != expected:
+            raise RuntimeError(f"/v1/authorize answered {decision} for {principal}, expected {expected}")
+        env = {"BENCH_BODY": json.dumps(body), "BENCH_AUTH": token}
+        workloads.append((label, lambda s, env=env: (s.base + "/v1/authorize", "authorize.lua", env)))
+    return workloads
+
+
 def summarize(runs):
     return {
         "rps": statistics.median(r["rps"] for r in runs),
@@ -296,18 +332,18 @@ def summarize(runs):
     }
 
 
-def compare(name, ours, peer, make, rounds, seconds, warmup):
+def compare(name, ours, peer, make, rounds, seconds, warmup, connections=CONNECTIONS):
     """A B A B ...: the same workload on both servers, alternately, after a warm-up of each. The workload is made
     afresh for every run: a refresh token spent in one run cannot be presented again in the next."""
     servers = [ours] + ([peer] if peer else [])
     for server in servers:
         url, script, env = make(server)
-        wrk(url, warmup, script, env)
+        wrk(url, warmup, script, env, connections)
     results = {server.name: [] for server in servers}
     for round_number in range(rounds):
         for server in servers:
             url, script, env = make(server)
-            result = measure(server.process, url, seconds, script, env)
+            result = measure(server.process, url, seconds, script, env, connections)
             results[server.name].append(result)
             log(f"{name} round {round_number + 1} {server.name}: {result['rps']:.0f}/s p50 {result['p50']:.2f} ms "
                 f"p99 {result['p99']:.2f} ms cpu {result['cpu_us']:.0f} us/req rss {result['rss_mb']:.0f} MB"
@@ -406,8 +442,8 @@ def report(path, args, rows, hasher_limit, soak_result, versions):
                       f"{soak_result['early_mb']:.0f} MB early, {soak_result['late_mb']:.0f} MB at the end, peak "
                       f"{soak_result['peak_mb']:.0f} MB (target: under 300 MB, no growth)."]
     lines += ["", "Refresh runs against the peer as set up by benchmarks/peer-refresh.mjs (rotation on every use, one process, "
-                  "tokens in memory; ours record each rotation in the database). Password login has no peer figure: the peer has no "
-                  "password grant."]
+                  "tokens in memory; ours record each rotation in the database). Password login and /v1/authorize have no peer figure: "
+                  "the peer has neither a password grant nor a policy decision endpoint."]
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -420,7 +456,7 @@ def main():
                         help="seconds of warm-up per server and workload (.NET tiers its JIT up over the first seconds)")
     parser.add_argument("--soak", type=int, default=60, help="seconds of the memory soak (0: skip)")
     parser.add_argument("--postgres", action="store_true", help="run the server on PostgreSQL instead of SQLite")
-    parser.add_argument("--only", help="comma-separated workloads: cc-rs256,cc-es256,discovery,jwks,introspection,refresh,password")
+    parser.add_argument("--only", help="comma-separated workloads: cc-rs256,cc-es256,discovery,jwks,introspection,refresh,password,authorize")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
     wanted = lambda name: only is None or name in only
@@ -452,7 +488,7 @@ def main():
         rows, hasher_limit, soak_result = [], None, None
         common = (args.rounds, args.duration, args.warmup)
 
-        rs256 = {"cc-rs256", "introspection", "discovery", "jwks", "refresh", "password"}
+        rs256 = {"cc-rs256", "introspection", "discovery", "jwks", "refresh", "password", "authorize"}
         if any(wanted(w) for w in rs256):
             ours = Ours(work, app, "RS256", postgres)
             try:
@@ -503,6 +539,11 @@ def main():
                     rows.append(("password login", "85% of hasher", {"identity": summarize(runs)}))
                     hasher_limit = statistics.median(limits)
                     log(f"password hasher limit (median of {len(limits)}): {hasher_limit:.1f}/s")
+                if wanted("authorize"):
+                    # A policy decision point serves a few services' connection pools: 8 connections, not 32.
+                    for label, make in authorize_workloads(ours):
+                        rows.append((f"/v1/authorize {label} ({AUTHORIZE_CONNECTIONS} connections)", "10,000/s, p99 < 5 ms",
+                                     compare(f"authorize-{label}", ours, None, make, *common, connections=AUTHORIZE_CONNECTIONS)))
                 if args.soak and only is None:
                     log(f"memory soak: {args.soak} s of client_credentials")
                     soak_result = soak(ours, args.soak)
