@@ -40,6 +40,7 @@ builder.AddRateLimits();
 builder.AddApiDocs();
 builder.AddMetadataCache();
 builder.AddJobs();
+builder.AddMetrics();
 
 var app = builder.Build();
 
@@ -53,6 +54,7 @@ app.UseApiRateLimits();
 app.UseAuthorization();
 
 app.MapHealth();
+app.MapMetrics();
 app.MapConnect();
 app.MapDynamicRegistration();
 app.MapConsentsApi();

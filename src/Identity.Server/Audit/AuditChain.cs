@@ -19,7 +19,8 @@ namespace Identity.Server.Audit;
 public sealed class AuditChain(SigningKeys keys, ILogger<AuditChain> logger) : SaveChangesInterceptor
 {
     static readonly SemaphoreSlim Gate = new(1, 1);
-    static readonly ConditionalWeakTable<DbContext, object> Holding = new();
+    // The entries a save in progress has linked, by context, from SavingChanges until Settle.
+    static readonly ConditionalWeakTable<DbContext, List<AuditEntry>> Holding = new();
 
     public string HashOf(AuditEntry entry) => Convert.ToHexString(HMACSHA256.HashData(keys.AuditKey, Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new object?[]
     {
@@ -72,7 +73,7 @@ public sealed class AuditChain(SigningKeys keys, ILogger<AuditChain> logger) : S
             return result;
 
         await Gate.WaitAsync(cancellationToken);
-        Holding.AddOrUpdate(db, Gate);
+        Holding.AddOrUpdate(db, pending);
         var last = await db.AuditEntries.AsNoTracking().OrderByDescending(a => a.Sequence)
             .Select(a => new { a.Sequence, a.Hash }).FirstOrDefaultAsync(cancellationToken);
         var (sequence, previous) = (last?.Sequence ?? 0, last?.Hash ?? "");
@@ -89,16 +90,18 @@ public sealed class AuditChain(SigningKeys keys, ILogger<AuditChain> logger) : S
     /// it from a finally around every save. EF Core's own events miss some endings (a failure while the entries are
     /// linked, before EF Core's try begins), and one missed kept the gate, so that every later audited write in the
     /// process waited for ever. A save that did not happen leaves its entries unlinked, to be linked anew (next
-    /// sequence, new hash) if the caller saves again.
+    /// sequence, new hash) if the caller saves again; the entries of a save that did are counted (ServerMetrics).
     /// </summary>
     public static void Settle(DbContext context, bool saved)
     {
-        if (!Holding.TryGetValue(context, out _))
+        if (!Holding.TryGetValue(context, out var linked))
             return;
         Holding.Remove(context);
-        if (!saved)
-            foreach (var entry in context.ChangeTracker.Entries<AuditEntry>().Where(e => e.State == EntityState.Added))
-                entry.Entity.Hash = "";
+        foreach (var entry in linked)
+            if (saved)
+                Hosting.ServerMetrics.CountSecurityEvent(entry.Action, entry.Outcome);
+            else
+                entry.Hash = "";
         Gate.Release();
     }
 }

@@ -43,6 +43,8 @@ sealed class Seeder(IServiceProvider services, IOptions<SeedOptions> options, IL
         await UpsertScopeAsync(scopes, new ScopeOptions { Name = ServerApi.Scope, DisplayName = "This server's API", Resources = [ServerApi.Audience] }, cancellationToken);
         await UpsertScopeAsync(scopes, new ScopeOptions { Name = Scim.ScimApi.Scope, DisplayName = "Provision users and groups (SCIM)", Resources = [ServerApi.Audience] },
             cancellationToken);
+        await UpsertScopeAsync(scopes, new ScopeOptions { Name = Hosting.ServerMetrics.Scope, DisplayName = "Read the server's metrics", Resources = [ServerApi.Audience] },
+            cancellationToken);
         foreach (var scopeOptions in options.Value.Scopes)
             await UpsertScopeAsync(scopes, scopeOptions, cancellationToken);
 

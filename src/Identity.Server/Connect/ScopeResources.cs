@@ -17,6 +17,7 @@ public sealed class ScopeResources
         {
             [ServerApi.Scope] = [ServerApi.Audience],
             [Scim.ScimApi.Scope] = [ServerApi.Audience],
+            [Hosting.ServerMetrics.Scope] = [ServerApi.Audience],
         };
         foreach (var scope in configured)
             resources[scope.Name] = [.. scope.Resources];

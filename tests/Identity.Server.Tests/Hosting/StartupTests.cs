@@ -429,7 +429,7 @@ public sealed class StartupTests : IDisposable
     }
 
     [Fact]
-    public async Task Health_LiveAndReadyAnswer()
+    public async Task Health_LiveAndReadyAnswer_MetricsAreOffUnlessEnabled()
     {
         await using var server = new ServerFactory(database, keys);
         var http = server.CreateClient();
@@ -440,6 +440,7 @@ public sealed class StartupTests : IDisposable
         Assert.Equal(HttpStatusCode.OK, live.StatusCode);
         Assert.Equal("Healthy", await live.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/metrics")).StatusCode);
     }
 
     [Fact]
