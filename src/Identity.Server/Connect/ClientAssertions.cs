@@ -9,13 +9,40 @@ using static OpenIddict.Server.OpenIddictServerHandlerFilters;
 
 namespace Identity.Server.Connect;
 
-/// <summary>A client assertion's jti, kept until the assertion expires so that it cannot be presented twice.</summary>
+/// <summary>
+/// A JWT's jti, kept until the JWT can no longer be accepted so that it cannot be presented twice: a client
+/// assertion's (RFC 7523) or a DPoP proof's (RFC 9449).
+/// </summary>
 public sealed class UsedClientAssertion
 {
-    /// <summary>SHA-256 of the client id and the jti: one client's jti cannot block another's.</summary>
+    /// <summary>SHA-256 of the jti and who signed it (a client id, a DPoP key): one signer's jti cannot block another's.</summary>
     public required string Id { get; set; }
 
     public DateTimeOffset ExpiresAt { get; set; }
+}
+
+/// <summary>Single use of JWT ids, in the database so that every instance and a restart see it.</summary>
+public static class UsedJwtIds
+{
+    /// <summary>Records <paramref name="key"/> (the signer and the jti) until <paramref name="expiresAt"/>; false if it was already there.</summary>
+    public static async Task<bool> TryUseAsync(IdentityDbContext db, string key, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    {
+        var used = new UsedClientAssertion { Id = OneTimeTokens.Digest(key), ExpiresAt = expiresAt };
+        db.Add(used);
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+            return true;
+        }
+        catch (DbUpdateException)
+        {
+            db.Entry(used).State = EntityState.Detached;
+            // Only a taken key means the JWT was used before; any other failure is the database's.
+            if (!await db.UsedClientAssertions.AnyAsync(a => a.Id == used.Id, cancellationToken))
+                throw;
+            return false;
+        }
+    }
 }
 
 /// <summary>
@@ -52,20 +79,8 @@ public sealed class ClientAssertionReplay(IdentityDbContext db, TimeProvider tim
             return;
         }
 
-        var used = new UsedClientAssertion { Id = OneTimeTokens.Digest(assertion.GetClaim(Claims.Subject) + "\n" + jti), ExpiresAt = expires.Value };
-        db.Add(used);
-        try
-        {
-            await db.SaveChangesAsync(context.CancellationToken);
-        }
-        catch (DbUpdateException)
-        {
-            db.Entry(used).State = EntityState.Detached;
-            // Only a taken key means the assertion was used before; any other failure is the database's.
-            if (!await db.UsedClientAssertions.AnyAsync(a => a.Id == used.Id, context.CancellationToken))
-                throw;
+        if (!await UsedJwtIds.TryUseAsync(db, assertion.GetClaim(Claims.Subject) + "\n" + jti, expires.Value, context.CancellationToken))
             context.Reject(Errors.InvalidClient, "This client assertion was already used: sign a new one for each request.");
-        }
     }
 }
 

@@ -122,6 +122,13 @@ public static class ConnectSetup
                 server.AddEventHandler(SessionRefreshTokens.Redeem.Descriptor);
                 server.AddEventHandler(SessionRefreshTokens.Check.Descriptor);
                 server.AddEventHandler(RefreshTokenClaims.Descriptor);
+                server.AddEventHandler(DPoP.CheckTokenRequest.Descriptor);
+                server.AddEventHandler(DPoP.CheckBoundRefreshToken.Descriptor);
+                server.AddEventHandler(DPoP.BindTokens.Descriptor);
+                server.AddEventHandler(DPoP.AnnounceTokenType.Descriptor);
+                server.AddEventHandler(DPoP.ExtractUserInfoDPoPToken.Descriptor);
+                server.RemoveEventHandler(OpenIddictServerHandlers.Protection.ValidateProofOfPossession.Descriptor);
+                server.AddEventHandler(DPoP.CheckServerTokenUse.Descriptor);
 
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()
@@ -143,6 +150,10 @@ public static class ConnectSetup
                 validation.AddEventHandler(SessionOfAccessToken.Validation.Descriptor);
                 validation.AddEventHandler(VerifiedAccessTokens.Reuse.Descriptor);
                 validation.AddEventHandler(VerifiedAccessTokens.Remember.Descriptor);
+                validation.AddEventHandler(DPoP.ExtractDPoPToken.Descriptor);
+                // DPoP.CheckBinding checks bound tokens instead: OpenIddict's check knows only mTLS's binding.
+                validation.RemoveEventHandler(OpenIddict.Validation.OpenIddictValidationHandlers.Protection.ValidateProofOfPossession.Descriptor);
+                validation.AddEventHandler(DPoP.CheckBinding.Descriptor);
                 validation.UseAspNetCore();
             });
 

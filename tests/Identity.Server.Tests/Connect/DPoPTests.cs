@@ -1,0 +1,339 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Duende.IdentityModel.Client;
+using Duende.IdentityModel.OidcClient;
+using Identity.Server.Tests.Infrastructure;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Identity.Server.Tests.Connect;
+
+public sealed class SqliteDPoPTests(SqliteServer server) : DPoPTests<SqliteServer>(server);
+public sealed class PostgreSqlDPoPTests(PostgreSqlServer server) : DPoPTests<PostgreSqlServer>(server);
+
+/// <summary>
+/// A key a DPoP client holds, and its proofs (RFC 9449 §4.2), written here by hand from the RFC rather than with the
+/// server's JWT library: header typ, alg and the public jwk; payload jti, htm, htu, iat and, with a token, ath.
+/// </summary>
+public sealed class DPoPKey
+{
+    readonly ECDsa key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+
+    public Dictionary<string, string> PublicJwk
+    {
+        get
+        {
+            var p = key.ExportParameters(false);
+            return new() { ["kty"] = "EC", ["crv"] = "P-256", ["x"] = Base64UrlEncoder.Encode(p.Q.X), ["y"] = Base64UrlEncoder.Encode(p.Q.Y) };
+        }
+    }
+
+    /// <summary>RFC 7638: SHA-256 over the required members in lexical order, without white space.</summary>
+    public string Thumbprint
+    {
+        get
+        {
+            var jwk = PublicJwk;
+            var canonical = $$"""{"crv":"{{jwk["crv"]}}","kty":"EC","x":"{{jwk["x"]}}","y":"{{jwk["y"]}}"}""";
+            return Base64UrlEncoder.Encode(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
+        }
+    }
+
+    public string Proof(string method, string url, string? accessToken = null, DateTimeOffset? issuedAt = null, string? jti = null,
+        string type = "dpop+jwt", object? jwk = null)
+    {
+        var header = new Dictionary<string, object> { ["typ"] = type, ["alg"] = "ES256", ["jwk"] = jwk ?? PublicJwk };
+        var payload = new Dictionary<string, object>
+        {
+            ["jti"] = jti ?? Guid.NewGuid().ToString("N"), ["htm"] = method, ["htu"] = url,
+            ["iat"] = (issuedAt ?? DateTimeOffset.UtcNow).ToUnixTimeSeconds(),
+        };
+        if (accessToken is not null)
+            payload["ath"] = Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(accessToken)));
+        var input = Base64UrlEncoder.Encode(JsonSerializer.SerializeToUtf8Bytes(header)) + "." + Base64UrlEncoder.Encode(JsonSerializer.SerializeToUtf8Bytes(payload));
+        var signature = key.SignData(Encoding.ASCII.GetBytes(input), HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+        return input + "." + Base64UrlEncoder.Encode(signature);
+    }
+}
+
+/// <summary>DPoP (RFC 9449) as a client uses it: tokens bound to its key, and this server's APIs taking them only with a proof.</summary>
+public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFactory>(factory) where TFactory : ServerFactory
+{
+    string TokenUrl => new Uri(Http.BaseAddress!, "connect/token").ToString();
+
+    string MeUrl => new Uri(Http.BaseAddress!, "api/v1/auth/me").ToString();
+
+    Task<TokenResponse> ServiceTokenAsync(params string[] proofs) => ServiceTokenForAsync(ServerFactory.DownstreamScope, proofs);
+
+    Task<TokenResponse> ServiceTokenForAsync(string scope, params string[] proofs)
+    {
+        var request = new ClientCredentialsTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Service, ClientSecret = ServerFactory.ServiceSecret, Scope = scope,
+        };
+        foreach (var proof in proofs)
+            request.Headers.Add("DPoP", proof);
+        return Http.RequestClientCredentialsTokenAsync(request);
+    }
+
+    async Task<TokenResponse> UserTokenAsync(DPoPKey key, string email)
+    {
+        var request = new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            UserName = email, Password = Password, Scope = "openid email offline_access identity",
+        };
+        request.Headers.Add("DPoP", key.Proof("POST", TokenUrl));
+        var response = await Http.RequestPasswordTokenAsync(request);
+        Assert.False(response.IsError, response.Error + ": " + response.ErrorDescription);
+        return response;
+    }
+
+    async Task<HttpStatusCode> MeAsync(string scheme, string token, params string[] proofs)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/auth/me");
+        request.Headers.TryAddWithoutValidation("Authorization", scheme + " " + token);
+        foreach (var proof in proofs)
+            request.Headers.Add("DPoP", proof);
+        return (await Http.SendAsync(request)).StatusCode;
+    }
+
+    static string Cnf(string accessToken) =>
+        JsonDocument.Parse(Base64UrlEncoder.Decode(accessToken.Split('.')[1])).RootElement.GetProperty("cnf").GetProperty("jkt").GetString()!;
+
+    [Fact]
+    public async Task Discovery_NamesTheProofAlgorithms()
+    {
+        var discovery = await Http.GetDiscoveryDocumentAsync();
+        Assert.False(discovery.IsError, discovery.Error);
+        var algorithms = discovery.Json!.Value.GetProperty("dpop_signing_alg_values_supported").EnumerateArray().Select(a => a.GetString()).ToList();
+        Assert.Contains("ES256", algorithms);
+        Assert.Contains("PS256", algorithms);
+        Assert.DoesNotContain(algorithms, a => a!.StartsWith("HS", StringComparison.Ordinal) || a == "none");
+    }
+
+    [Fact]
+    public async Task ClientCredentials_WithAProof_GivesADPoPTokenBoundToTheKey_WithoutOne_ABearerToken()
+    {
+        var key = new DPoPKey();
+
+        var bound = await ServiceTokenAsync(key.Proof("POST", TokenUrl));
+        var bearer = await ServiceTokenAsync();
+
+        Assert.False(bound.IsError, bound.Error + ": " + bound.ErrorDescription);
+        Assert.Equal("DPoP", bound.TokenType);
+        Assert.Equal(key.Thumbprint, Cnf(bound.AccessToken!));
+        var verified = await ValidateJwtAsync(bound.AccessToken!, ServerFactory.DownstreamAudience);
+        Assert.Equal(ServerFactory.Service, verified.Subject);
+        Assert.Equal("Bearer", bearer.TokenType);
+        Assert.DoesNotContain("\"cnf\"", Base64UrlEncoder.Decode(bearer.AccessToken!.Split('.')[1]));
+    }
+
+    public static TheoryData<string> BadProofs => ["wrong method", "other url", "stale", "future", "typ jwt", "private key in jwk", "another key's jwk",
+        "not a jwt", "symmetric jwk"];
+
+    [Theory]
+    [MemberData(nameof(BadProofs))]
+    public async Task TokenRequest_WithABadProof_IsInvalidDPoPProof_AndIssuesNothing(string flaw)
+    {
+        var key = new DPoPKey();
+        var now = DateTimeOffset.UtcNow;
+        var proof = flaw switch
+        {
+            "wrong method" => key.Proof("GET", TokenUrl),
+            "other url" => key.Proof("POST", new Uri(Http.BaseAddress!, "connect/introspect").ToString()),
+            "stale" => key.Proof("POST", TokenUrl, issuedAt: now.AddMinutes(-10)),
+            "future" => key.Proof("POST", TokenUrl, issuedAt: now.AddMinutes(10)),
+            "typ jwt" => key.Proof("POST", TokenUrl, type: "JWT"),
+            "private key in jwk" => key.Proof("POST", TokenUrl, jwk: new Dictionary<string, string>(key.PublicJwk) { ["d"] = Base64UrlEncoder.Encode(new byte[32]) }),
+            "another key's jwk" => key.Proof("POST", TokenUrl, jwk: new DPoPKey().PublicJwk),
+            "symmetric jwk" => key.Proof("POST", TokenUrl, jwk: new Dictionary<string, string> { ["kty"] = "oct", ["k"] = "c2VjcmV0" }),
+            _ => "not.a.jwt",
+        };
+
+        var response = await ServiceTokenAsync(proof);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.HttpStatusCode);
+        Assert.Equal("invalid_dpop_proof", response.Error);
+        Assert.Null(response.AccessToken);
+    }
+
+    [Fact]
+    public async Task TokenRequest_AProofUsedTwice_OrTwoProofs_AreRefused()
+    {
+        var key = new DPoPKey();
+        var proof = key.Proof("POST", TokenUrl);
+
+        var first = await ServiceTokenAsync(proof);
+        var replayed = await ServiceTokenAsync(proof);
+        var two = await ServiceTokenAsync(key.Proof("POST", TokenUrl), key.Proof("POST", TokenUrl));
+
+        Assert.False(first.IsError, first.Error + ": " + first.ErrorDescription);
+        Assert.Equal("invalid_dpop_proof", replayed.Error);
+        Assert.Equal("invalid_dpop_proof", two.Error);
+    }
+
+    [Fact]
+    public async Task BoundToken_OnThisServersApi_OnlyWithTheDPoPSchemeAndAFreshProofOfTheSameKey()
+    {
+        var key = new DPoPKey();
+        var email = await CreateUserAsync();
+        var token = (await UserTokenAsync(key, email)).AccessToken!;
+        var reused = key.Proof("GET", MeUrl, token);
+
+        Assert.Equal(HttpStatusCode.OK, await MeAsync("DPoP", token, reused));
+        // A stolen copy: as a bearer token, without a proof, with the proof seen before, with its own key's proof.
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync("Bearer", token));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync("Bearer", token, key.Proof("GET", MeUrl, token)));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync("DPoP", token));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync("DPoP", token, reused));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync("DPoP", token, new DPoPKey().Proof("GET", MeUrl, token)));
+        // Proofs for something else: another token (ath), another method, another URL.
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync("DPoP", token, key.Proof("GET", MeUrl, token + "x")));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync("DPoP", token, key.Proof("POST", MeUrl, token)));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync("DPoP", token, key.Proof("GET", TokenUrl, token)));
+        Assert.Equal(HttpStatusCode.OK, await MeAsync("dpop", token, key.Proof("GET", MeUrl, token)));
+    }
+
+    /// <summary>A machine token's validation is remembered (VerifiedAccessTokens); its proof is still asked for every time.</summary>
+    [Fact]
+    public async Task BoundMachineToken_NeedsAProofOnEveryCall_EvenOnceItsValidationIsRemembered()
+    {
+        var key = new DPoPKey();
+        var token = (await ServiceTokenForAsync("identity", key.Proof("POST", TokenUrl))).AccessToken!;
+        var url = new Uri(Http.BaseAddress!, "v1/authorize").ToString();
+
+        async Task<HttpStatusCode> DecideAsync(string scheme, string? proof)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/authorize") { Content = new StringContent("{}", Encoding.UTF8, "application/json") };
+            request.Headers.TryAddWithoutValidation("Authorization", scheme + " " + token);
+            if (proof is not null)
+                request.Headers.Add("DPoP", proof);
+            return (await Http.SendAsync(request)).StatusCode;
+        }
+
+        // An empty question is a 400 from the endpoint itself: the caller got past authentication.
+        Assert.Equal(HttpStatusCode.BadRequest, await DecideAsync("DPoP", key.Proof("POST", url, token)));
+        Assert.Equal(HttpStatusCode.BadRequest, await DecideAsync("DPoP", key.Proof("POST", url, token)));
+        Assert.Equal(HttpStatusCode.Unauthorized, await DecideAsync("Bearer", null));
+        Assert.Equal(HttpStatusCode.Unauthorized, await DecideAsync("DPoP", null));
+    }
+
+    [Fact]
+    public async Task UserInfo_TakesABoundToken_WithItsProof_NotAsABearerToken()
+    {
+        var key = new DPoPKey();
+        var email = await CreateUserAsync();
+        var token = (await UserTokenAsync(key, email)).AccessToken!;
+        var url = new Uri(Http.BaseAddress!, "connect/userinfo").ToString();
+
+        async Task<HttpResponseMessage> UserInfoAsync(string scheme, string? proof)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/connect/userinfo");
+            request.Headers.TryAddWithoutValidation("Authorization", scheme + " " + token);
+            if (proof is not null)
+                request.Headers.Add("DPoP", proof);
+            return await Http.SendAsync(request);
+        }
+        var withProof = await UserInfoAsync("DPoP", key.Proof("GET", url, token));
+
+        Assert.Equal(HttpStatusCode.OK, withProof.StatusCode);
+        Assert.Contains(email, await withProof.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, (await UserInfoAsync("Bearer", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await UserInfoAsync("DPoP", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await UserInfoAsync("DPoP", new DPoPKey().Proof("GET", url, token))).StatusCode);
+    }
+
+    [Fact]
+    public async Task BearerToken_SentWithTheDPoPScheme_IsRefused_AsBearerItWorks()
+    {
+        var key = new DPoPKey();
+        var email = await CreateUserAsync();
+        var bearer = (await PasswordGrantAsync(email)).AccessToken!;
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync("DPoP", bearer, key.Proof("GET", MeUrl, bearer)));
+        Assert.Equal(HttpStatusCode.OK, await MeAsync("Bearer", bearer));
+    }
+
+    [Fact]
+    public async Task Introspection_ShowsTheBinding_ForAnApiToCheck()
+    {
+        var key = new DPoPKey();
+        var email = await CreateUserAsync();
+        var token = (await UserTokenAsync(key, email)).AccessToken!;
+
+        var introspection = await IntrospectAsync(token);
+
+        Assert.True(introspection.IsActive);
+        Assert.Equal(key.Thumbprint, introspection.Json!.Value.GetProperty("cnf").GetProperty("jkt").GetString());
+    }
+
+    /// <summary>A confidential client's refresh token stays bound to its credentials only (§5); each access token to the proof's key.</summary>
+    [Fact]
+    public async Task ConfidentialClient_Refresh_BindsTheNewAccessTokenToTheNewProofsKey()
+    {
+        var key = new DPoPKey();
+        var email = await CreateUserAsync();
+        var first = await UserTokenAsync(key, email);
+
+        var next = new DPoPKey();
+        var request = new RefreshTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, RefreshToken = first.RefreshToken!,
+        };
+        request.Headers.Add("DPoP", next.Proof("POST", TokenUrl));
+        var refreshed = await Http.RequestRefreshTokenAsync(request);
+
+        Assert.False(refreshed.IsError, refreshed.Error + ": " + refreshed.ErrorDescription);
+        Assert.Equal("DPoP", refreshed.TokenType);
+        Assert.Equal(next.Thumbprint, Cnf(refreshed.AccessToken!));
+        var plain = await RefreshAsync(refreshed.RefreshToken!);
+        Assert.False(plain.IsError, plain.Error + ": " + plain.ErrorDescription);
+        Assert.Equal("Bearer", plain.TokenType);
+    }
+
+    /// <summary>A public client has no credentials: its refresh token is bound to the key, and only a proof of that key redeems it.</summary>
+    [Fact]
+    public async Task PublicClient_CodeFlowWithAProof_BindsItsRefreshToken()
+    {
+        var key = new DPoPKey();
+        var email = await CreateUserAsync();
+        var client = new OidcClient(new OidcClientOptions
+        {
+            Authority = Issuer, ClientId = ServerFactory.Spa, RedirectUri = ServerFactory.SpaRedirect, Scope = "openid offline_access identity",
+            HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
+        });
+        var state = await client.PrepareLoginAsync();
+        var browser = new Browser(Factory);
+        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
+        var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
+        var code = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(back.LeftTo!.Query)["code"].ToString();
+
+        var exchange = new AuthorizationCodeTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Spa, Code = code, RedirectUri = ServerFactory.SpaRedirect, CodeVerifier = state.CodeVerifier,
+        };
+        exchange.Headers.Add("DPoP", key.Proof("POST", TokenUrl));
+        var tokens = await Http.RequestAuthorizationCodeTokenAsync(exchange);
+        Assert.False(tokens.IsError, tokens.Error + ": " + tokens.ErrorDescription);
+        Assert.Equal(key.Thumbprint, Cnf(tokens.AccessToken!));
+
+        Task<TokenResponse> RefreshWith(params string[] proofs)
+        {
+            var request = new RefreshTokenRequest { Address = "/connect/token", ClientId = ServerFactory.Spa, RefreshToken = tokens.RefreshToken! };
+            foreach (var proof in proofs)
+                request.Headers.Add("DPoP", proof);
+            return Http.RequestRefreshTokenAsync(request);
+        }
+        var withoutProof = await RefreshWith();
+        var otherKey = await RefreshWith(new DPoPKey().Proof("POST", TokenUrl));
+        var sameKey = await RefreshWith(key.Proof("POST", TokenUrl));
+
+        Assert.Equal("invalid_dpop_proof", withoutProof.Error);
+        Assert.Equal("invalid_dpop_proof", otherKey.Error);
+        Assert.False(sameKey.IsError, sameKey.Error + ": " + sameKey.ErrorDescription);
+        Assert.Equal("DPoP", sameKey.TokenType);
+        Assert.Equal(key.Thumbprint, Cnf(sameKey.AccessToken!));
+    }
+}
