@@ -337,3 +337,27 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
         Assert.Equal(key.Thumbprint, Cnf(sameKey.AccessToken!));
     }
 }
+
+/// <summary>A second opinion: panva's certified openid-client (node) makes the proofs, gets a token and calls an API with it.</summary>
+public sealed class DPoPInteropTests(KestrelServer server) : ServerTests<KestrelServer>(server)
+{
+    [Fact]
+    public void OpenIdClient_GetsABoundToken_AndUsesItWithProofs_NotAsABearerToken()
+    {
+        var output = NodeTools.Run("dpop", "interop.mjs", environment: new Dictionary<string, string>
+        {
+            ["ISSUER"] = Issuer,
+            ["CLIENT_ID"] = ServerFactory.Provisioner,
+            ["CLIENT_SECRET"] = ServerFactory.ProvisionerSecret,
+            ["SCOPE"] = "scim",
+            ["RESOURCE"] = new Uri(Http.BaseAddress!, "scim/v2/ServiceProviderConfig").ToString(),
+        });
+        var result = JsonDocument.Parse(output).RootElement;
+
+        Assert.Equal("dpop", result.GetProperty("tokenType").GetString(), ignoreCase: true);
+        Assert.Equal(200, result.GetProperty("withProof").GetInt32());
+        Assert.Equal(200, result.GetProperty("again").GetInt32());
+        Assert.Equal(401, result.GetProperty("asBearer").GetInt32());
+        Assert.False(string.IsNullOrEmpty(result.GetProperty("jkt").GetString()));
+    }
+}

@@ -11,21 +11,14 @@ using Microsoft.AspNetCore.Http;
 namespace Identity.Server.Tests.Hosting;
 
 /// <summary>On Kestrel: ASP.NET Core counts requests in its hosting layer, which the in-memory test server skips.</summary>
-public sealed class MetricsServer : ServerFactory
-{
-    public MetricsServer() : base(DatabaseSettings.Sqlite(), overrides:
-    [
-        new("Identity:Metrics:Enabled", "true"),
-        new("Identity:Clients:6:ClientId", MetricsTests.Scraper),
-        new("Identity:Clients:6:ClientSecret", MetricsTests.ScraperSecret),
-        new("Identity:Clients:6:GrantTypes:0", "client_credentials"),
-        new("Identity:Clients:6:Scopes:0", "metrics"),
-    ])
-    {
-        UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
-        StartServer();
-    }
-}
+public sealed class MetricsServer() : KestrelServer(
+[
+    new("Identity:Metrics:Enabled", "true"),
+    new("Identity:Clients:6:ClientId", MetricsTests.Scraper),
+    new("Identity:Clients:6:ClientSecret", MetricsTests.ScraperSecret),
+    new("Identity:Clients:6:GrantTypes:0", "client_credentials"),
+    new("Identity:Clients:6:Scopes:0", "metrics"),
+]);
 
 /// <summary>
 /// Meters are shared by the whole test process, so these classes run alone, one after the other: another class's

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 
 namespace Identity.Server.Tests.Infrastructure;
@@ -38,29 +37,5 @@ public static class Otp
     }
 
     /// <summary>The text of the QR code in a PNG, read by jsQR in node (tools/qr).</summary>
-    public static string DecodeQr(string pngBase64)
-    {
-        var tool = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "tools", "qr");
-        lock (typeof(Otp))
-            if (!Directory.Exists(Path.Combine(tool, "node_modules")))
-                Run("npm", "install --no-audit --no-fund --silent", tool, null);
-        return Run("node", "decode.mjs", tool, pngBase64);
-    }
-
-    static string Run(string file, string arguments, string directory, string? input)
-    {
-        using var process = Process.Start(new ProcessStartInfo(file, arguments)
-        {
-            WorkingDirectory = directory, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
-        })!;
-        if (input is not null)
-            process.StandardInput.Write(input);
-        process.StandardInput.Close();
-        var output = process.StandardOutput.ReadToEnd();
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"{file} {arguments}: {error}");
-        return output;
-    }
+    public static string DecodeQr(string pngBase64) => NodeTools.Run("qr", "decode.mjs", input: pngBase64);
 }

@@ -127,4 +127,19 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
 
 public sealed class SqliteServer() : ServerFactory(DatabaseSettings.Sqlite());
 
+/// <summary>
+/// A server on Kestrel at 127.0.0.1 (a free port): for clients outside the test process (node), and for what only
+/// runs behind a real socket (ASP.NET Core's request metrics).
+/// </summary>
+public class KestrelServer : ServerFactory
+{
+    public KestrelServer() : this(null) { }
+
+    protected KestrelServer(IEnumerable<KeyValuePair<string, string?>>? overrides) : base(DatabaseSettings.Sqlite(), overrides: overrides)
+    {
+        UseKestrel(options => options.Listen(System.Net.IPAddress.Loopback, 0));
+        StartServer();
+    }
+}
+
 public sealed class PostgreSqlServer() : ServerFactory(DatabaseSettings.PostgreSql());
