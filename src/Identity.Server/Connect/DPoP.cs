@@ -47,7 +47,7 @@ public static class DPoP
 
     /// <summary>The proof of <paramref name="http"/> checked for this request; its key's thumbprint, or the reason it fails.</summary>
     static async Task<(string? Jkt, string? Problem)> CheckProofAsync(HttpRequest http, IEnumerable<Uri> targets, string? accessToken,
-        IdentityDbContext db, TimeProvider time, CancellationToken cancellationToken)
+        TimeProvider time, CancellationToken cancellationToken)
     {
         var headers = http.Headers[Header];
         if (headers.Count != 1 || string.IsNullOrEmpty(headers[0]))
@@ -103,6 +103,8 @@ public static class DPoP
 
         var jkt = Base64UrlEncoder.Encode(key.ComputeJwkThumbprint());
         // A proof is accepted until MaxAge past its iat, so its jti is kept that long.
+        // The request's database context, asked for only here: the handlers are singletons, as most requests carry no proof.
+        var db = http.HttpContext.RequestServices.GetRequiredService<IdentityDbContext>();
         if (!await UsedJwtIds.TryUseAsync(db, "dpop\n" + jkt + "\n" + jti, issued + MaxAge, cancellationToken))
             return (null, "This proof was already used: sign a new one for each request.");
         return (jkt, null);
@@ -145,7 +147,7 @@ public static class DPoP
     /// bearer token, a bound one only with the DPoP scheme and a proof of its key for this very request (§7). The reason when not.
     /// </summary>
     static async Task<(string Error, string Description)?> CheckUseAsync(ClaimsPrincipal principal, bool sentAsDPoP, string accessToken, HttpRequest http,
-        Uri? issuer, IdentityDbContext db, TimeProvider time, CancellationToken cancellationToken)
+        Uri? issuer, TimeProvider time, CancellationToken cancellationToken)
     {
         var bound = JktOf(principal);
         if (bound is null)
@@ -154,7 +156,7 @@ public static class DPoP
             return (Errors.InvalidToken, "This access token's binding is not one this server checks.");
         if (!sentAsDPoP)
             return (Errors.InvalidToken, "This access token is bound to a key: send it with the DPoP scheme and a proof.");
-        var (jkt, problem) = await CheckProofAsync(http, Targets(http, issuer), accessToken, db, time, cancellationToken);
+        var (jkt, problem) = await CheckProofAsync(http, Targets(http, issuer), accessToken, time, cancellationToken);
         // RFC 9449 §7.1 answers a bad proof at an API with 401 invalid_dpop_proof; OpenIddict answers errors it does not
         // know with 400, so an API says invalid_token (401) and the description names the proof's fault.
         if (jkt is null)
@@ -174,10 +176,10 @@ public static class DPoP
         principal.SetClaim(Claims.Confirmation, JsonSerializer.SerializeToElement(new Dictionary<string, string> { ["jkt"] = jkt }));
 
     /// <summary>At the token endpoint: a DPoP header is checked before anything else, and its key remembered.</summary>
-    public sealed class CheckTokenRequest(IdentityDbContext db, TimeProvider time) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenRequestContext>
+    public sealed class CheckTokenRequest(TimeProvider time) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenRequestContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.ValidateTokenRequestContext>()
-            .UseScopedHandler<CheckTokenRequest>()
+            .UseSingletonHandler<CheckTokenRequest>()
             // Before OpenIddict authenticates the request, which validates a refresh token against its binding.
             .SetOrder(OpenIddictServerHandlers.Exchange.ValidateAuthentication.Descriptor.Order - 1)
             .SetType(OpenIddictServerHandlerType.Custom)
@@ -188,7 +190,7 @@ public static class DPoP
             var http = context.Transaction.GetHttpRequest();
             if (http is null || !http.Headers.ContainsKey(Header))
                 return;
-            var (jkt, problem) = await CheckProofAsync(http, Targets(http, context.Options.Issuer), null, db, time, context.CancellationToken);
+            var (jkt, problem) = await CheckProofAsync(http, Targets(http, context.Options.Issuer), null, time, context.CancellationToken);
             if (jkt is null)
             {
                 context.Reject(InvalidProof, problem);
@@ -281,10 +283,10 @@ public static class DPoP
     /// Once the token is known valid: a bound token needs the DPoP scheme and a proof for this very request, from its
     /// key (§7); a bearer token sent as DPoP is refused too, as its proof would bind nothing.
     /// </summary>
-    public sealed class CheckBinding(IdentityDbContext db, TimeProvider time) : IOpenIddictValidationHandler<OpenIddictValidationEvents.ProcessAuthenticationContext>
+    public sealed class CheckBinding(TimeProvider time) : IOpenIddictValidationHandler<OpenIddictValidationEvents.ProcessAuthenticationContext>
     {
         public static OpenIddictValidationHandlerDescriptor Descriptor { get; } = OpenIddictValidationHandlerDescriptor.CreateBuilder<OpenIddictValidationEvents.ProcessAuthenticationContext>()
-            .UseScopedHandler<CheckBinding>()
+            .UseSingletonHandler<CheckBinding>()
             // After VerifiedAccessTokens.Remember: a remembered token is checked here on every request too.
             .SetOrder(OpenIddictValidationHandlers.ValidateAccessToken.Descriptor.Order + 2)
             .SetType(OpenIddictValidationHandlerType.Custom)
@@ -295,7 +297,7 @@ public static class DPoP
             if (context.AccessTokenPrincipal is not { } principal || context.Transaction.GetHttpRequest() is not { } http)
                 return;
             if (await CheckUseAsync(principal, context.Transaction.GetProperty<string>(SchemeProperty) is not null, context.AccessToken!, http,
-                    context.Options.Issuer, db, time, context.CancellationToken) is var (error, description))
+                    context.Options.Issuer, time, context.CancellationToken) is var (error, description))
                 context.Reject(error, description);
         }
     }
@@ -325,10 +327,10 @@ public static class DPoP
     /// bound access token presented to the userinfo endpoint is used, so it needs its proof; at introspection,
     /// revocation or a token exchange it is only named, by a party that checked its proof when it received it.
     /// </summary>
-    public sealed class CheckServerTokenUse(IdentityDbContext db, TimeProvider time) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenContext>
+    public sealed class CheckServerTokenUse(TimeProvider time) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.ValidateTokenContext>()
-            .UseScopedHandler<CheckServerTokenUse>()
+            .UseSingletonHandler<CheckServerTokenUse>()
             .SetOrder(OpenIddictServerHandlers.Protection.ValidateProofOfPossession.Descriptor.Order)
             .SetType(OpenIddictServerHandlerType.Custom)
             .Build();
@@ -345,7 +347,7 @@ public static class DPoP
             if (context.EndpointType != OpenIddictServerEndpointType.UserInfo || context.Transaction.GetHttpRequest() is not { } http)
                 return;
             if (await CheckUseAsync(principal, context.Transaction.GetProperty<string>(SchemeProperty) is not null, context.Token!, http,
-                    context.Options.Issuer, db, time, context.CancellationToken) is var (error, description))
+                    context.Options.Issuer, time, context.CancellationToken) is var (error, description))
                 context.Reject(error, description);
         }
     }
