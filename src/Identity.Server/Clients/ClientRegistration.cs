@@ -92,6 +92,8 @@ public static class ClientRegistration
             throw new InvalidClientException("require_pushed_authorization_requests", "pushed authorization requests are for clients with authorization_code");
         if (isPublic)
             descriptor.Requirements.Add(Requirements.Features.ProofKeyForCodeExchange);
+        if (client.RequireDPoP)
+            descriptor.Requirements.Add(Connect.DPoP.Requirement);
 
         foreach (var uri in client.RedirectUris)
             descriptor.RedirectUris.Add(AbsoluteUri("redirect_uris", uri));

@@ -23,12 +23,14 @@ public static partial class ClientsApi
 {
     public sealed record ClientRequest(string? ClientId, string? DisplayName, bool? Public, List<string>? GrantTypes, List<string>? RedirectUris,
         List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType, string? BackchannelLogoutUri, string? ScimOrganization,
-        bool? RequirePushedAuthorizationRequests = null, string? TokenEndpointAuthMethod = null, JsonElement? Jwks = null, string? JwksUri = null);
+        bool? RequirePushedAuthorizationRequests = null, string? TokenEndpointAuthMethod = null, JsonElement? Jwks = null, string? JwksUri = null,
+        // Named by hand: the snake_case policy would write require_d_po_p.
+        [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool? RequireDPoP = null);
 
     public sealed record ClientView(string ClientId, string DisplayName, string ClientType, string ConsentType, IReadOnlyList<string> GrantTypes,
         IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, string? BackchannelLogoutUri,
         string? ScimOrganization, bool RequirePushedAuthorizationRequests, bool Configured, string TokenEndpointAuthMethod, JsonElement? Jwks,
-        string? JwksUri);
+        string? JwksUri, [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool RequireDPoP);
 
     /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
     public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
@@ -127,7 +129,7 @@ public static partial class ClientsApi
             body.ScimOrganization ?? current.ScimOrganization, body.RequirePushedAuthorizationRequests ?? current.RequirePushedAuthorizationRequests,
             // New keys in jwks replace a jwks_uri, and a new jwks_uri replaces keys given in jwks; else what was stays.
             current.TokenEndpointAuthMethod, body.JwksUri is not null ? null : body.Jwks ?? current.Jwks,
-            body.Jwks is not null ? null : body.JwksUri ?? current.JwksUri);
+            body.Jwks is not null ? null : body.JwksUri ?? current.JwksUri, body.RequireDPoP ?? current.RequireDPoP);
         (merged, var keysProblem) = await WithRemoteKeysAsync(remoteKeys, merged, http.RequestAborted);
         if (keysProblem is not null)
             return Invalid(http, "jwks_uri", keysProblem);
@@ -235,6 +237,7 @@ public static partial class ClientsApi
                 RedirectUris = body.RedirectUris ?? [], PostLogoutRedirectUris = body.PostLogoutRedirectUris ?? [], Scopes = body.Scopes ?? [],
                 ConsentType = body.ConsentType ?? ConsentTypes.Explicit, BackchannelLogoutUri = body.BackchannelLogoutUri,
                 ScimOrganization = body.ScimOrganization, RequirePushedAuthorizationRequests = body.RequirePushedAuthorizationRequests == true,
+                RequireDPoP = body.RequireDPoP == true,
                 Jwks = body.Jwks is { ValueKind: not JsonValueKind.Null } jwks ? jwks.GetRawText() : null,
             });
             // The keys fetched from it are stored as the client's last known set (RemoteKeys).
@@ -334,7 +337,8 @@ public static partial class ClientsApi
             IsConfigured(seed, clientId),
             AuthMethodOf(clientType, ownKeys: keys is not null),
             KeysView(keys),
-            await RemoteKeys.UriOfAsync(applications, application));
+            await RemoteKeys.UriOfAsync(applications, application),
+            await applications.HasRequirementAsync(application, Connect.DPoP.Requirement));
     }
 
     /// <summary>

@@ -86,7 +86,7 @@ public static class DynamicRegistration
 
     /// <summary>What an app says about itself at registration, or in full again when it replaces its registration.</summary>
     sealed record Metadata(string? Name, string Method, List<string> Scope, List<string> Redirects, List<string> LogoutRedirects,
-        List<string> Grants, JsonElement? Jwks, string? JwksUri, JsonElement Raw);
+        List<string> Grants, JsonElement? Jwks, string? JwksUri, bool DPoPBound, JsonElement Raw);
 
     static async Task<IResult> Register(HttpContext http, IOptions<DynamicRegistrationOptions> options, IOpenIddictApplicationManager applications,
         ScopeResources scopes, SecurityEvents events, TimeProvider time, RemoteKeys remoteKeys)
@@ -119,7 +119,7 @@ public static class DynamicRegistration
         }
         // RFC 7591 §3.2.1: the metadata as registered, with the identifier (and secret) the server made.
         var answer = Information(http, clientId, metadata.Name, metadata.Redirects, metadata.LogoutRedirects, ClientRegistration.GrantTypesOf(descriptor.Permissions),
-            metadata.Method, metadata.Jwks, metadata.JwksUri, metadata.Scope, token);
+            metadata.Method, metadata.Jwks, metadata.JwksUri, metadata.Scope, token, metadata.DPoPBound);
         answer["client_id_issued_at"] = issuedAt;
         if (secret is not null)
         {
@@ -229,7 +229,7 @@ public static class DynamicRegistration
     /// <summary>RFC 7591 §3.2.1 and RFC 7592 §3: the registration, where to manage it and the token to do so with.</summary>
     static Dictionary<string, object?> Information(HttpContext http, string clientId, string? name, IEnumerable<string> redirects,
         IReadOnlyCollection<string> logoutRedirects, IEnumerable<string> grants, string method, JsonElement? jwks, string? jwksUri, IEnumerable<string> scope,
-        string token) =>
+        string token, bool dpopBound) =>
         new Dictionary<string, object?>
         {
             ["client_id"] = clientId,
@@ -243,6 +243,8 @@ public static class DynamicRegistration
             ["jwks"] = jwksUri is null ? jwks : null,
             ["jwks_uri"] = jwksUri,
             ["scope"] = string.Join(' ', scope),
+            // RFC 9449 §5.2: said only when true, as false is its default.
+            ["dpop_bound_access_tokens"] = dpopBound ? true : null,
             ["registration_access_token"] = token,
             ["registration_client_uri"] = $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{Path}/{Uri.EscapeDataString(clientId)}",
         }.Where(p => p.Value is not null).ToDictionary();
@@ -257,7 +259,7 @@ public static class DynamicRegistration
             ? said.GetString()! : client.TokenEndpointAuthMethod;
         // openid is no permission in OpenIddict: every client may ask for it, so it is always among the client's scopes.
         var information = Information(http, client.ClientId, await applications.GetDisplayNameAsync(application), client.RedirectUris,
-            client.PostLogoutRedirectUris, client.GrantTypes, method, client.Jwks, client.JwksUri, [Scopes.OpenId, .. client.Scopes], token);
+            client.PostLogoutRedirectUris, client.GrantTypes, method, client.Jwks, client.JwksUri, [Scopes.OpenId, .. client.Scopes], token, client.RequireDPoP);
         if (properties.TryGetValue(IssuedAtProperty, out var issuedAt))
             information["client_id_issued_at"] = issuedAt.GetInt64();
         return information;
@@ -317,6 +319,13 @@ public static class DynamicRegistration
         if ((method == ClientAuthenticationMethods.PrivateKeyJwt) != (jwks is not null || jwksUri is not null))
             return (null, Refuse("invalid_client_metadata",
                 "private_key_jwt goes with the client's public keys, in jwks or at jwks_uri, and those only with private_key_jwt."));
+        var dpopBound = false;
+        if (metadata.TryGetProperty("dpop_bound_access_tokens", out var dpop) && dpop.ValueKind != JsonValueKind.Null)
+        {
+            if (dpop.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                return (null, Refuse("invalid_client_metadata", "dpop_bound_access_tokens must be true or false."));
+            dpopBound = dpop.GetBoolean();
+        }
         if (scope.FirstOrDefault(s => !options.Scopes.Contains(s)) is { } refused)
             return (null, Refuse("invalid_client_metadata", $"scope '{refused}' cannot be registered here; allowed: {string.Join(' ', options.Scopes)}."));
         if (jwksUri is not null)
@@ -331,7 +340,7 @@ public static class DynamicRegistration
                 return (null, Refuse("invalid_client_metadata", invalid.Message + "."));
             }
         }
-        return (new Metadata(name, method, scope, redirects, logoutRedirects, grants, jwks, jwksUri, metadata), null);
+        return (new Metadata(name, method, scope, redirects, logoutRedirects, grants, jwks, jwksUri, dpopBound, metadata), null);
     }
 
     /// <summary>The client as OpenIddict keeps it, under the clients API's rules; explicit consent always.</summary>
@@ -340,7 +349,7 @@ public static class DynamicRegistration
         var (descriptor, field, problem) = ClientsApi.Validate(clientId, secret,
             new ClientsApi.ClientRequest(clientId, metadata.Name, metadata.Method == ClientAuthenticationMethods.None,
                 [.. metadata.Grants.Append(GrantTypes.AuthorizationCode).Distinct()], metadata.Redirects, metadata.LogoutRedirects, metadata.Scope,
-                ConsentTypes.Explicit, null, null, Jwks: metadata.Jwks, JwksUri: metadata.JwksUri), scopes);
+                ConsentTypes.Explicit, null, null, Jwks: metadata.Jwks, JwksUri: metadata.JwksUri, RequireDPoP: metadata.DPoPBound), scopes);
         return descriptor is null
             ? (null, Refuse(field is "redirect_uris" or "post_logout_redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata", problem!))
             : (descriptor, null);

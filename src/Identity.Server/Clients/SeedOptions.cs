@@ -76,6 +76,12 @@ public sealed class ClientOptions
     /// </summary>
     public bool RequirePushedAuthorizationRequests { get; set; }
 
+    /// <summary>
+    /// Every token request of the client must carry a DPoP proof (RFC 9449 §5.2's dpop_bound_access_tokens), so none of
+    /// its access tokens is a bearer token.
+    /// </summary>
+    public bool RequireDPoP { get; set; }
+
     /// <summary>implicit (trusted first-party app, no consent screen) or explicit (the user approves once).</summary>
     public string ConsentType { get; set; } = "explicit";
 }

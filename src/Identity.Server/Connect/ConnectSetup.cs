@@ -123,7 +123,9 @@ public static class ConnectSetup
                 server.AddEventHandler(SessionRefreshTokens.Check.Descriptor);
                 server.AddEventHandler(RefreshTokenClaims.Descriptor);
                 server.AddEventHandler(DPoP.CheckTokenRequest.Descriptor);
-                server.AddEventHandler(DPoP.CheckBoundRefreshToken.Descriptor);
+                server.AddEventHandler(DPoP.RequireForClient.Descriptor);
+                server.AddEventHandler(DPoP.CheckBoundGrant.Descriptor);
+                server.AddEventHandler(DPoP.BindCode.Descriptor);
                 server.AddEventHandler(DPoP.BindTokens.Descriptor);
                 server.AddEventHandler(DPoP.AnnounceTokenType.Descriptor);
                 server.AddEventHandler(DPoP.ExtractUserInfoDPoPToken.Descriptor);

@@ -23,13 +23,15 @@ namespace Identity.Server.Connect;
 /// cannot use it without the private key. This server's own APIs take a bound token only as "Authorization: DPoP"
 /// with a fresh proof for that request (method, URL, the token's hash, same key), and never as a bearer token.
 /// A proof works once: its jti is kept until it can no longer be accepted. Without a DPoP header nothing changes.
-/// Not supported: the server-provided nonce (§8) and binding the authorization code (dpop_jkt, §10).
+/// An authorization request may bind its code to a key too (dpop_jkt, §10). Not supported: the server's nonce (§8).
 /// </summary>
 public static class DPoP
 {
     public const string Header = "DPoP";
     public const string Scheme = "DPoP";
     public const string InvalidProof = "invalid_dpop_proof";
+    /// <summary>The OpenIddict requirement of a client whose every token request must carry a proof (Identity:Clients:N:RequireDPoP).</summary>
+    public const string Requirement = Requirements.Prefixes.Feature + "dpop";
     const string ProofType = "dpop+jwt";
     const string JktProperty = ".identity_dpop_jkt";
     /// <summary>
@@ -37,6 +39,8 @@ public static class DPoP
     /// own cnf check knows only mTLS's x5t#S256).
     /// </summary>
     const string RefreshBindingClaim = "dpop_jkt";
+    /// <summary>The authorization request parameter (§10), kept under the same name in the code it gives.</summary>
+    const string CodeBindingClaim = "dpop_jkt";
     const string SchemeProperty = ".identity_dpop_scheme";
 
     /// <summary>Asymmetric algorithms only (§4.3): a proof shows possession of a private key.</summary>
@@ -200,19 +204,65 @@ public static class DPoP
         }
     }
 
-    /// <summary>A bound refresh token is redeemed only with a proof from its key (§5).</summary>
-    public sealed class CheckBoundRefreshToken : IOpenIddictServerHandler<OpenIddictServerEvents.ProcessAuthenticationContext>
+    /// <summary>A client that must use DPoP gets nothing without a proof (§5.2); known once OpenIddict has authenticated it.</summary>
+    public sealed class RequireForClient : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenRequestContext>
+    {
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.ValidateTokenRequestContext>()
+            .UseSingletonHandler<RequireForClient>()
+            .SetOrder(OpenIddictServerHandlers.Exchange.ValidateAuthentication.Descriptor.Order + 1)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public async ValueTask HandleAsync(OpenIddictServerEvents.ValidateTokenRequestContext context)
+        {
+            if (context.Transaction.GetProperty<string>(JktProperty) is not null || string.IsNullOrEmpty(context.ClientId) ||
+                context.Transaction.GetHttpRequest() is not { } http)
+                return;
+            // The request's manager and, through ClientCache, the client it has already read.
+            var applications = http.HttpContext.RequestServices.GetRequiredService<IOpenIddictApplicationManager>();
+            if (await applications.FindByClientIdAsync(context.ClientId, context.CancellationToken) is { } application &&
+                await applications.HasRequirementAsync(application, Requirement, context.CancellationToken))
+                context.Reject(InvalidProof, "This client must send a DPoP proof with every token request.");
+        }
+    }
+
+    /// <summary>
+    /// An authorization request's dpop_jkt (§10): the code it gives is redeemed only with a proof of that key, so a code
+    /// stolen on its way back through the browser is useless to a thief without the key.
+    /// </summary>
+    public sealed class BindCode : IOpenIddictServerHandler<OpenIddictServerEvents.ProcessSignInContext>
+    {
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.ProcessSignInContext>()
+            .UseSingletonHandler<BindCode>()
+            .SetOrder(OpenIddictServerHandlers.PrepareAuthorizationCodePrincipal.Descriptor.Order + 1)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public ValueTask HandleAsync(OpenIddictServerEvents.ProcessSignInContext context)
+        {
+            if (context.EndpointType == OpenIddictServerEndpointType.Authorization && context.AuthorizationCodePrincipal is { } code &&
+                (string?)context.Request.GetParameter(CodeBindingClaim) is { Length: > 0 } jkt)
+                code.SetClaim(CodeBindingClaim, jkt);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>A bound refresh token or code is redeemed only with a proof from its key (§5, §10).</summary>
+    public sealed class CheckBoundGrant : IOpenIddictServerHandler<OpenIddictServerEvents.ProcessAuthenticationContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.ProcessAuthenticationContext>()
-            .UseSingletonHandler<CheckBoundRefreshToken>()
-            .SetOrder(OpenIddictServerHandlers.ValidateRefreshToken.Descriptor.Order + 1)
+            .UseSingletonHandler<CheckBoundGrant>()
+            .SetOrder(Math.Max(OpenIddictServerHandlers.ValidateRefreshToken.Descriptor.Order, OpenIddictServerHandlers.ValidateAuthorizationCode.Descriptor.Order) + 1)
             .SetType(OpenIddictServerHandlerType.Custom)
             .Build();
 
         public ValueTask HandleAsync(OpenIddictServerEvents.ProcessAuthenticationContext context)
         {
-            if (context.RefreshTokenPrincipal?.GetClaim(RefreshBindingClaim) is { } bound && context.Transaction.GetProperty<string>(JktProperty) != bound)
+            var proved = context.Transaction.GetProperty<string>(JktProperty);
+            if (context.RefreshTokenPrincipal?.GetClaim(RefreshBindingClaim) is { } bound && proved != bound)
                 context.Reject(InvalidProof, "This refresh token is bound to a DPoP key: send a proof signed with that key.");
+            else if (context.AuthorizationCodePrincipal?.GetClaim(CodeBindingClaim) is { } codeBound && proved != codeBound)
+                context.Reject(InvalidProof, "This code was asked for with dpop_jkt: send a proof signed with that key.");
             return ValueTask.CompletedTask;
         }
     }

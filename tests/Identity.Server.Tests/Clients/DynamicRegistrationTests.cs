@@ -105,6 +105,24 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
     }
 
     [Fact]
+    public async Task Register_DPoPBoundAccessTokens_IsKeptAndShown_AndMustBeABoolean()
+    {
+        var (status, registered) = await RegisterAsync(new { redirect_uris = new[] { "https://app.example.test/cb" }, dpop_bound_access_tokens = true });
+        var (plainStatus, plain) = await RegisterAsync(new { redirect_uris = new[] { "https://app.example.test/cb" } });
+        var (badStatus, bad) = await RegisterAsync(new { redirect_uris = new[] { "https://app.example.test/cb" }, dpop_bound_access_tokens = "yes" });
+
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.True(registered.GetProperty("dpop_bound_access_tokens").GetBoolean());
+        var (_, read) = await ManageAsync(HttpMethod.Get, registered.GetProperty("registration_client_uri").GetString()!,
+            registered.GetProperty("registration_access_token").GetString());
+        Assert.True(read.GetProperty("dpop_bound_access_tokens").GetBoolean());
+        Assert.Equal(HttpStatusCode.Created, plainStatus);
+        Assert.False(plain.TryGetProperty("dpop_bound_access_tokens", out _));
+        Assert.Equal(HttpStatusCode.BadRequest, badStatus);
+        Assert.Equal("invalid_client_metadata", bad.GetProperty("error").GetString());
+    }
+
+    [Fact]
     public async Task Register_AnAppWithItsOwnKeys_GetsNoSecret_AndPushesRequestsWithSignedAssertions()
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);

@@ -159,6 +159,42 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
         Assert.Null(response.AccessToken);
     }
 
+    /// <summary>require_dpop (RFC 9449 §5.2's dpop_bound_access_tokens): such a client never gets a bearer token.</summary>
+    [Fact]
+    public async Task ClientRequiringDPoP_GetsNothingWithoutAProof_UntilTheRequirementIsLifted()
+    {
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var clientId = "dpop-only-" + Guid.NewGuid().ToString("N")[..8];
+        var created = await ApiAsync(HttpMethod.Post, "/api/v1/clients", admin, new
+        {
+            client_id = clientId, grant_types = new[] { "client_credentials" }, scopes = new[] { ServerFactory.DownstreamScope }, require_dpop = true,
+        });
+        Assert.Equal(HttpStatusCode.Created, created.Status);
+        Assert.True(created.Body.GetProperty("client").GetProperty("require_dpop").GetBoolean());
+        var secret = created.Body.GetProperty("client_secret").GetString()!;
+        Task<TokenResponse> TokenAsync(params string[] proofs)
+        {
+            var request = new ClientCredentialsTokenRequest { Address = "/connect/token", ClientId = clientId, ClientSecret = secret };
+            foreach (var proof in proofs)
+                request.Headers.Add("DPoP", proof);
+            return Http.RequestClientCredentialsTokenAsync(request);
+        }
+        var key = new DPoPKey();
+
+        var withoutProof = await TokenAsync();
+        var withProof = await TokenAsync(key.Proof("POST", TokenUrl));
+        var lifted = await ApiAsync(HttpMethod.Put, $"/api/v1/clients/{clientId}", admin, new { require_dpop = false });
+        var afterwards = await TokenAsync();
+
+        Assert.Equal("invalid_dpop_proof", withoutProof.Error);
+        Assert.Null(withoutProof.AccessToken);
+        Assert.Equal("DPoP", withProof.TokenType);
+        Assert.Equal(HttpStatusCode.OK, lifted.Status);
+        Assert.False(lifted.Body.GetProperty("client").GetProperty("require_dpop").GetBoolean());
+        Assert.False(afterwards.IsError, afterwards.Error + ": " + afterwards.ErrorDescription);
+        Assert.Equal("Bearer", afterwards.TokenType);
+    }
+
     [Fact]
     public async Task TokenRequest_AProofUsedTwice_OrTwoProofs_AreRefused()
     {
@@ -291,6 +327,43 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
         var plain = await RefreshAsync(refreshed.RefreshToken!);
         Assert.False(plain.IsError, plain.Error + ": " + plain.ErrorDescription);
         Assert.Equal("Bearer", plain.TokenType);
+    }
+
+    /// <summary>dpop_jkt on the authorization request (§10): the code is redeemed only with a proof of that key.</summary>
+    [Fact]
+    public async Task CodeAskedWithDPoPJkt_IsRedeemedOnlyWithThatKeysProof()
+    {
+        var key = new DPoPKey();
+        var email = await CreateUserAsync();
+        var client = new OidcClient(new OidcClientOptions
+        {
+            Authority = Issuer, ClientId = ServerFactory.Spa, RedirectUri = ServerFactory.SpaRedirect, Scope = "openid identity",
+            HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
+        });
+        var state = await client.PrepareLoginAsync(new Duende.IdentityModel.Client.Parameters { { "dpop_jkt", key.Thumbprint } });
+        var browser = new Browser(Factory);
+        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
+        var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
+        var code = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(back.LeftTo!.Query)["code"].ToString();
+
+        Task<TokenResponse> RedeemWith(params string[] proofs)
+        {
+            var request = new AuthorizationCodeTokenRequest
+            {
+                Address = "/connect/token", ClientId = ServerFactory.Spa, Code = code, RedirectUri = ServerFactory.SpaRedirect, CodeVerifier = state.CodeVerifier,
+            };
+            foreach (var proof in proofs)
+                request.Headers.Add("DPoP", proof);
+            return Http.RequestAuthorizationCodeTokenAsync(request);
+        }
+        var withoutProof = await RedeemWith();
+        var otherKey = await RedeemWith(new DPoPKey().Proof("POST", TokenUrl));
+        var sameKey = await RedeemWith(key.Proof("POST", TokenUrl));
+
+        Assert.Equal("invalid_dpop_proof", withoutProof.Error);
+        Assert.Equal("invalid_dpop_proof", otherKey.Error);
+        Assert.False(sameKey.IsError, sameKey.Error + ": " + sameKey.ErrorDescription);
+        Assert.Equal(key.Thumbprint, Cnf(sameKey.AccessToken!));
     }
 
     /// <summary>A public client has no credentials: its refresh token is bound to the key, and only a proof of that key redeems it.</summary>
