@@ -329,24 +329,24 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
         Assert.Equal("Bearer", plain.TokenType);
     }
 
-    /// <summary>dpop_jkt on the authorization request (§10): the code is redeemed only with a proof of that key.</summary>
-    [Fact]
-    public async Task CodeAskedWithDPoPJkt_IsRedeemedOnlyWithThatKeysProof()
+    /// <summary>
+    /// The SPA's code for a new user, through the login and consent pages, and a redemption of it with the given proofs
+    /// (each call a new token request for the same code).
+    /// </summary>
+    async Task<Func<string[], Task<TokenResponse>>> SpaCodeAsync(string scope, Duende.IdentityModel.Client.Parameters? authorizationParameters = null)
     {
-        var key = new DPoPKey();
         var email = await CreateUserAsync();
         var client = new OidcClient(new OidcClientOptions
         {
-            Authority = Issuer, ClientId = ServerFactory.Spa, RedirectUri = ServerFactory.SpaRedirect, Scope = "openid identity",
+            Authority = Issuer, ClientId = ServerFactory.Spa, RedirectUri = ServerFactory.SpaRedirect, Scope = scope,
             HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
         });
-        var state = await client.PrepareLoginAsync(new Duende.IdentityModel.Client.Parameters { { "dpop_jkt", key.Thumbprint } });
+        var state = await client.PrepareLoginAsync(authorizationParameters ?? []);
         var browser = new Browser(Factory);
         var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
         var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
         var code = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(back.LeftTo!.Query)["code"].ToString();
-
-        Task<TokenResponse> RedeemWith(params string[] proofs)
+        return proofs =>
         {
             var request = new AuthorizationCodeTokenRequest
             {
@@ -355,10 +355,19 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
             foreach (var proof in proofs)
                 request.Headers.Add("DPoP", proof);
             return Http.RequestAuthorizationCodeTokenAsync(request);
-        }
-        var withoutProof = await RedeemWith();
-        var otherKey = await RedeemWith(new DPoPKey().Proof("POST", TokenUrl));
-        var sameKey = await RedeemWith(key.Proof("POST", TokenUrl));
+        };
+    }
+
+    /// <summary>dpop_jkt on the authorization request (§10): the code is redeemed only with a proof of that key.</summary>
+    [Fact]
+    public async Task CodeAskedWithDPoPJkt_IsRedeemedOnlyWithThatKeysProof()
+    {
+        var key = new DPoPKey();
+        var redeem = await SpaCodeAsync("openid identity", new Duende.IdentityModel.Client.Parameters { { "dpop_jkt", key.Thumbprint } });
+
+        var withoutProof = await redeem([]);
+        var otherKey = await redeem([new DPoPKey().Proof("POST", TokenUrl)]);
+        var sameKey = await redeem([key.Proof("POST", TokenUrl)]);
 
         Assert.Equal("invalid_dpop_proof", withoutProof.Error);
         Assert.Equal("invalid_dpop_proof", otherKey.Error);
@@ -371,24 +380,7 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
     public async Task PublicClient_CodeFlowWithAProof_BindsItsRefreshToken()
     {
         var key = new DPoPKey();
-        var email = await CreateUserAsync();
-        var client = new OidcClient(new OidcClientOptions
-        {
-            Authority = Issuer, ClientId = ServerFactory.Spa, RedirectUri = ServerFactory.SpaRedirect, Scope = "openid offline_access identity",
-            HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
-        });
-        var state = await client.PrepareLoginAsync();
-        var browser = new Browser(Factory);
-        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
-        var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
-        var code = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(back.LeftTo!.Query)["code"].ToString();
-
-        var exchange = new AuthorizationCodeTokenRequest
-        {
-            Address = "/connect/token", ClientId = ServerFactory.Spa, Code = code, RedirectUri = ServerFactory.SpaRedirect, CodeVerifier = state.CodeVerifier,
-        };
-        exchange.Headers.Add("DPoP", key.Proof("POST", TokenUrl));
-        var tokens = await Http.RequestAuthorizationCodeTokenAsync(exchange);
+        var tokens = await (await SpaCodeAsync("openid offline_access identity"))([key.Proof("POST", TokenUrl)]);
         Assert.False(tokens.IsError, tokens.Error + ": " + tokens.ErrorDescription);
         Assert.Equal(key.Thumbprint, Cnf(tokens.AccessToken!));
 
