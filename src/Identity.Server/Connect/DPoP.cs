@@ -71,6 +71,9 @@ public static class DPoP
         }
         if (key.Kty is not ("RSA" or "EC") || key.HasPrivateKey || !string.IsNullOrEmpty(key.K))
             return (null, "The proof's jwk must be an RSA or EC public key, without its private part.");
+        // As for clients' own keys (ClientRegistration.PublicSigningKeys): no RSA key under 2048 bits.
+        if (key.Kty == "RSA" && (string.IsNullOrEmpty(key.N) || Base64UrlEncoder.DecodeBytes(key.N).SkipWhile(b => b == 0).Count() * 8 < 2048))
+            return (null, "The proof's RSA key must have at least 2048 bits.");
 
         var result = await new JsonWebTokenHandler().ValidateTokenAsync(proof, new TokenValidationParameters
         {
@@ -127,10 +130,11 @@ public static class DPoP
     /// </summary>
     static IEnumerable<Uri> Targets(HttpRequest http, Uri? issuer)
     {
-        var path = http.PathBase.Add(http.Path);
-        yield return new Uri($"{http.Scheme}://{http.Host}{path}");
-        if (issuer is not null)
-            yield return new Uri(issuer, path.Value!.TrimStart('/'));
+        var path = http.PathBase.Add(http.Path).Value ?? "/";
+        if (Uri.TryCreate($"{http.Scheme}://{http.Host}{path}", UriKind.Absolute, out var received))
+            yield return received;
+        if (issuer is not null && Uri.TryCreate(issuer, path.TrimStart('/'), out var behindProxy))
+            yield return behindProxy;
     }
 
     /// <summary>
@@ -141,9 +145,16 @@ public static class DPoP
     {
         if (principal.GetClaim(Claims.Confirmation) is not { } cnf)
             return null;
-        using var confirmation = JsonDocument.Parse(cnf);
-        return confirmation.RootElement.ValueKind == JsonValueKind.Object && confirmation.RootElement.TryGetProperty("jkt", out var jkt) &&
-               jkt.ValueKind == JsonValueKind.String ? jkt.GetString() : "";
+        try
+        {
+            using var confirmation = JsonDocument.Parse(cnf);
+            return confirmation.RootElement.ValueKind == JsonValueKind.Object && confirmation.RootElement.TryGetProperty("jkt", out var jkt) &&
+                   jkt.ValueKind == JsonValueKind.String ? jkt.GetString() : "";
+        }
+        catch (JsonException)
+        {
+            return "";
+        }
     }
 
     /// <summary>

@@ -16,15 +16,21 @@ public sealed class PostgreSqlDPoPTests(PostgreSqlServer server) : DPoPTests<Pos
 /// A key a DPoP client holds, and its proofs (RFC 9449 §4.2), written here by hand from the RFC rather than with the
 /// server's JWT library: header typ, alg and the public jwk; payload jti, htm, htu, iat and, with a token, ath.
 /// </summary>
-public sealed class DPoPKey
+public sealed class DPoPKey(int rsaBits = 0)
 {
-    readonly ECDsa key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+    readonly ECDsa? ec = rsaBits == 0 ? ECDsa.Create(ECCurve.NamedCurves.nistP256) : null;
+    readonly RSA? rsa = rsaBits == 0 ? null : RSA.Create(rsaBits);
 
     public Dictionary<string, string> PublicJwk
     {
         get
         {
-            var p = key.ExportParameters(false);
+            if (rsa is not null)
+            {
+                var r = rsa.ExportParameters(false);
+                return new() { ["kty"] = "RSA", ["n"] = Base64UrlEncoder.Encode(r.Modulus), ["e"] = Base64UrlEncoder.Encode(r.Exponent) };
+            }
+            var p = ec!.ExportParameters(false);
             return new() { ["kty"] = "EC", ["crv"] = "P-256", ["x"] = Base64UrlEncoder.Encode(p.Q.X), ["y"] = Base64UrlEncoder.Encode(p.Q.Y) };
         }
     }
@@ -35,7 +41,9 @@ public sealed class DPoPKey
         get
         {
             var jwk = PublicJwk;
-            var canonical = $$"""{"crv":"{{jwk["crv"]}}","kty":"EC","x":"{{jwk["x"]}}","y":"{{jwk["y"]}}"}""";
+            var canonical = rsa is not null
+                ? $$"""{"e":"{{jwk["e"]}}","kty":"RSA","n":"{{jwk["n"]}}"}"""
+                : $$"""{"crv":"{{jwk["crv"]}}","kty":"EC","x":"{{jwk["x"]}}","y":"{{jwk["y"]}}"}""";
             return Base64UrlEncoder.Encode(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
         }
     }
@@ -43,7 +51,7 @@ public sealed class DPoPKey
     public string Proof(string method, string url, string? accessToken = null, DateTimeOffset? issuedAt = null, string? jti = null,
         string type = "dpop+jwt", object? jwk = null)
     {
-        var header = new Dictionary<string, object> { ["typ"] = type, ["alg"] = "ES256", ["jwk"] = jwk ?? PublicJwk };
+        var header = new Dictionary<string, object> { ["typ"] = type, ["alg"] = rsa is null ? "ES256" : "RS256", ["jwk"] = jwk ?? PublicJwk };
         var payload = new Dictionary<string, object>
         {
             ["jti"] = jti ?? Guid.NewGuid().ToString("N"), ["htm"] = method, ["htu"] = url,
@@ -52,7 +60,8 @@ public sealed class DPoPKey
         if (accessToken is not null)
             payload["ath"] = Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(accessToken)));
         var input = Base64UrlEncoder.Encode(JsonSerializer.SerializeToUtf8Bytes(header)) + "." + Base64UrlEncoder.Encode(JsonSerializer.SerializeToUtf8Bytes(payload));
-        var signature = key.SignData(Encoding.ASCII.GetBytes(input), HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+        var signature = rsa?.SignData(Encoding.ASCII.GetBytes(input), HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1)
+            ?? ec!.SignData(Encoding.ASCII.GetBytes(input), HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
         return input + "." + Base64UrlEncoder.Encode(signature);
     }
 }
@@ -193,6 +202,20 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
         Assert.False(lifted.Body.GetProperty("client").GetProperty("require_dpop").GetBoolean());
         Assert.False(afterwards.IsError, afterwards.Error + ": " + afterwards.ErrorDescription);
         Assert.Equal("Bearer", afterwards.TokenType);
+    }
+
+    [Fact]
+    public async Task RsaProofs_Of2048Bits_AreTaken_ShorterKeysAreNot()
+    {
+        var strong = new DPoPKey(rsaBits: 2048);
+        var weak = new DPoPKey(rsaBits: 1024);
+
+        var bound = await ServiceTokenAsync(strong.Proof("POST", TokenUrl));
+        var refused = await ServiceTokenAsync(weak.Proof("POST", TokenUrl));
+
+        Assert.False(bound.IsError, bound.Error + ": " + bound.ErrorDescription);
+        Assert.Equal(strong.Thumbprint, Cnf(bound.AccessToken!));
+        Assert.Equal("invalid_dpop_proof", refused.Error);
     }
 
     [Fact]
