@@ -255,7 +255,8 @@ public static class AuthFacade
             http.Response.StatusCode = StatusCodes.Status200OK;
             http.Response.Headers.CacheControl = "no-store";
             await http.Response.WriteAsJsonAsync(new FacadeTokenResponse(
-                response.AccessToken!, "Bearer", response.ExpiresIn ?? 0, response.RefreshToken, response.IdToken,
+                // DPoP when the login came with a proof (DPoP.AnnounceTokenType has set it).
+                response.AccessToken!, response.TokenType ?? "Bearer", response.ExpiresIn ?? 0, response.RefreshToken, response.IdToken,
                 user is null ? null : await UserView.OfAsync(db, user)));
             context.HandleRequest();
         }

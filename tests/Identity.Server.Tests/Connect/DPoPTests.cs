@@ -304,6 +304,26 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
         Assert.Equal(HttpStatusCode.Unauthorized, (await UserInfoAsync("DPoP", new DPoPKey().Proof("GET", url, token))).StatusCode);
     }
 
+    /// <summary>The seed's auth API is the token endpoint in JSON: a login with a proof gets a DPoP token too, and says so.</summary>
+    [Fact]
+    public async Task AuthApiLogin_WithAProof_GivesADPoPToken_WithoutOne_ABearerToken()
+    {
+        var key = new DPoPKey();
+        var email = await CreateUserAsync();
+        var loginUrl = new Uri(Http.BaseAddress!, "api/v1/auth/login").ToString();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/auth/login") { Content = System.Net.Http.Json.JsonContent.Create(new { email, password = Password }) };
+        request.Headers.Add("DPoP", key.Proof("POST", loginUrl));
+
+        var bound = JsonDocument.Parse(await (await Http.SendAsync(request)).Content.ReadAsStringAsync()).RootElement;
+        var (_, plain, _) = await ApiAsync(HttpMethod.Post, "/api/v1/auth/login", body: new { email, password = Password });
+
+        Assert.Equal("DPoP", bound.GetProperty("token_type").GetString());
+        var token = bound.GetProperty("access_token").GetString()!;
+        Assert.Equal(key.Thumbprint, Cnf(token));
+        Assert.Equal(HttpStatusCode.OK, await MeAsync("DPoP", token, key.Proof("GET", MeUrl, token)));
+        Assert.Equal("Bearer", plain.GetProperty("token_type").GetString());
+    }
+
     [Fact]
     public async Task BearerToken_SentWithTheDPoPScheme_IsRefused_AsBearerItWorks()
     {
