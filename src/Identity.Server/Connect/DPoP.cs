@@ -36,12 +36,10 @@ public static class DPoP
     const string ProofType = "dpop+jwt";
     const string JktProperty = ".identity_dpop_jkt";
     /// <summary>
-    /// A refresh token's binding: a private claim, not cnf, as only this server reads refresh tokens (and OpenIddict's
-    /// own cnf check knows only mTLS's x5t#S256).
+    /// The binding of a refresh token or code: a private claim, not cnf, as only this server reads them (and OpenIddict's
+    /// own cnf check knows only mTLS's x5t#S256). Named as the authorization request parameter it comes from for a code (§10).
     /// </summary>
-    const string RefreshBindingClaim = "dpop_jkt";
-    /// <summary>The authorization request parameter (§10), kept under the same name in the code it gives.</summary>
-    const string CodeBindingClaim = "dpop_jkt";
+    const string BindingClaim = "dpop_jkt";
     const string SchemeProperty = ".identity_dpop_scheme";
 
     /// <summary>Asymmetric algorithms only (§4.3): a proof shows possession of a private key.</summary>
@@ -254,8 +252,8 @@ public static class DPoP
         public ValueTask HandleAsync(OpenIddictServerEvents.ProcessSignInContext context)
         {
             if (context.EndpointType == OpenIddictServerEndpointType.Authorization && context.AuthorizationCodePrincipal is { } code &&
-                (string?)context.Request.GetParameter(CodeBindingClaim) is { Length: > 0 } jkt)
-                code.SetClaim(CodeBindingClaim, jkt);
+                (string?)context.Request.GetParameter(BindingClaim) is { Length: > 0 } jkt)
+                code.SetClaim(BindingClaim, jkt);
             return ValueTask.CompletedTask;
         }
     }
@@ -272,9 +270,9 @@ public static class DPoP
         public ValueTask HandleAsync(OpenIddictServerEvents.ProcessAuthenticationContext context)
         {
             var proved = context.Transaction.GetProperty<string>(JktProperty);
-            if (context.RefreshTokenPrincipal?.GetClaim(RefreshBindingClaim) is { } bound && proved != bound)
+            if (context.RefreshTokenPrincipal?.GetClaim(BindingClaim) is { } bound && proved != bound)
                 context.Reject(InvalidProof, "This refresh token is bound to a DPoP key: send a proof signed with that key.");
-            else if (context.AuthorizationCodePrincipal?.GetClaim(CodeBindingClaim) is { } codeBound && proved != codeBound)
+            else if (context.AuthorizationCodePrincipal?.GetClaim(BindingClaim) is { } codeBound && proved != codeBound)
                 context.Reject(InvalidProof, "This code was asked for with dpop_jkt: send a proof signed with that key.");
             return ValueTask.CompletedTask;
         }
@@ -291,14 +289,16 @@ public static class DPoP
 
         public ValueTask HandleAsync(OpenIddictServerEvents.ProcessSignInContext context)
         {
+            // A bound code or refresh token needs a proof (CheckBoundGrant), so without one there is no binding to renew either.
             if (context.EndpointType != OpenIddictServerEndpointType.Token || context.Transaction.GetProperty<string>(JktProperty) is not { } jkt)
                 return ValueTask.CompletedTask;
             if (context.AccessTokenPrincipal is { } access)
                 Bind(access, jkt);
             // OpenIddict makes a confidential client authenticate at the token endpoint and refuses credentials from a public one.
             var confidential = !string.IsNullOrEmpty(context.Request.ClientSecret) || !string.IsNullOrEmpty(context.Request.ClientAssertion);
-            if (context.RefreshTokenPrincipal is { } refresh && !confidential)
-                refresh.SetClaim(RefreshBindingClaim, jkt);
+            // Set, or taken away: the new principal is renewed from the code's or refresh token's claims, and a confidential
+            // client's code bound with dpop_jkt must not leave its refresh token bound.
+            context.RefreshTokenPrincipal?.SetClaim(BindingClaim, confidential ? null : jkt);
             return ValueTask.CompletedTask;
         }
     }

@@ -99,6 +99,19 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
         return response;
     }
 
+    /// <summary>A refresh as the client would make it, with the given DPoP proofs; the web app with its secret, the SPA without one.</summary>
+    Task<TokenResponse> RefreshWithAsync(string refreshToken, bool confidential, params string[] proofs)
+    {
+        var request = new RefreshTokenRequest
+        {
+            Address = "/connect/token", ClientId = confidential ? ServerFactory.Web : ServerFactory.Spa,
+            ClientSecret = confidential ? ServerFactory.WebSecret : null, RefreshToken = refreshToken,
+        };
+        foreach (var proof in proofs)
+            request.Headers.Add("DPoP", proof);
+        return Http.RequestRefreshTokenAsync(request);
+    }
+
     async Task<HttpStatusCode> MeAsync(string scheme, string token, params string[] proofs)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/auth/me");
@@ -357,12 +370,7 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
         var first = await UserTokenAsync(key, email);
 
         var next = new DPoPKey();
-        var request = new RefreshTokenRequest
-        {
-            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret, RefreshToken = first.RefreshToken!,
-        };
-        request.Headers.Add("DPoP", next.Proof("POST", TokenUrl));
-        var refreshed = await Http.RequestRefreshTokenAsync(request);
+        var refreshed = await RefreshWithAsync(first.RefreshToken!, confidential: true, next.Proof("POST", TokenUrl));
 
         Assert.False(refreshed.IsError, refreshed.Error + ": " + refreshed.ErrorDescription);
         Assert.Equal("DPoP", refreshed.TokenType);
@@ -373,27 +381,33 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
     }
 
     /// <summary>
-    /// The SPA's code for a new user, through the login and consent pages, and a redemption of it with the given proofs
-    /// (each call a new token request for the same code).
+    /// A code for a new user, through the login page (and the consent page, for the SPA), and a redemption of it with the
+    /// given proofs (each call a new token request for the same code). The SPA is public; the web app confidential.
     /// </summary>
-    async Task<Func<string[], Task<TokenResponse>>> SpaCodeAsync(string scope, Duende.IdentityModel.Client.Parameters? authorizationParameters = null)
+    async Task<Func<string[], Task<TokenResponse>>> CodeAsync(string scope, Duende.IdentityModel.Client.Parameters? authorizationParameters = null,
+        bool confidential = false)
     {
         var email = await CreateUserAsync();
+        var (clientId, secret, redirect) = confidential
+            ? (ServerFactory.Web, ServerFactory.WebSecret, ServerFactory.WebRedirect)
+            : (ServerFactory.Spa, null, ServerFactory.SpaRedirect);
         var client = new OidcClient(new OidcClientOptions
         {
-            Authority = Issuer, ClientId = ServerFactory.Spa, RedirectUri = ServerFactory.SpaRedirect, Scope = scope,
+            Authority = Issuer, ClientId = clientId, ClientSecret = secret, RedirectUri = redirect, Scope = scope,
             HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
         });
         var state = await client.PrepareLoginAsync(authorizationParameters ?? []);
         var browser = new Browser(Factory);
-        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
-        var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
+        var back = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
+        // The web app's consent is implicit: the login goes straight back to it.
+        if (back.LeftTo is null)
+            back = await browser.SubmitAsync(back, button: "consent", value: "accept");
         var code = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(back.LeftTo!.Query)["code"].ToString();
         return proofs =>
         {
             var request = new AuthorizationCodeTokenRequest
             {
-                Address = "/connect/token", ClientId = ServerFactory.Spa, Code = code, RedirectUri = ServerFactory.SpaRedirect, CodeVerifier = state.CodeVerifier,
+                Address = "/connect/token", ClientId = clientId, ClientSecret = secret, Code = code, RedirectUri = redirect, CodeVerifier = state.CodeVerifier,
             };
             foreach (var proof in proofs)
                 request.Headers.Add("DPoP", proof);
@@ -406,7 +420,7 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
     public async Task CodeAskedWithDPoPJkt_IsRedeemedOnlyWithThatKeysProof()
     {
         var key = new DPoPKey();
-        var redeem = await SpaCodeAsync("openid identity", new Duende.IdentityModel.Client.Parameters { { "dpop_jkt", key.Thumbprint } });
+        var redeem = await CodeAsync("openid identity", new Duende.IdentityModel.Client.Parameters { { "dpop_jkt", key.Thumbprint } });
 
         var withoutProof = await redeem([]);
         var otherKey = await redeem([new DPoPKey().Proof("POST", TokenUrl)]);
@@ -418,25 +432,41 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
         Assert.Equal(key.Thumbprint, Cnf(sameKey.AccessToken!));
     }
 
+    /// <summary>
+    /// A confidential client's code bound with dpop_jkt binds that redemption only: its refresh token stays bound to its
+    /// credentials, so a refresh may bring another key's proof, or none (§5).
+    /// </summary>
+    [Fact]
+    public async Task ConfidentialClient_CodeBoundWithDPoPJkt_DoesNotBindItsRefreshToken()
+    {
+        var key = new DPoPKey();
+        var redeem = await CodeAsync("openid offline_access identity", new Duende.IdentityModel.Client.Parameters { { "dpop_jkt", key.Thumbprint } },
+            confidential: true);
+        var tokens = await redeem([key.Proof("POST", TokenUrl)]);
+        Assert.False(tokens.IsError, tokens.Error + ": " + tokens.ErrorDescription);
+
+        var next = new DPoPKey();
+        var rebound = await RefreshWithAsync(tokens.RefreshToken!, confidential: true, next.Proof("POST", TokenUrl));
+        Assert.False(rebound.IsError, rebound.Error + ": " + rebound.ErrorDescription);
+        var plain = await RefreshAsync(rebound.RefreshToken!);
+
+        Assert.Equal(next.Thumbprint, Cnf(rebound.AccessToken!));
+        Assert.False(plain.IsError, plain.Error + ": " + plain.ErrorDescription);
+        Assert.Equal("Bearer", plain.TokenType);
+    }
+
     /// <summary>A public client has no credentials: its refresh token is bound to the key, and only a proof of that key redeems it.</summary>
     [Fact]
     public async Task PublicClient_CodeFlowWithAProof_BindsItsRefreshToken()
     {
         var key = new DPoPKey();
-        var tokens = await (await SpaCodeAsync("openid offline_access identity"))([key.Proof("POST", TokenUrl)]);
+        var tokens = await (await CodeAsync("openid offline_access identity"))([key.Proof("POST", TokenUrl)]);
         Assert.False(tokens.IsError, tokens.Error + ": " + tokens.ErrorDescription);
         Assert.Equal(key.Thumbprint, Cnf(tokens.AccessToken!));
 
-        Task<TokenResponse> RefreshWith(params string[] proofs)
-        {
-            var request = new RefreshTokenRequest { Address = "/connect/token", ClientId = ServerFactory.Spa, RefreshToken = tokens.RefreshToken! };
-            foreach (var proof in proofs)
-                request.Headers.Add("DPoP", proof);
-            return Http.RequestRefreshTokenAsync(request);
-        }
-        var withoutProof = await RefreshWith();
-        var otherKey = await RefreshWith(new DPoPKey().Proof("POST", TokenUrl));
-        var sameKey = await RefreshWith(key.Proof("POST", TokenUrl));
+        var withoutProof = await RefreshWithAsync(tokens.RefreshToken!, confidential: false);
+        var otherKey = await RefreshWithAsync(tokens.RefreshToken!, confidential: false, new DPoPKey().Proof("POST", TokenUrl));
+        var sameKey = await RefreshWithAsync(tokens.RefreshToken!, confidential: false, key.Proof("POST", TokenUrl));
 
         Assert.Equal("invalid_dpop_proof", withoutProof.Error);
         Assert.Equal("invalid_dpop_proof", otherKey.Error);
