@@ -21,6 +21,7 @@ public static class ConnectSetup
         builder.Services.AddSingleton(scopes);
         builder.Services.AddSingleton(keys);
         builder.Services.AddSingleton(tokens);
+        builder.Services.AddSingleton<DPoPNonces>();
 
         // The key ring is shared through the database and encrypted at rest with the server's encryption certificate;
         // keys written under an earlier (or the announced) certificate stay readable (keys rotate).
@@ -131,6 +132,7 @@ public static class ConnectSetup
                 server.AddEventHandler(DPoP.ExtractUserInfoDPoPToken.Descriptor);
                 server.RemoveEventHandler(OpenIddictServerHandlers.Protection.ValidateProofOfPossession.Descriptor);
                 server.AddEventHandler(DPoP.CheckServerTokenUse.Descriptor);
+                server.AddEventHandler(DPoP.ChallengeUserInfoRequest.Descriptor);
 
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()
@@ -156,6 +158,7 @@ public static class ConnectSetup
                 // DPoP.CheckBinding checks bound tokens instead: OpenIddict's check knows only mTLS's binding.
                 validation.RemoveEventHandler(OpenIddict.Validation.OpenIddictValidationHandlers.Protection.ValidateProofOfPossession.Descriptor);
                 validation.AddEventHandler(DPoP.CheckBinding.Descriptor);
+                validation.AddEventHandler(DPoP.ChallengeApiRequest.Descriptor);
                 validation.UseAspNetCore();
             });
 

@@ -24,13 +24,15 @@ namespace Identity.Server.Connect;
 /// cannot use it without the private key. This server's own APIs take a bound token only as "Authorization: DPoP"
 /// with a fresh proof for that request (method, URL, the token's hash, same key), and never as a bearer token.
 /// A proof works once: its jti is kept until it can no longer be accepted. Without a DPoP header nothing changes.
-/// An authorization request may bind its code to a key too (dpop_jkt, §10). Not supported: the server's nonce (§8).
+/// An authorization request may bind its code to a key too (dpop_jkt, §10). With Identity:Tokens:RequireDPoPNonce a
+/// proof must also carry a nonce from this server (§8, §9; <see cref="DPoPNonces"/>).
 /// </summary>
 public static class DPoP
 {
     public const string Header = "DPoP";
     public const string Scheme = "DPoP";
     public const string InvalidProof = "invalid_dpop_proof";
+    public const string UseNonce = "use_dpop_nonce";
     /// <summary>The OpenIddict requirement of a client whose every token request must carry a proof (Identity:Clients:N:RequireDPoP).</summary>
     public const string Requirement = Requirements.Prefixes.Feature + "dpop";
     const string ProofType = "dpop+jwt";
@@ -48,9 +50,24 @@ public static class DPoP
     /// <summary>How old a proof's iat may be, and how far ahead of this server's clock (the client's may differ).</summary>
     static readonly TimeSpan MaxAge = TimeSpan.FromMinutes(2), MaxAhead = TimeSpan.FromMinutes(1);
 
-    /// <summary>The proof of <paramref name="http"/> checked for this request; its key's thumbprint, or the reason it fails.</summary>
-    static async Task<(string? Jkt, string? Problem)> CheckProofAsync(HttpRequest http, IEnumerable<Uri> targets, string? accessToken,
-        TimeProvider time, CancellationToken cancellationToken)
+    /// <summary>
+    /// The proof of <paramref name="http"/> checked for this request: its key's thumbprint, or the error
+    /// (<see cref="InvalidProof"/> or <see cref="UseNonce"/>) and the reason it fails. When nonces are required, the
+    /// answer carries a fresh one whatever the outcome, so the client has it for its next proof.
+    /// </summary>
+    static async Task<(string? Jkt, string? Error, string? Problem)> CheckProofAsync(HttpRequest http, IEnumerable<Uri> targets, string? accessToken,
+        TimeProvider time, DPoPNonces nonces, CancellationToken cancellationToken)
+    {
+        if (nonces.Required)
+            http.HttpContext.Response.Headers[DPoPNonces.Header] = nonces.Issue();
+        var (jkt, problem) = await KeyOfProofAsync(http, targets, accessToken, time, nonces, cancellationToken);
+        return jkt is not null ? (jkt, null, null) : (null, problem == NonceProblem ? UseNonce : InvalidProof, problem);
+    }
+
+    const string NonceProblem = "The proof must carry the nonce of this answer's DPoP-Nonce header.";
+
+    static async Task<(string? Jkt, string? Problem)> KeyOfProofAsync(HttpRequest http, IEnumerable<Uri> targets, string? accessToken,
+        TimeProvider time, DPoPNonces nonces, CancellationToken cancellationToken)
     {
         var headers = http.Headers[Header];
         if (headers.Count != 1 || string.IsNullOrEmpty(headers[0]))
@@ -106,6 +123,9 @@ public static class DPoP
             (!proof.TryGetPayloadValue<string>("ath", out var ath) ||
              !CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(ath), Encoding.ASCII.GetBytes(Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(accessToken)))))))
             return (null, "The proof's ath must be the SHA-256 of the access token it comes with.");
+        // Before its jti is spent: the client signs the same request again with the nonce it has just been given.
+        if (nonces.Required && !(proof.TryGetPayloadValue<string>("nonce", out var nonce) && nonces.IsValid(nonce)))
+            return (null, NonceProblem);
 
         var jkt = Base64UrlEncoder.Encode(key.ComputeJwkThumbprint());
         // A proof is accepted until MaxAge past its iat, so its jti is kept that long.
@@ -161,7 +181,7 @@ public static class DPoP
     /// bearer token, a bound one only with the DPoP scheme and a proof of its key for this very request (§7). The reason when not.
     /// </summary>
     static async Task<(string Error, string Description)?> CheckUseAsync(ClaimsPrincipal principal, bool sentAsDPoP, string accessToken, HttpRequest http,
-        Uri? issuer, TimeProvider time, CancellationToken cancellationToken)
+        Uri? issuer, TimeProvider time, DPoPNonces nonces, CancellationToken cancellationToken)
     {
         var bound = JktOf(principal);
         if (bound is null)
@@ -170,14 +190,31 @@ public static class DPoP
             return (Errors.InvalidToken, "This access token's binding is not one this server checks.");
         if (!sentAsDPoP)
             return (Errors.InvalidToken, "This access token is bound to a key: send it with the DPoP scheme and a proof.");
-        var (jkt, problem) = await CheckProofAsync(http, Targets(http, issuer), accessToken, time, cancellationToken);
-        // RFC 9449 §7.1 answers a bad proof at an API with 401 invalid_dpop_proof; OpenIddict answers errors it does not
-        // know with 400, so an API says invalid_token (401) and the description names the proof's fault.
+        var (jkt, error, problem) = await CheckProofAsync(http, Targets(http, issuer), accessToken, time, nonces, cancellationToken);
         if (jkt is null)
-            return (Errors.InvalidToken, problem!);
+            return (error!, problem!);
         return CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(jkt), Encoding.ASCII.GetBytes(bound))
             ? null
-            : (Errors.InvalidToken, "The proof is not signed with the key this access token is bound to.");
+            : (InvalidProof, "The proof is not signed with the key this access token is bound to.");
+    }
+
+    /// <summary>
+    /// RFC 9449 §7.1: a proof's fault (or a missing nonce) is a 401, and a request made with the DPoP scheme is answered
+    /// in it, with the algorithms a proof may use. OpenIddict answers errors it does not know with 400 and always
+    /// challenges with Bearer.
+    /// </summary>
+    static void Challenge(HttpResponse response, string? error, bool sentAsDPoP)
+    {
+        var ofProof = error is InvalidProof or UseNonce;
+        if (!ofProof && !sentAsDPoP)
+            return;
+        if (ofProof)
+            response.StatusCode = StatusCodes.Status401Unauthorized;
+        var challenge = response.Headers.WWWAuthenticate.ToString();
+        if (!challenge.StartsWith(Schemes.Bearer, StringComparison.Ordinal))
+            return;
+        var parameters = challenge[Schemes.Bearer.Length..].Trim();
+        response.Headers.WWWAuthenticate = $"{Scheme} {parameters}{(parameters.Length > 0 ? ", " : "")}algs=\"{string.Join(' ', Algorithms)}\"";
     }
 
     /// <summary>The token of "Authorization: DPoP token", or null for any other scheme.</summary>
@@ -190,7 +227,7 @@ public static class DPoP
         principal.SetClaim(Claims.Confirmation, JsonSerializer.SerializeToElement(new Dictionary<string, string> { ["jkt"] = jkt }));
 
     /// <summary>At the token endpoint: a DPoP header is checked before anything else, and its key remembered.</summary>
-    public sealed class CheckTokenRequest(TimeProvider time) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenRequestContext>
+    public sealed class CheckTokenRequest(TimeProvider time, DPoPNonces nonces) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenRequestContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.ValidateTokenRequestContext>()
             .UseSingletonHandler<CheckTokenRequest>()
@@ -204,10 +241,10 @@ public static class DPoP
             var http = context.Transaction.GetHttpRequest();
             if (http is null || !http.Headers.ContainsKey(Header))
                 return;
-            var (jkt, problem) = await CheckProofAsync(http, Targets(http, context.Options.Issuer), null, time, context.CancellationToken);
+            var (jkt, error, problem) = await CheckProofAsync(http, Targets(http, context.Options.Issuer), null, time, nonces, context.CancellationToken);
             if (jkt is null)
             {
-                context.Reject(InvalidProof, problem);
+                context.Reject(error, problem);
                 return;
             }
             context.Transaction.SetProperty(JktProperty, jkt);
@@ -215,7 +252,7 @@ public static class DPoP
     }
 
     /// <summary>A client that must use DPoP gets nothing without a proof (§5.2); known once OpenIddict has authenticated it.</summary>
-    public sealed class RequireForClient : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenRequestContext>
+    public sealed class RequireForClient(DPoPNonces nonces) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenRequestContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.ValidateTokenRequestContext>()
             .UseSingletonHandler<RequireForClient>()
@@ -233,7 +270,12 @@ public static class DPoP
             var clients = http.HttpContext.RequestServices.GetRequiredService<IOpenIddictApplicationCache<OpenIddictEntityFrameworkCoreApplication>>();
             if (await clients.FindByClientIdAsync(context.ClientId, context.CancellationToken) is { Requirements: { } requirements } &&
                 JsonSerializer.Deserialize<string[]>(requirements)?.Contains(Requirement) == true)
+            {
+                // Its first proof can then carry a nonce already.
+                if (nonces.Required)
+                    http.HttpContext.Response.Headers[DPoPNonces.Header] = nonces.Issue();
                 context.Reject(InvalidProof, "This client must send a DPoP proof with every token request.");
+            }
         }
     }
 
@@ -346,7 +388,7 @@ public static class DPoP
     /// Once the token is known valid: a bound token needs the DPoP scheme and a proof for this very request, from its
     /// key (§7); a bearer token sent as DPoP is refused too, as its proof would bind nothing.
     /// </summary>
-    public sealed class CheckBinding(TimeProvider time) : IOpenIddictValidationHandler<OpenIddictValidationEvents.ProcessAuthenticationContext>
+    public sealed class CheckBinding(TimeProvider time, DPoPNonces nonces) : IOpenIddictValidationHandler<OpenIddictValidationEvents.ProcessAuthenticationContext>
     {
         public static OpenIddictValidationHandlerDescriptor Descriptor { get; } = OpenIddictValidationHandlerDescriptor.CreateBuilder<OpenIddictValidationEvents.ProcessAuthenticationContext>()
             .UseSingletonHandler<CheckBinding>()
@@ -360,7 +402,7 @@ public static class DPoP
             if (context.AccessTokenPrincipal is not { } principal || context.Transaction.GetHttpRequest() is not { } http)
                 return;
             if (await CheckUseAsync(principal, context.Transaction.GetProperty<string>(SchemeProperty) is not null, context.AccessToken!, http,
-                    context.Options.Issuer, time, context.CancellationToken) is var (error, description))
+                    context.Options.Issuer, time, nonces, context.CancellationToken) is var (error, description))
                 context.Reject(error, description);
         }
     }
@@ -390,7 +432,7 @@ public static class DPoP
     /// bound access token presented to the userinfo endpoint is used, so it needs its proof; at introspection,
     /// revocation or a token exchange it is only named, by a party that checked its proof when it received it.
     /// </summary>
-    public sealed class CheckServerTokenUse(TimeProvider time) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenContext>
+    public sealed class CheckServerTokenUse(TimeProvider time, DPoPNonces nonces) : IOpenIddictServerHandler<OpenIddictServerEvents.ValidateTokenContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.ValidateTokenContext>()
             .UseSingletonHandler<CheckServerTokenUse>()
@@ -410,8 +452,42 @@ public static class DPoP
             if (context.EndpointType != OpenIddictServerEndpointType.UserInfo || context.Transaction.GetHttpRequest() is not { } http)
                 return;
             if (await CheckUseAsync(principal, context.Transaction.GetProperty<string>(SchemeProperty) is not null, context.Token!, http,
-                    context.Options.Issuer, time, context.CancellationToken) is var (error, description))
+                    context.Options.Issuer, time, nonces, context.CancellationToken) is var (error, description))
                 context.Reject(error, description);
+        }
+    }
+
+    /// <summary>This server's APIs answer a DPoP request or a proof's fault as RFC 9449 §7.1 says (<see cref="Challenge"/>).</summary>
+    public sealed class ChallengeApiRequest : IOpenIddictValidationHandler<OpenIddictValidationEvents.ProcessChallengeContext>
+    {
+        public static OpenIddictValidationHandlerDescriptor Descriptor { get; } = OpenIddictValidationHandlerDescriptor.CreateBuilder<OpenIddictValidationEvents.ProcessChallengeContext>()
+            .UseSingletonHandler<ChallengeApiRequest>()
+            .SetOrder(OpenIddictValidationAspNetCoreHandlers.AttachWwwAuthenticateHeader<OpenIddictValidationEvents.ProcessChallengeContext>.Descriptor.Order + 1)
+            .SetType(OpenIddictValidationHandlerType.Custom)
+            .Build();
+
+        public ValueTask HandleAsync(OpenIddictValidationEvents.ProcessChallengeContext context)
+        {
+            if (context.Transaction.GetHttpRequest() is { } http)
+                Challenge(http.HttpContext.Response, context.Transaction.Response?.Error, context.Transaction.GetProperty<string>(SchemeProperty) is not null);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    /// <summary>The userinfo endpoint answers as this server's APIs do (<see cref="Challenge"/>).</summary>
+    public sealed class ChallengeUserInfoRequest : IOpenIddictServerHandler<OpenIddictServerEvents.ApplyUserInfoResponseContext>
+    {
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<OpenIddictServerEvents.ApplyUserInfoResponseContext>()
+            .UseSingletonHandler<ChallengeUserInfoRequest>()
+            .SetOrder(OpenIddictServerAspNetCoreHandlers.AttachWwwAuthenticateHeader<OpenIddictServerEvents.ApplyUserInfoResponseContext>.Descriptor.Order + 1)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public ValueTask HandleAsync(OpenIddictServerEvents.ApplyUserInfoResponseContext context)
+        {
+            if (context.Transaction.GetHttpRequest() is { } http)
+                Challenge(http.HttpContext.Response, context.Response.Error, context.Transaction.GetProperty<string>(SchemeProperty) is not null);
+            return ValueTask.CompletedTask;
         }
     }
 }

@@ -26,6 +26,9 @@ public sealed class TokenOptions
 
     /// <summary>Store client_credentials access tokens so each can be revoked (see SelfContainedAccessTokens).</summary>
     public bool StoreClientCredentialsTokens { get; set; }
+
+    /// <summary>Every DPoP proof must carry a nonce this server handed out (RFC 9449 §8, §9; see DPoPNonces).</summary>
+    public bool RequireDPoPNonce { get; set; }
 }
 
 /// <summary>The server's own API: its scope, the audience its access tokens must carry, and who may call what.</summary>

@@ -49,7 +49,7 @@ public sealed class DPoPKey(int rsaBits = 0)
     }
 
     public string Proof(string method, string url, string? accessToken = null, DateTimeOffset? issuedAt = null, string? jti = null,
-        string type = "dpop+jwt", object? jwk = null)
+        string type = "dpop+jwt", object? jwk = null, string? nonce = null)
     {
         var header = new Dictionary<string, object> { ["typ"] = type, ["alg"] = rsa is null ? "ES256" : "RS256", ["jwk"] = jwk ?? PublicJwk };
         var payload = new Dictionary<string, object>
@@ -57,6 +57,8 @@ public sealed class DPoPKey(int rsaBits = 0)
             ["jti"] = jti ?? Guid.NewGuid().ToString("N"), ["htm"] = method, ["htu"] = url,
             ["iat"] = (issuedAt ?? DateTimeOffset.UtcNow).ToUnixTimeSeconds(),
         };
+        if (nonce is not null)
+            payload["nonce"] = nonce;
         if (accessToken is not null)
             payload["ath"] = Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(accessToken)));
         var input = Base64UrlEncoder.Encode(JsonSerializer.SerializeToUtf8Bytes(header)) + "." + Base64UrlEncoder.Encode(JsonSerializer.SerializeToUtf8Bytes(payload));
@@ -317,6 +319,46 @@ public abstract class DPoPTests<TFactory>(TFactory factory) : ServerTests<TFacto
         Assert.Equal(HttpStatusCode.Unauthorized, (await UserInfoAsync("DPoP", new DPoPKey().Proof("GET", url, token))).StatusCode);
     }
 
+    /// <summary>
+    /// RFC 9449 §7.1: an API or userinfo answers a request made with the DPoP scheme in that scheme, with the algorithms a
+    /// proof may use, and a proof's fault is a 401 invalid_dpop_proof; a bearer request is still answered as Bearer.
+    /// </summary>
+    [Fact]
+    public async Task ApiAndUserInfo_AnswerAProofsFault_WithADPoPChallenge()
+    {
+        var key = new DPoPKey();
+        var email = await CreateUserAsync();
+        var token = (await UserTokenAsync(key, email)).AccessToken!;
+
+        foreach (var path in new[] { "/api/v1/auth/me", "/connect/userinfo" })
+        {
+            var url = new Uri(Http.BaseAddress!, path).ToString();
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.TryAddWithoutValidation("Authorization", "DPoP " + token);
+            request.Headers.Add("DPoP", new DPoPKey().Proof("GET", url, token));
+            using var bearer = new HttpRequestMessage(HttpMethod.Get, path);
+            bearer.Headers.TryAddWithoutValidation("Authorization", "Bearer " + token);
+
+            var response = await Http.SendAsync(request);
+            var asBearer = await Http.SendAsync(bearer);
+
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            var challenge = Assert.Single(response.Headers.WwwAuthenticate);
+            Assert.Equal("DPoP", challenge.Scheme);
+            Assert.Contains("error=\"invalid_dpop_proof\"", challenge.Parameter);
+            Assert.Contains("algs=\"ES256 ", challenge.Parameter);
+            // This server asks for no nonce unless told to.
+            Assert.False(response.Headers.Contains("DPoP-Nonce"));
+            Assert.Equal(HttpStatusCode.Unauthorized, asBearer.StatusCode);
+            var bearerChallenge = Assert.Single(asBearer.Headers.WwwAuthenticate);
+            Assert.Equal("Bearer", bearerChallenge.Scheme);
+            Assert.Contains("error=\"invalid_token\"", bearerChallenge.Parameter);
+            // The seed's error shape all the same.
+            if (path.StartsWith("/api/", StringComparison.Ordinal))
+                Assert.Equal("UNAUTHORIZED", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetString());
+        }
+    }
+
     /// <summary>The seed's auth API is the token endpoint in JSON: a login with a proof gets a DPoP token too, and says so.</summary>
     [Fact]
     public async Task AuthApiLogin_WithAProof_GivesADPoPToken_WithoutOne_ABearerToken()
@@ -482,15 +524,7 @@ public sealed class DPoPInteropTests(KestrelServer server) : ServerTests<Kestrel
     [Fact]
     public void OpenIdClient_GetsABoundToken_AndUsesItWithProofs_NotAsABearerToken()
     {
-        var output = NodeTools.Run("dpop", "interop.mjs", environment: new Dictionary<string, string>
-        {
-            ["ISSUER"] = Issuer,
-            ["CLIENT_ID"] = ServerFactory.Provisioner,
-            ["CLIENT_SECRET"] = ServerFactory.ProvisionerSecret,
-            ["SCOPE"] = "scim",
-            ["RESOURCE"] = new Uri(Http.BaseAddress!, "scim/v2/ServiceProviderConfig").ToString(),
-        });
-        var result = JsonDocument.Parse(output).RootElement;
+        var result = DPoPInterop.Run(Issuer, new Uri(Http.BaseAddress!, "scim/v2/ServiceProviderConfig").ToString());
 
         Assert.Equal("dpop", result.GetProperty("tokenType").GetString(), ignoreCase: true);
         Assert.Equal(200, result.GetProperty("withProof").GetInt32());
@@ -498,4 +532,18 @@ public sealed class DPoPInteropTests(KestrelServer server) : ServerTests<Kestrel
         Assert.Equal(401, result.GetProperty("asBearer").GetInt32());
         Assert.False(string.IsNullOrEmpty(result.GetProperty("jkt").GetString()));
     }
+}
+
+/// <summary>tools/dpop/interop.mjs: openid-client's DPoP as the provisioner client, against a SCIM resource of the server.</summary>
+public static class DPoPInterop
+{
+    public static JsonElement Run(string issuer, string resource) =>
+        JsonDocument.Parse(NodeTools.Run("dpop", "interop.mjs", environment: new Dictionary<string, string>
+        {
+            ["ISSUER"] = issuer,
+            ["CLIENT_ID"] = ServerFactory.Provisioner,
+            ["CLIENT_SECRET"] = ServerFactory.ProvisionerSecret,
+            ["SCOPE"] = "scim",
+            ["RESOURCE"] = resource,
+        })).RootElement;
 }
