@@ -39,6 +39,7 @@ builder.AddApiErrors();
 builder.AddRateLimits();
 builder.AddApiDocs();
 builder.AddMetadataCache();
+builder.AddBrowserOrigins();
 builder.AddJobs();
 builder.AddMetrics();
 
@@ -47,6 +48,7 @@ var app = builder.Build();
 app.UseRequestIds();
 app.UseApiErrors();
 app.UseTransportSecurity();
+app.UseBrowserOrigins();
 app.UseAuthenticationRateLimits();
 app.UseMetadataCache();
 app.UseAuthentication();

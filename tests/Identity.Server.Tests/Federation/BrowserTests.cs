@@ -51,6 +51,69 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
     [Fact]
     public async Task PasswordSignIn_LoginAndConsentPages_EndAtTheAppWithACode()
     {
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        var (back, verifier) = await SpaPasswordSignInAsync(page);
+
+        var tokens = await SpaTokensAsync(back, verifier);
+        Assert.False(tokens.IsError, tokens.Error);
+        Assert.Equal(["pwd"], (await ValidateJwtAsync(tokens.AccessToken!, "identity")).GetPayloadValue<string[]>("amr"));
+    }
+
+    /// <summary>
+    /// A single-page app redeems its code and calls userinfo from its own origin (the origin of its redirect URI), as
+    /// browsers allow only when this server names that origin (CORS); a page of an origin no client registered reads
+    /// the public discovery document but none of those answers.
+    /// </summary>
+    [Fact]
+    public async Task Spa_RedeemsItsCodeAndCallsUserInfo_FromItsOwnOrigin_AnotherOriginCannotReadTheAnswers()
+    {
+        // The app pages are served by the test (not from a loopback address), so Chromium's local network access
+        // prompt is answered yes up front, as a user would: what remains to pass or block is CORS alone.
+        await using var context = await chromium.Browser.NewContextAsync(new() { Permissions = ["local-network-access"] });
+        var page = await context.NewPageAsync();
+        var (back, verifier) = await SpaPasswordSignInAsync(page);
+        var tokenUrl = new Uri(Factory.Address, "connect/token").ToString();
+        var userInfoUrl = new Uri(Factory.Address, "connect/userinfo").ToString();
+        const string redeem = """
+            async ([tokenUrl, userInfoUrl, body]) => {
+              const tokens = await (await fetch(tokenUrl, { method: "POST", body: new URLSearchParams(body) })).json();
+              // The Authorization header makes the browser ask first (a preflight).
+              const userInfo = await fetch(userInfoUrl, { headers: { Authorization: "Bearer " + tokens.access_token } });
+              return JSON.stringify({ tokenType: tokens.token_type, status: userInfo.status, user: await userInfo.json(), requestId: userInfo.headers.get("X-Request-Id") });
+            }
+            """;
+        var body = new Dictionary<string, string>
+        {
+            ["grant_type"] = "authorization_code", ["client_id"] = ServerFactory.Spa, ["code"] = QueryHelpers.ParseQuery(back.Query)["code"].ToString(),
+            ["redirect_uri"] = ServerFactory.SpaRedirect, ["code_verifier"] = verifier,
+        };
+
+        var result = System.Text.Json.JsonDocument.Parse(await page.EvaluateAsync<string>(redeem, new object[] { tokenUrl, userInfoUrl, body })).RootElement;
+
+        Assert.Equal(new Uri(ServerFactory.SpaRedirect).GetLeftPart(UriPartial.Authority), await page.EvaluateAsync<string>("location.origin"));
+        Assert.Equal("Bearer", result.GetProperty("tokenType").GetString());
+        Assert.Equal(200, result.GetProperty("status").GetInt32());
+        Assert.False(string.IsNullOrEmpty(result.GetProperty("user").GetProperty("sub").GetString()));
+        Assert.False(string.IsNullOrEmpty(result.GetProperty("requestId").GetString()));
+
+        var stranger = await context.NewPageAsync();
+        const string strangerOrigin = "http://localhost:5174";
+        await stranger.RouteAsync(strangerOrigin + "/**", route => route.FulfillAsync(new RouteFulfillOptions { Status = 200, ContentType = "text/html", Body = "elsewhere" }));
+        await stranger.GotoAsync(strangerOrigin + "/");
+        const string probe = """
+            async ([url, init]) => {
+              try { const response = await fetch(url, init); return "read " + response.status; } catch (e) { return "blocked"; }
+            }
+            """;
+        Assert.Equal("read 200", await stranger.EvaluateAsync<string>(probe, new object[] { new Uri(Factory.Address, ".well-known/openid-configuration").ToString(), new { } }));
+        Assert.Equal("blocked", await stranger.EvaluateAsync<string>(probe, new object[] { tokenUrl, new { method = "POST", body = "grant_type=refresh_token&refresh_token=x" } }));
+        Assert.Equal("blocked", await stranger.EvaluateAsync<string>(probe, new object[] { userInfoUrl, new { headers = new { Authorization = "Bearer x" } } }));
+    }
+
+    /// <summary>The SPA's sign-in through the login and consent pages; the address its redirect URI was called with, and its PKCE verifier.</summary>
+    async Task<(Uri Back, string Verifier)> SpaPasswordSignInAsync(IPage page)
+    {
         var email = await CreateUserAsync();
         var (verifier, challenge) = Pkce.New();
         var start = QueryHelpers.AddQueryString(new Uri(Factory.Address, "connect/authorize").ToString(), new Dictionary<string, string?>
@@ -58,8 +121,6 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
             ["client_id"] = ServerFactory.Spa, ["redirect_uri"] = ServerFactory.SpaRedirect, ["response_type"] = "code",
             ["scope"] = "openid profile identity", ["state"] = "spa", ["code_challenge"] = challenge, ["code_challenge_method"] = "S256",
         });
-        await using var context = await chromium.Browser.NewContextAsync();
-        var page = await context.NewPageAsync();
         var arrived = await AppRedirectAsync(page, ServerFactory.SpaRedirect);
 
         await page.GotoAsync(start);
@@ -69,10 +130,8 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         await page.WaitForURLAsync("**/Account/Consent**");
         await page.GetByRole(AriaRole.Button, new() { Name = "Allow" }).ClickAsync();
         var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
-
-        var tokens = await SpaTokensAsync(back, verifier);
-        Assert.False(tokens.IsError, tokens.Error);
-        Assert.Equal(["pwd"], (await ValidateJwtAsync(tokens.AccessToken!, "identity")).GetPayloadValue<string[]>("amr"));
+        await page.WaitForURLAsync(ServerFactory.SpaRedirect + "**");
+        return (back, verifier);
     }
 
     /// <summary>

@@ -13,6 +13,7 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
     public const string AdminEmail = "admin@example.test";
     public const string AdminPassword = "admin passphrase for the tests";
 
+    public const string FirstPartyOrigin = "https://first-party.example.test";
     public const string Spa = "spa";                        // public, code + PKCE, explicit consent
     public const string SpaRedirect = "http://localhost:5173/callback";
     public const string SpaLogoutRedirect = "http://localhost:5173/";
@@ -57,6 +58,8 @@ public class ServerFactory(DatabaseSettings database, string? keyFolder = null, 
             "Identity:Admin:Password", AdminPassword,
             "Identity:Scopes:0:Name", DownstreamScope,
             "Identity:Scopes:0:Resources:0", DownstreamAudience,
+            // A first-party app that signs in through /api/v1/auth, without a redirect URI of its own.
+            "Identity:Cors:Origins:0", FirstPartyOrigin,
 
             "Identity:Clients:0:ClientId", Spa,
             "Identity:Clients:0:DisplayName", "Single-page app",
