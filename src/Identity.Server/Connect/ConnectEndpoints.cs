@@ -36,13 +36,13 @@ public static class ConnectEndpoints
     }
 
     static async Task<IResult> Authorize(HttpContext http, UserManager<User> users, IOpenIddictApplicationManager applications,
-        IOpenIddictAuthorizationManager authorizations, PrincipalFactory factory, IAntiforgery antiforgery, SecurityEvents events)
+        IOpenIddictAuthorizationManager authorizations, PrincipalFactory factory, IAntiforgery antiforgery, SecurityEvents events, TokenOptions tokens)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
         var session = await http.AuthenticateAsync(IdentityConstants.ApplicationScheme);
         var user = session.Succeeded ? await users.GetUserAsync(session.Principal) : null;
 
-        if (user is null || request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request))
+        if (user is null || request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request, tokens))
         {
             if (request.HasPromptValue(PromptValues.None))
                 return Forbid(Errors.LoginRequired, "The user is not logged in.");
@@ -126,6 +126,9 @@ public static class ConnectEndpoints
             // token): EF Core would open and close it around each. It closes as the request's context is returned.
             await services.GetRequiredService<IdentityDbContext>().Database.OpenConnectionAsync();
             var previous = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal!;
+            // Its own expiry already stops at the sign-in's end; this catches tokens from before a shorter maximum was set.
+            if (request.IsRefreshTokenGrantType() && SessionMaxLifetime.EndOf(previous, services.GetRequiredService<TokenOptions>()) <= DateTimeOffset.UtcNow)
+                return Forbid(Errors.InvalidGrant, "The sign-in has lasted as long as a sign-in may: sign in again.");
             var user = await factory.FindUserAsync(previous.GetClaim(Claims.Subject)!);
             if (!await Users.Accounts.MaySignInAsync(services.GetRequiredService<SignInManager<User>>(), user))
                 return Forbid(Errors.InvalidGrant, "The token is no longer valid.");
@@ -218,9 +221,14 @@ public static class ConnectEndpoints
         await http.SignOutAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme, new AuthenticationProperties { RedirectUri = "/" });
     }
 
-    static bool IsTooOld(AuthenticateResult session, OpenIddictRequest request) =>
-        request.MaxAge is long maxAge && AuthenticatedAt(session) is { } authenticated &&
-        DateTimeOffset.UtcNow - authenticated > TimeSpan.FromSeconds(maxAge);
+    /// <summary>
+    /// The browser session's login is older than the client's max_age, or than a sign-in may last at all
+    /// (<see cref="SessionMaxLifetime"/>): the user logs in again, rather than the app getting a sign-in already over.
+    /// </summary>
+    static bool IsTooOld(AuthenticateResult session, OpenIddictRequest request, TokenOptions tokens) =>
+        AuthenticatedAt(session) is { } authenticated &&
+        (DateTimeOffset.UtcNow - authenticated >= tokens.RefreshTokenAbsoluteLifetime ||
+         request.MaxAge is long maxAge && DateTimeOffset.UtcNow - authenticated > TimeSpan.FromSeconds(maxAge));
 
     /// <summary>
     /// When the session's user last proved who they are: the auth_time the login page stamped on the cookie (kept

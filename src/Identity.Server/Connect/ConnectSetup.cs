@@ -123,6 +123,7 @@ public static class ConnectSetup
                 server.AddEventHandler(SessionRefreshTokens.Redeem.Descriptor);
                 server.AddEventHandler(SessionRefreshTokens.Check.Descriptor);
                 server.AddEventHandler(RefreshTokenClaims.Descriptor);
+                server.AddEventHandler(SessionMaxLifetime.Descriptor);
                 server.AddEventHandler(DPoP.CheckTokenRequest.Descriptor);
                 server.AddEventHandler(DPoP.RequireForClient.Descriptor);
                 server.AddEventHandler(DPoP.CheckBoundGrant.Descriptor);

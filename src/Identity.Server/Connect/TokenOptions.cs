@@ -17,6 +17,9 @@ public sealed class TokenOptions
     /// </summary>
     public TimeSpan NotRememberedRefreshTokenLifetime { get; set; } = TimeSpan.FromDays(1);
 
+    /// <summary>The longest a sign-in lasts from the user's authentication, however its refresh tokens slide (see SessionMaxLifetime).</summary>
+    public TimeSpan RefreshTokenAbsoluteLifetime { get; set; } = TimeSpan.FromDays(30);
+
     public TimeSpan AuthorizationCodeLifetime { get; set; } = TimeSpan.FromMinutes(5);
 
     public TimeSpan IdentityTokenLifetime { get; set; } = TimeSpan.FromMinutes(20);

@@ -35,7 +35,7 @@ public sealed class PruneSessions(IdentityDbContext db, IOpenIddictTokenManager 
         // recorded by an earlier version has no lifetime on record: the longest refresh token lifetime bounds it.
         var idleSince = now - (lifetimes.RefreshTokenLifetime > lifetimes.NotRememberedRefreshTokenLifetime
             ? lifetimes.RefreshTokenLifetime : lifetimes.NotRememberedRefreshTokenLifetime);
-        var live = sessions.Where(s => s.RefreshTokenId is not null && !s.HasLapsed(now) && (s.RefreshTokenLifetime is not null || s.LastUsedAt >= idleSince))
+        var live = sessions.Where(s => s.RefreshTokenId is not null && !s.HasLapsed(now, lifetimes.RefreshTokenAbsoluteLifetime) && (s.RefreshTokenLifetime is not null || s.LastUsedAt >= idleSince))
             .Select(s => s.AuthorizationId).ToList();
         // Only those without token rows left: a row still points at its authorization (no cascade), and OpenIddict's
         // token pruning takes the rows of an ended session once they are a day old, so the session goes at a later run.

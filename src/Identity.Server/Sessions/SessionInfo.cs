@@ -18,6 +18,12 @@ public sealed class SessionInfo
     public DateTimeOffset LastUsedAt { get; set; }
 
     /// <summary>
+    /// When the user authenticated for this sign-in (its auth_time; a browser session's login can be older than the
+    /// session), from which it lasts at most Identity:Tokens:RefreshTokenAbsoluteLifetime; null for earlier versions' sessions.
+    /// </summary>
+    public DateTimeOffset? AuthenticatedAt { get; set; }
+
+    /// <summary>
     /// The id of the one refresh token of this session that may still be redeemed (see Connect/SessionRefreshTokens);
     /// null when the session has none, or its refresh tokens are rows of their own (issued by earlier versions).
     /// </summary>
@@ -29,14 +35,21 @@ public sealed class SessionInfo
     /// </summary>
     public TimeSpan? RefreshTokenLifetime { get; set; }
 
-    /// <summary>When its current refresh token expires unless used first; null without one, or when not known.</summary>
-    public DateTimeOffset? RefreshTokenExpiresAt => RefreshTokenId is not null && RefreshTokenLifetime is { } lifetime ? LastUsedAt + lifetime : null;
+    /// <summary>
+    /// When its current refresh token expires unless used first, or the sign-in reaches <paramref name="maxLifetime"/>
+    /// if sooner (Connect/SessionMaxLifetime); null without a refresh token, or when not known.
+    /// </summary>
+    public DateTimeOffset? RefreshTokenExpiresAt(TimeSpan maxLifetime) =>
+        RefreshTokenId is null || RefreshTokenLifetime is not { } lifetime ? null
+        : AuthenticatedAt + maxLifetime is { } end && end < LastUsedAt + lifetime ? end
+        : LastUsedAt + lifetime;
 
     /// <summary>
-    /// Its refresh token has expired unused, so nothing of the sign-in can be used any more: a session without remember
-    /// me lapses after a day, not when the longest lifetime has passed. Unknown for sessions of earlier versions.
+    /// Its refresh token has expired unused, or the sign-in has lasted as long as one may, so nothing of it can be used
+    /// any more: a session without remember me lapses after a day, not when the longest lifetime has passed. Unknown
+    /// for sessions of earlier versions.
     /// </summary>
-    public bool HasLapsed(DateTimeOffset now) => RefreshTokenExpiresAt < now;
+    public bool HasLapsed(DateTimeOffset now, TimeSpan maxLifetime) => RefreshTokenExpiresAt(maxLifetime) < now;
 }
 
 /// <summary>

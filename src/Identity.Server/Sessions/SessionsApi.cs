@@ -66,7 +66,7 @@ public static class SessionsApi
 /// <summary>Sessions are OpenIddict authorizations (status, client, tokens) joined with <see cref="SessionInfo"/>.</summary>
 public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations, IOpenIddictApplicationManager applications,
     IOpenIddictTokenManager tokens, IdentityDbContext db, SecurityEvents events, BackchannelLogout logouts, IHttpContextAccessor http,
-    TimeProvider time)
+    TimeProvider time, Connect.TokenOptions lifetimes)
 {
     /// <summary>
     /// The user's valid sign-ins. Those that lapsed (<see cref="SessionInfo.HasLapsed"/>) and wait for the hourly
@@ -85,7 +85,7 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
                 continue;
             var id = (await authorizations.GetIdAsync(authorization))!;
             infos.TryGetValue(id, out var info);
-            if (!withLapsed && info?.HasLapsed(now) == true)
+            if (!withLapsed && info?.HasLapsed(now, lifetimes.RefreshTokenAbsoluteLifetime) == true)
                 continue;
             var applicationId = await authorizations.GetApplicationIdAsync(authorization);
             if (applicationId is not null && !clients.ContainsKey(applicationId))
@@ -94,7 +94,7 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
                     : (null, null);
             var client = applicationId is null ? (null, null) : clients[applicationId];
             sessions.Add(new SessionsApi.SessionView(id, client.Id, client.Name, info?.CreatedAt ?? await authorizations.GetCreationDateAsync(authorization),
-                info?.LastUsedAt, info?.RefreshTokenExpiresAt, info?.Ip, info?.UserAgent, id == current));
+                info?.LastUsedAt, info?.RefreshTokenExpiresAt(lifetimes.RefreshTokenAbsoluteLifetime), info?.Ip, info?.UserAgent, id == current));
         }
         return sessions.OrderByDescending(s => s.LastUsedAt ?? s.CreatedAt).ToList();
     }

@@ -579,6 +579,9 @@ namespace Identity.Server.Data.Migrations.SqlServer
                         .HasMaxLength(100)
                         .HasColumnType("nvarchar(100)");
 
+                    b.Property<DateTimeOffset?>("AuthenticatedAt")
+                        .HasColumnType("datetimeoffset");
+
                     b.Property<string>("ClientId")
                         .HasMaxLength(100)
                         .HasColumnType("nvarchar(100)");

@@ -565,6 +565,9 @@ namespace Identity.Server.Data.Migrations.Sqlite
                         .HasMaxLength(100)
                         .HasColumnType("TEXT");
 
+                    b.Property<long?>("AuthenticatedAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("ClientId")
                         .HasMaxLength(100)
                         .HasColumnType("TEXT");
