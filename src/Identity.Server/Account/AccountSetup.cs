@@ -66,7 +66,11 @@ public static class AccountSetup
 
         builder.Services.AddSingleton<FailedSignIns>();
         // Each page names its route (@page "/Account/Login"), so the folder layout does not leak into URLs.
-        builder.Services.AddRazorPages(pages => pages.RootDirectory = "/Account/Pages");
+        builder.Services.AddRazorPages(pages =>
+        {
+            pages.RootDirectory = "/Account/Pages";
+            pages.Conventions.ConfigureFilter(new PageSecurityHeaders());
+        });
         return builder;
     }
 }

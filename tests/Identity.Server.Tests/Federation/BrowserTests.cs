@@ -111,6 +111,36 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         Assert.Equal("blocked", await stranger.EvaluateAsync<string>(probe, new object[] { userInfoUrl, new { headers = new { Authorization = "Bearer x" } } }));
     }
 
+    /// <summary>
+    /// The pages' Content-Security-Policy as Chromium applies it: the login page's own scripts run (its passkey button
+    /// is wired up), but a script that found its way into the page without the response's nonce does not.
+    /// </summary>
+    [Fact]
+    public async Task LoginPage_RunsItsOwnScripts_NotOnesInjectedIntoIt()
+    {
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        var violations = new List<string>();
+        page.Console += (_, message) => { if (message.Text.Contains("Content Security Policy")) violations.Add(message.Text); };
+
+        var response = await page.GotoAsync(new Uri(Factory.Address, "Account/Login").ToString());
+        var ownScriptsRan = await page.EvaluateAsync<bool>("() => typeof passkeyButton === 'function'");
+        var injectedRan = await page.EvaluateAsync<bool>("""
+            async () => {
+              const script = document.createElement('script');
+              script.textContent = 'window.injected = true';
+              document.body.appendChild(script);
+              await new Promise(resolve => setTimeout(resolve, 50));
+              return window.injected === true;
+            }
+            """);
+
+        Assert.Contains("frame-ancestors 'none'", (await response!.AllHeadersAsync())["content-security-policy"]);
+        Assert.True(ownScriptsRan);
+        Assert.False(injectedRan);
+        Assert.NotEmpty(violations);
+    }
+
     /// <summary>The SPA's sign-in through the login and consent pages; the address its redirect URI was called with, and its PKCE verifier.</summary>
     async Task<(Uri Back, string Verifier)> SpaPasswordSignInAsync(IPage page)
     {
