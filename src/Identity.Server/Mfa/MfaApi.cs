@@ -46,11 +46,8 @@ public static class MfaApi
         return app;
     }
 
-    /// <summary>
-    /// Enrolling a factor decides who can sign in from then on, so a token alone is not enough: its sign-in (auth_time)
-    /// must be recent. Someone who has stolen an access token cannot lock the user out behind an authenticator of theirs.
-    /// </summary>
-    public static readonly TimeSpan RecentSignIn = TimeSpan.FromMinutes(15);
+    /// <summary>Enrolling a factor needs a recent sign-in, not just a token (<see cref="Account.RecentSignIn"/>).</summary>
+    static readonly TimeSpan RecentSignIn = Account.RecentSignIn.Window;
 
     static async Task<IResult> Setup(HttpContext http, SetupRequest? body, ClaimsPrincipal principal, UserManager<User> users, MultiFactor mfa,
         TimeProvider time)

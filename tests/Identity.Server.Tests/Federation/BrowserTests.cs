@@ -112,6 +112,67 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
     }
 
     /// <summary>
+    /// Two-step verification set up in the browser, as a user of an app that only sends them to the login page would:
+    /// the MFA page shows a QR code (of the same key it prints) and backup codes, takes a code from the "app" (RFC 6238,
+    /// computed here), and from then on the login page asks for a code; a backup code gets the SPA its tokens, with
+    /// amr saying two factors. Another backup code turns it off on the same page.
+    /// </summary>
+    [Fact]
+    public async Task Mfa_SetUpOnItsPage_IsAskedForAtTheNextLogin_AndTurnedOffWithABackupCode()
+    {
+        var email = await CreateUserAsync();
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(new Uri(Factory.Address, "Account/Login?ReturnUrl=%2FAccount%2FMfa").ToString());
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync(Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Set up an authenticator app" }).ClickAsync();
+        var secret = await page.Locator("#secret").TextContentAsync();
+        var qr = await page.GetByRole(AriaRole.Img, new() { Name = "QR code for your authenticator app" }).GetAttributeAsync("src");
+        var backupCodes = await page.Locator(".backup-codes code").AllTextContentsAsync();
+        var current = Otp.Totp(Otp.Base32Decode(secret!), DateTimeOffset.UtcNow);
+        await page.GetByLabel("Code from your app").FillAsync(current == "000000" ? "111111" : "000000");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Turn on" }).ClickAsync();
+        var wrong = await page.GetByRole(AriaRole.Alert).First.TextContentAsync();
+        await page.GetByLabel("Code from your app").FillAsync(Otp.Totp(Otp.Base32Decode(secret!), DateTimeOffset.UtcNow));
+        await page.GetByRole(AriaRole.Button, new() { Name = "Turn on" }).ClickAsync();
+        var turnedOn = await page.GetByRole(AriaRole.Status).TextContentAsync();
+
+        Assert.Contains($"secret={secret}", Otp.DecodeQr(qr!["data:image/png;base64,".Length..]));
+        Assert.Equal(10, backupCodes.Count);
+        Assert.Contains("not right", wrong);
+        Assert.Contains("is on", turnedOn);
+
+        await context.ClearCookiesAsync();
+        var (verifier, challenge) = Pkce.New();
+        var arrived = await AppRedirectAsync(page, ServerFactory.SpaRedirect);
+        await page.GotoAsync(QueryHelpers.AddQueryString(new Uri(Factory.Address, "connect/authorize").ToString(), new Dictionary<string, string?>
+        {
+            ["client_id"] = ServerFactory.Spa, ["redirect_uri"] = ServerFactory.SpaRedirect, ["response_type"] = "code",
+            ["scope"] = "openid identity", ["state"] = "mfa", ["code_challenge"] = challenge, ["code_challenge_method"] = "S256",
+        }));
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync(Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
+        await page.GetByLabel("Code from your authenticator app, or a backup code").FillAsync(backupCodes[0]);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Verify" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Allow" }).ClickAsync();
+        var tokens = await SpaTokensAsync(await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30)), verifier);
+
+        Assert.False(tokens.IsError, tokens.Error);
+        Assert.Contains("mfa", (await ValidateJwtAsync(tokens.AccessToken!, "identity")).GetPayloadValue<string[]>("amr"));
+
+        await page.UnrouteAllAsync();
+        await page.GotoAsync(new Uri(Factory.Address, "Account/Mfa").ToString());
+        await page.GetByLabel("To turn it off, a code from your app or a backup code").FillAsync(backupCodes[1]);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Turn off" }).ClickAsync();
+
+        Assert.Contains("is off", await page.GetByRole(AriaRole.Status).TextContentAsync());
+    }
+
+    /// <summary>
     /// The pages' Content-Security-Policy as Chromium applies it: the login page's own scripts run (its passkey button
     /// is wired up), but a script that found its way into the page without the response's nonce does not.
     /// </summary>

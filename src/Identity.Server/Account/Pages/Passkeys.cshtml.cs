@@ -1,23 +1,19 @@
-using System.Globalization;
 using Identity.Server.Data;
 using Identity.Server.Events;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
-using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Identity.Server.Account.Pages;
 
 /// <summary>
 /// The signed-in user's passkeys (WebAuthn, through ASP.NET Core Identity): list, add, remove. Adding one needs a
-/// sign-in within <see cref="RecentSignIn"/>, so a session cookie someone else got hold of cannot leave a passkey of
-/// theirs behind on the account. Each change is audited (passkey.added, passkey.removed).
+/// recent sign-in (<see cref="RecentSignIn"/>). Each change is audited (passkey.added, passkey.removed).
 /// </summary>
 [Authorize]
 public sealed class PasskeysModel(UserManager<User> users, SignInManager<User> signIn, SecurityEvents events, TimeProvider time) : PageModel
 {
-    public static readonly TimeSpan RecentSignIn = TimeSpan.FromMinutes(15);
     const int MaxPasskeys = 20;
 
     /// <summary>The browser's answer to navigator.credentials.create, as JSON.</summary>
@@ -33,9 +29,7 @@ public sealed class PasskeysModel(UserManager<User> users, SignInManager<User> s
     public string? Message { get; private set; }
     public string? Error { get; private set; }
 
-    public bool SignedInRecently =>
-        long.TryParse(User.FindFirst(Claims.AuthenticationTime)?.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var seconds)
-        && time.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(seconds) < RecentSignIn;
+    public bool SignedInRecently => RecentSignIn.Holds(User, time);
 
     public async Task<IActionResult> OnGetAsync() => await ShowAsync();
 
