@@ -42,6 +42,7 @@ builder.AddMetadataCache();
 builder.AddBrowserOrigins();
 builder.AddJobs();
 builder.AddMetrics();
+builder.AddTracing();
 
 var app = builder.Build();
 

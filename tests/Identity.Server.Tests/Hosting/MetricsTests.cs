@@ -203,3 +203,54 @@ public sealed class OtlpMetricsTests
         Assert.Contains(received, r => r.Contains("identity.oauth.responses", StringComparison.Ordinal) && r.Contains("client_credentials", StringComparison.Ordinal));
     }
 }
+
+/// <summary>Traces pushed to an OpenTelemetry collector (a real HTTP receiver of OTLP's protobuf), when tracing is on.</summary>
+[Collection(nameof(MetricsTests))]
+public sealed class OtlpTracingTests
+{
+    [Fact]
+    public async Task Traces_ArePushedOverOtlp_ContinuingTheCallersTrace_WithoutQueryValues()
+    {
+        var received = new ConcurrentQueue<byte[]>();
+        var (collector, url) = LoopbackServer.Start(web => web.MapPost("/v1/traces", async (HttpContext http) =>
+        {
+            using var body = new MemoryStream();
+            await http.Request.Body.CopyToAsync(body);
+            received.Enqueue(body.ToArray());
+            return Results.Ok();
+        }));
+        await using var _ = collector;
+        await using var tracing = new ServerFactory(DatabaseSettings.Sqlite(), overrides:
+        [
+            new("Identity:Tracing:Enabled", "true"),
+            new("OTEL_EXPORTER_OTLP_ENDPOINT", url),
+            new("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            new("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ]);
+        var http = tracing.CreateClient();
+        var traceId = System.Security.Cryptography.RandomNumberGenerator.GetBytes(16);
+        var traceparent = $"00-{Convert.ToHexStringLower(traceId)}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}-01";
+        var login = new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = "openid",
+        };
+        login.Headers.Add("traceparent", traceparent);
+        Assert.False((await http.RequestPasswordTokenAsync(login)).IsError);
+        using var authorize = new HttpRequestMessage(HttpMethod.Get, $"/connect/authorize?client_id={ServerFactory.Web}&state=secret-state-value");
+        authorize.Headers.Add("traceparent", traceparent);
+        await http.SendAsync(authorize);
+
+        static bool Has(byte[] body, byte[] part) => body.AsSpan().IndexOf(part) >= 0;
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!received.Any(b => Has(b, traceId) && Has(b, Encoding.UTF8.GetBytes("/connect/authorize"))) && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        var spans = received.Where(b => Has(b, traceId)).ToList();
+
+        // Protobuf keeps the trace id as its 16 bytes and names as UTF-8 text.
+        Assert.Contains(spans, b => Has(b, Encoding.UTF8.GetBytes("/connect/token")));
+        // The password grant read the account: a database span in the same trace.
+        Assert.Contains(spans, b => Has(b, Encoding.UTF8.GetBytes("sqlite")));
+        Assert.DoesNotContain(received, b => Has(b, Encoding.UTF8.GetBytes("secret-state-value")));
+    }
+}
