@@ -69,8 +69,12 @@ public static class AuthApi
         return ApiErrors.Result(http, StatusCodes.Status401Unauthorized, "INVALID_CREDENTIALS", "The provided credentials are invalid.");
     }
 
-    static async Task<IResult> Register(HttpContext http, UserManager<User> users, IdentityDbContext db, PrincipalFactory factory, SecurityEvents events)
+    static async Task<IResult> Register(HttpContext http, UserManager<User> users, IdentityDbContext db, PrincipalFactory factory, SecurityEvents events,
+        IConfiguration configuration)
     {
+        if (!Accounts.RegistrationOpen(configuration))
+            return ApiErrors.Result(http, 403, "FORBIDDEN", "Registration is closed on this server: ask an administrator for an account.",
+                new { reason = "registration_disabled" });
         var request = http.GetOpenIddictServerRequest()!;
         var email = request.Username!.Trim();
         var name = (string?)request["name"];

@@ -42,6 +42,11 @@ public static class ConnectEndpoints
         var session = await http.AuthenticateAsync(IdentityConstants.ApplicationScheme);
         var user = session.Succeeded ? await users.GetUserAsync(session.Principal) : null;
 
+        // OpenIddict accepts create only while registration is open (ConnectSetup). Back here once signed up, without it.
+        if (request.HasPromptValue(PromptValues.Create))
+            return Results.Redirect("/Account/Register?ReturnUrl=" + Uri.EscapeDataString(
+                http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt))));
+
         if (user is null || request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request, tokens))
         {
             if (request.HasPromptValue(PromptValues.None))

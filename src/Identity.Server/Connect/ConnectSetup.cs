@@ -71,6 +71,10 @@ public static class ConnectSetup
                     .AllowCustomFlow(Mfa.MfaGrant.Type)
                     .AllowCustomFlow(Federation.FederationGrant.Type);
 
+                // OpenID Connect's Initiating User Registration: prompt=create opens the registration page.
+                if (Users.Accounts.RegistrationOpen(builder.Configuration))
+                    server.RegisterPromptValues(PromptValues.Create);
+
                 // RFC 9700: PKCE with S256 only; "plain" offers no protection against an intercepted code.
                 server.Configure(options => options.CodeChallengeMethods.Remove(CodeChallengeMethods.Plain));
 

@@ -124,7 +124,8 @@ public static class RateLimits
         if (path.StartsWithSegments("/api/v1/auth/me"))
             return Category.Standard;
         // Self-registration of clients counts like sign-ups: per address, before anything is written.
-        if (path.StartsWithSegments("/api/v1/auth") || path.StartsWithSegments(Clients.DynamicRegistration.Path))
+        if (path.StartsWithSegments("/api/v1/auth") || path.StartsWithSegments(Clients.DynamicRegistration.Path) ||
+            HttpMethods.IsPost(request.Method) && path.StartsWithSegments("/Account/Register"))
             return Category.Authentication;
         // The seed's bulk operations: its one request that acts on a whole collection, DELETE /sessions (and the
         // admin's form of it). Batches of policy decisions are reads a service makes all day: they stay standard.

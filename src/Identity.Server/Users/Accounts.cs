@@ -12,6 +12,12 @@ namespace Identity.Server.Users;
 public static class Accounts
 {
     /// <summary>
+    /// Anyone may sign up (the seed's /api/v1/auth/register, the registration page, prompt=create) unless
+    /// Identity:Registration:Enabled is false: then accounts come only from admins, SCIM and external providers.
+    /// </summary>
+    public static bool RegistrationOpen(IConfiguration configuration) => configuration.GetValue("Identity:Registration:Enabled", true);
+
+    /// <summary>
     /// Creates <paramref name="user"/> in the organization of its email domain, with the role user plus
     /// <paramref name="roles"/>; the first member of an organization with a verified email becomes its org_admin,
     /// unless <paramref name="claimsOrganization"/> is false: a directory provisioning its people (SCIM) manages the

@@ -359,20 +359,5 @@ public abstract class AuthorizationCodeTests<TFactory>(TFactory factory) : Serve
             CodeVerifier = verifier,
         });
 
-    static string AuthorizeUrl(string clientId, string redirectUri, params (string Key, string Value)[] extra)
-    {
-        var parameters = new Dictionary<string, string?>
-        {
-            ["client_id"] = clientId,
-            ["redirect_uri"] = redirectUri,
-            ["response_type"] = "code",
-            ["scope"] = "openid",
-            ["state"] = CryptoRandom.CreateUniqueId(16),
-        };
-        foreach (var (key, value) in extra)
-            parameters[key] = value;
-        return QueryHelpers.AddQueryString("/connect/authorize", parameters);
-    }
-
     static string Challenge(string verifier) => Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(verifier)));
 }

@@ -47,14 +47,14 @@ public sealed class SessionMaxLifetimeTests(ShortSignInServer server) : ServerTe
         var email = await CreateUserAsync();
         var browser = new Browser(Factory);
         var authenticated = DateTimeOffset.UtcNow;
-        var back = await browser.LoginAsync(await browser.OpenAsync(AuthorizeUrl()), email, Password);
+        var back = await browser.LoginAsync(await browser.OpenAsync(AuthorizeUrl(ServerFactory.Web, ServerFactory.WebRedirect)), email, Password);
         Assert.True(QueryHelpers.ParseQuery(back.LeftTo!.Query).ContainsKey("code"));
-        var silent = await browser.OpenAsync(AuthorizeUrl(("prompt", "none")));
+        var silent = await browser.OpenAsync(AuthorizeUrl(ServerFactory.Web, ServerFactory.WebRedirect, ("prompt", "none")));
         Assert.True(QueryHelpers.ParseQuery(silent.LeftTo!.Query).ContainsKey("code"));
 
         await OutlastAsync(authenticated);
-        var silentLater = await browser.OpenAsync(AuthorizeUrl(("prompt", "none")));
-        var later = await browser.OpenAsync(AuthorizeUrl());
+        var silentLater = await browser.OpenAsync(AuthorizeUrl(ServerFactory.Web, ServerFactory.WebRedirect, ("prompt", "none")));
+        var later = await browser.OpenAsync(AuthorizeUrl(ServerFactory.Web, ServerFactory.WebRedirect));
 
         Assert.Equal("login_required", QueryHelpers.ParseQuery(silentLater.LeftTo!.Query)["error"]);
         Assert.Equal("/Account/Login", later.Url.AbsolutePath);
@@ -118,17 +118,5 @@ public sealed class SessionMaxLifetimeTests(ShortSignInServer server) : ServerTe
         var registered = await http.PostAsync("/api/v1/auth/register", System.Net.Http.Json.JsonContent.Create(new { email, password = Password, name = "Max" }));
         Assert.True(registered.IsSuccessStatusCode, await registered.Content.ReadAsStringAsync());
         return email;
-    }
-
-    static string AuthorizeUrl(params (string Key, string Value)[] extra)
-    {
-        var parameters = new Dictionary<string, string?>
-        {
-            ["client_id"] = ServerFactory.Web, ["redirect_uri"] = ServerFactory.WebRedirect, ["response_type"] = "code", ["scope"] = "openid",
-            ["state"] = Guid.NewGuid().ToString("N"),
-        };
-        foreach (var (key, value) in extra)
-            parameters[key] = value;
-        return QueryHelpers.AddQueryString("/connect/authorize", parameters);
     }
 }

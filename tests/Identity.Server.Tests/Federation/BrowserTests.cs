@@ -172,6 +172,32 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         Assert.Contains("is off", await page.GetByRole(AriaRole.Status).TextContentAsync());
     }
 
+    /// <summary>An app asks for a sign-up (prompt=create): the new user registers, consents, and the app gets its tokens.</summary>
+    [Fact]
+    public async Task PromptCreate_SignsUpANewUser_WhoseAppGetsTokens()
+    {
+        var email = $"chromium-signup-{Guid.NewGuid():N}@example.test";
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        var (verifier, challenge) = Pkce.New();
+        var arrived = await AppRedirectAsync(page, ServerFactory.SpaRedirect);
+
+        await page.GotoAsync(QueryHelpers.AddQueryString(new Uri(Factory.Address, "connect/authorize").ToString(), new Dictionary<string, string?>
+        {
+            ["client_id"] = ServerFactory.Spa, ["redirect_uri"] = ServerFactory.SpaRedirect, ["response_type"] = "code", ["prompt"] = "create",
+            ["scope"] = "openid email identity", ["state"] = "signup", ["code_challenge"] = challenge, ["code_challenge_method"] = "S256",
+        }));
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Name").FillAsync("Chromium Signup");
+        await page.GetByLabel("Password (at least 12 characters)").FillAsync(Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Allow" }).ClickAsync();
+        var tokens = await SpaTokensAsync(await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30)), verifier);
+
+        Assert.False(tokens.IsError, tokens.Error);
+        Assert.Equal(email, (await ValidateJwtAsync(tokens.AccessToken!, "identity")).GetClaim("email").Value);
+    }
+
     /// <summary>
     /// The pages' Content-Security-Policy as Chromium applies it: the login page's own scripts run (its passkey button
     /// is wired up), but a script that found its way into the page without the response's nonce does not.

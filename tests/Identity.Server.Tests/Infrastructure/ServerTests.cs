@@ -74,6 +74,19 @@ public abstract class ServerTests<TFactory>(TFactory factory) : IClassFixture<TF
         return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone(), response);
     }
 
+    /// <summary>An authorization request of the code flow (scope openid, a fresh state), with <paramref name="extra"/> parameters over those.</summary>
+    protected static string AuthorizeUrl(string clientId, string redirectUri, params (string Key, string Value)[] extra)
+    {
+        var parameters = new Dictionary<string, string?>
+        {
+            ["client_id"] = clientId, ["redirect_uri"] = redirectUri, ["response_type"] = "code", ["scope"] = "openid",
+            ["state"] = Guid.NewGuid().ToString("N"),
+        };
+        foreach (var (key, value) in extra)
+            parameters[key] = value;
+        return Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString("/connect/authorize", parameters);
+    }
+
     /// <summary>POST /api/v1/auth/login; the access token, or null with the failure.</summary>
     protected async Task<string> LoginAsync(string email, string password = Password)
     {

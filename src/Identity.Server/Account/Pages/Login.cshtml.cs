@@ -1,6 +1,3 @@
-using System.Globalization;
-using System.Security.Claims;
-using System.Security.Cryptography;
 using Identity.Server.Connect;
 using Identity.Server.Data;
 using Identity.Server.Events;
@@ -10,8 +7,6 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
-using Microsoft.AspNetCore.WebUtilities;
-using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Identity.Server.Account.Pages;
 
@@ -49,6 +44,9 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
 
     /// <summary>A reset link can be emailed (an email sender is configured).</summary>
     public bool CanResetPassword => HttpContext.RequestServices.GetService<IEmailSender>() is not null;
+
+    /// <summary>Anyone may sign up here (<see cref="Users.Accounts.RegistrationOpen"/>).</summary>
+    public bool CanRegister => Users.Accounts.RegistrationOpen(HttpContext.RequestServices.GetRequiredService<IConfiguration>());
 
     static string TooManyFailures(TimeSpan wait) =>
         $"Too many failed sign-ins from your network. Try again in {Math.Max(1, (int)Math.Ceiling(wait.TotalMinutes))} minutes.";
@@ -189,18 +187,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
 
     async Task<IActionResult> SignInAsync(User user, string[] methods, string? identityProvider)
     {
-        var claims = methods.Select(m => new Claim(Claims.AuthenticationMethodReference, m)).ToList();
-        claims.Add(new Claim(Claims.AuthenticationTime, time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture), ClaimValueTypes.Integer64));
-        if (identityProvider is not null)
-            claims.Add(new Claim(ClaimDestinations.IdentityProvider, identityProvider));
-        // The browser session's id: every app signed in through this cookie learns it (sid), so that signing out here
-        // can tell each of them which session ended (back-channel logout).
-        claims.Add(new Claim(ClaimDestinations.SessionId, WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(16))));
-        await signIn.SignInWithClaimsAsync(user, RememberMe
-            ? new AuthenticationProperties { IsPersistent = true, ExpiresUtc = time.GetUtcNow() + tokens.RefreshTokenLifetime }
-            : new AuthenticationProperties(), claims);
-        await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user),
-            new { amr = methods, provider = identityProvider, source = "login_page" });
+        await BrowserSession.SignInAsync(signIn, events, time, tokens, user, methods, identityProvider, RememberMe, "login_page");
         // Only local return URLs: an open redirect here would turn the login page into a phishing relay.
         return LocalRedirect(Url.IsLocalUrl(ReturnUrl) ? ReturnUrl : "/");
     }
