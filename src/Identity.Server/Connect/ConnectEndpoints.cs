@@ -44,7 +44,9 @@ public static class ConnectEndpoints
 
         // OpenIddict accepts create only while registration is open (ConnectSetup). Back here once signed up, without it.
         if (request.HasPromptValue(PromptValues.Create))
-            return Results.Redirect("/Account/Register?ReturnUrl=" + Uri.EscapeDataString(
+            return request.HasPromptValue(PromptValues.None)
+                ? Forbid(Errors.InvalidRequest, "prompt=none cannot be combined with create, which shows the registration page.")
+                : Results.Redirect("/Account/Register?ReturnUrl=" + Uri.EscapeDataString(
                 http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt))));
 
         if (user is null || request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request, tokens))

@@ -69,6 +69,17 @@ public sealed class RegistrationPageTests(SqliteServer server) : ServerTests<Sql
             Assert.Equal("invalid_grant", (await PasswordGrantAsync(email, "short")).Error);
     }
 
+    /// <summary>prompt=none promises no page; create is one: the app hears so, and nothing is shown.</summary>
+    [Fact]
+    public async Task PromptCreateWithNone_IsAnInvalidRequest_ForTheApp()
+    {
+        var browser = new Browser(Factory);
+
+        var answer = await browser.OpenAsync(AuthorizeUrl(("prompt", "create none")));
+
+        Assert.Equal("invalid_request", QueryHelpers.ParseQuery(answer.LeftTo!.Query)["error"].ToString());
+    }
+
     [Fact]
     public async Task Discovery_OffersPromptCreate()
     {
