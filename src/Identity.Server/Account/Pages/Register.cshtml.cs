@@ -39,6 +39,9 @@ public sealed class RegisterModel(UserManager<User> users, SignInManager<User> s
             return Refuse("Enter a valid email address.");
         if (FreeText.Problem(Name, "name", 256) is { } problem)
             return Refuse(problem);
+        // Accounts makes one without a password when given none (SCIM, external providers): not from this form.
+        if (string.IsNullOrEmpty(Password))
+            return Refuse("Choose a password.");
 
         var user = new User { Email = email, Name = string.IsNullOrWhiteSpace(Name) ? null : Name.Trim(), LastLoginAt = time.GetUtcNow() };
         var created = await Accounts.CreateAsync(users, db, events, user, Password, []);
