@@ -124,6 +124,14 @@ public static class AccountEmails
             "If it was not you, ignore this email: your password stays as it is.");
     }
 
+    /// <summary>A new account's verification link, by the server's email sender; nothing when none is configured.</summary>
+    public static async Task SendVerificationIfConfiguredAsync(HttpContext http, UserManager<User> users, User user)
+    {
+        if (http.RequestServices.GetService<IEmailSender>() is { } sender)
+            await SendVerificationAsync(http, users, sender, http.RequestServices.GetRequiredService<RateLimitCounters>(),
+                http.RequestServices.GetRequiredService<ILogger<IEmailSender>>(), user);
+    }
+
     public static async Task SendVerificationAsync(HttpContext http, UserManager<User> users, IEmailSender sender, RateLimitCounters counters,
         ILogger logger, User user)
     {

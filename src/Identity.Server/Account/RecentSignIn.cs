@@ -1,6 +1,4 @@
-using System.Globalization;
 using System.Security.Claims;
-using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Identity.Server.Account;
 
@@ -14,6 +12,5 @@ public static class RecentSignIn
     public static readonly TimeSpan Window = TimeSpan.FromMinutes(15);
 
     public static bool Holds(ClaimsPrincipal user, TimeProvider time) =>
-        long.TryParse(user.FindFirst(Claims.AuthenticationTime)?.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var seconds)
-        && time.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(seconds) < Window;
+        Connect.PrincipalFactory.AuthenticatedAt(user) is { } authenticated && time.GetUtcNow() - authenticated < Window;
 }

@@ -88,9 +88,7 @@ public static class AuthApi
         if (!created.Succeeded)
             return Accounts.Problem(http, created);
         // The address is unproven until its owner follows the link: no organization membership before that.
-        if (http.RequestServices.GetService<IEmailSender>() is { } sender)
-            await AccountEmails.SendVerificationAsync(http, users, sender, http.RequestServices.GetRequiredService<RateLimitCounters>(),
-                http.RequestServices.GetRequiredService<ILogger<IEmailSender>>(), user);
+        await AccountEmails.SendVerificationIfConfiguredAsync(http, users, user);
         await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, source = "registration" });
         return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
     }

@@ -242,9 +242,7 @@ public static class ConnectEndpoints
     /// through its renewals), else for an older cookie its issue time.
     /// </summary>
     internal static DateTimeOffset? AuthenticatedAt(AuthenticateResult session) =>
-        long.TryParse(session.Principal?.FindFirst(Claims.AuthenticationTime)?.Value, out var seconds)
-            ? DateTimeOffset.FromUnixTimeSeconds(seconds)
-            : session.Properties?.IssuedUtc;
+        PrincipalFactory.AuthenticatedAt(session.Principal) ?? session.Properties?.IssuedUtc;
 
     static IEnumerable<KeyValuePair<string, string?>> RequestParameters(HttpContext http, params string[] excluded) =>
         (http.Request.HasFormContentType ? (IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>>)http.Request.Form : http.Request.Query)

@@ -58,8 +58,7 @@ public static class DPoP
     static async Task<(string? Jkt, string? Error, string? Problem)> CheckProofAsync(HttpRequest http, IEnumerable<Uri> targets, string? accessToken,
         TimeProvider time, DPoPNonces nonces, CancellationToken cancellationToken)
     {
-        if (nonces.Required)
-            http.HttpContext.Response.Headers[DPoPNonces.Header] = nonces.Issue();
+        nonces.Offer(http.HttpContext.Response);
         var (jkt, problem) = await KeyOfProofAsync(http, targets, accessToken, time, nonces, cancellationToken);
         return jkt is not null ? (jkt, null, null) : (null, problem == NonceProblem ? UseNonce : InvalidProof, problem);
     }
@@ -272,8 +271,7 @@ public static class DPoP
                 JsonSerializer.Deserialize<string[]>(requirements)?.Contains(Requirement) == true)
             {
                 // Its first proof can then carry a nonce already.
-                if (nonces.Required)
-                    http.HttpContext.Response.Headers[DPoPNonces.Header] = nonces.Issue();
+                nonces.Offer(http.HttpContext.Response);
                 context.Reject(InvalidProof, "This client must send a DPoP proof with every token request.");
             }
         }

@@ -28,6 +28,13 @@ public sealed class DPoPNonces(SigningKeys keys, TokenOptions options, TimeProvi
 
     public bool Required => options.RequireDPoPNonce;
 
+    /// <summary>When nonces are required, hands the client a fresh one for its next proof (whatever this answer is).</summary>
+    public void Offer(HttpResponse response)
+    {
+        if (Required)
+            response.Headers[Header] = Issue();
+    }
+
     public string Issue()
     {
         Span<byte> nonce = stackalloc byte[StampLength + MacLength];

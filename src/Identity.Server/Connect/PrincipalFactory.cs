@@ -42,6 +42,16 @@ public sealed class PrincipalFactory(IdentityDbContext db, ScopeResources scopeR
         WithUserClaimsAsync(new ClaimsIdentity(previous.Claims, TokenValidationParameters.DefaultAuthenticationType, Claims.Name, ClaimDestinations.Roles),
             user, previous.GetClaims(Claims.AuthenticationMethodReference));
 
+    /// <summary>
+    /// When the user of <paramref name="principal"/> last proved who they are: its auth_time (a token's, or the browser
+    /// session's), which max_age, the sign-in maximum and the recent-sign-in rule all count from; null without one.
+    /// </summary>
+    public static DateTimeOffset? AuthenticatedAt(ClaimsPrincipal? principal) =>
+        long.TryParse(principal?.FindFirst(Claims.AuthenticationTime)?.Value, System.Globalization.NumberStyles.Integer,
+            System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+            ? DateTimeOffset.FromUnixTimeSeconds(seconds)
+            : null;
+
     /// <summary>A client acting on its own behalf (client credentials): the subject is the client.</summary>
     public static ClaimsPrincipal ForClient(ScopeResources scopeResources, string clientId, string? displayName, IEnumerable<string> scopes)
     {

@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using OpenIddict.Abstractions;
 using OpenIddict.Server;
-using static OpenIddict.Abstractions.OpenIddictConstants;
 using static OpenIddict.Server.OpenIddictServerEvents;
 
 namespace Identity.Server.Connect;
@@ -22,9 +21,7 @@ public sealed class SessionMaxLifetime(TokenOptions tokens, TimeProvider time) :
 
     /// <summary>When the sign-in of <paramref name="principal"/> ends, whatever its refresh tokens say; null without auth_time.</summary>
     public static DateTimeOffset? EndOf(ClaimsPrincipal principal, TokenOptions tokens) =>
-        long.TryParse(principal.GetClaim(Claims.AuthenticationTime), out var seconds)
-            ? DateTimeOffset.FromUnixTimeSeconds(seconds) + tokens.RefreshTokenAbsoluteLifetime
-            : null;
+        PrincipalFactory.AuthenticatedAt(principal) + tokens.RefreshTokenAbsoluteLifetime;
 
     /// <summary>A refresh token never outlives its sign-in: its sliding lifetime stops at the end.</summary>
     public ValueTask HandleAsync(ProcessSignInContext context)

@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using Identity.Server.Account;
 using Identity.Server.Auth;
 using Identity.Server.Connect;
 using Identity.Server.Data;
@@ -46,16 +47,14 @@ public static class MfaApi
         return app;
     }
 
-    /// <summary>Enrolling a factor needs a recent sign-in, not just a token (<see cref="Account.RecentSignIn"/>).</summary>
-    static readonly TimeSpan RecentSignIn = Account.RecentSignIn.Window;
 
     static async Task<IResult> Setup(HttpContext http, SetupRequest? body, ClaimsPrincipal principal, UserManager<User> users, MultiFactor mfa,
         TimeProvider time)
     {
-        if (!long.TryParse(principal.FindFirstValue(Claims.AuthenticationTime), out var signedIn) ||
-            time.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(signedIn) > RecentSignIn)
-            return ApiErrors.Result(http, 403, "FORBIDDEN", $"Sign in again to set up MFA: it needs a sign-in of the last {RecentSignIn.TotalMinutes:0} minutes.",
-                new { reason = "reauthentication_required", max_age = (long)RecentSignIn.TotalSeconds });
+        // Enrolling a factor needs a recent sign-in, not just a token.
+        if (!RecentSignIn.Holds(principal, time))
+            return ApiErrors.Result(http, 403, "FORBIDDEN", $"Sign in again to set up MFA: it needs a sign-in of the last {RecentSignIn.Window.TotalMinutes:0} minutes.",
+                new { reason = "reauthentication_required", max_age = (long)RecentSignIn.Window.TotalSeconds });
         var method = body?.Method ?? MultiFactor.Totp;
         if (method == MultiFactor.Phone && !mfa.SmsAvailable)
             // Not faked: without an SMS sender configured, no code could ever reach the phone.

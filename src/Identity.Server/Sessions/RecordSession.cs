@@ -34,8 +34,7 @@ public sealed class RecordSession(IdentityDbContext db, TimeProvider time) : IOp
             db.Sessions.Add(new SessionInfo
             {
                 AuthorizationId = id, UserId = subject, ClientId = context.Request?.ClientId, CreatedAt = now, LastUsedAt = now,
-                AuthenticatedAt = long.TryParse(context.Principal.GetClaim(OpenIddictConstants.Claims.AuthenticationTime), out var authenticated)
-                    ? DateTimeOffset.FromUnixTimeSeconds(authenticated) : null,
+                AuthenticatedAt = Connect.PrincipalFactory.AuthenticatedAt(context.Principal),
                 Sid = context.Principal.GetClaim(Connect.ClaimDestinations.SessionId),
                 Ip = http?.Connection.RemoteIpAddress?.ToString(),
                 UserAgent = string.IsNullOrEmpty(userAgent) ? null : userAgent[..Math.Min(userAgent.Length, 512)],

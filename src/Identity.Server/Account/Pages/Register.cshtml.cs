@@ -18,7 +18,7 @@ namespace Identity.Server.Account.Pages;
 /// authorization request included. Closed with Identity:Registration:Enabled=false, like the API.
 /// </summary>
 public sealed class RegisterModel(UserManager<User> users, SignInManager<User> signIn, IdentityDbContext db, SecurityEvents events,
-    RateLimitCounters counters, ILogger<RegisterModel> logger, TimeProvider time, Connect.TokenOptions tokens) : PageModel
+    TimeProvider time, Connect.TokenOptions tokens) : PageModel
 {
     [BindProperty] public string? Email { get; set; }
     [BindProperty] public string? Name { get; set; }
@@ -50,8 +50,7 @@ public sealed class RegisterModel(UserManager<User> users, SignInManager<User> s
             return Refuse(created.Errors.Any(e => e.Code is nameof(IdentityErrorDescriber.DuplicateEmail) or nameof(IdentityErrorDescriber.DuplicateUserName))
                 ? "An account with this email already exists. Sign in instead."
                 : created.Errors.FirstOrDefault()?.Description ?? "The account could not be created.");
-        if (HttpContext.RequestServices.GetService<IEmailSender>() is { } sender)
-            await AccountEmails.SendVerificationAsync(HttpContext, users, sender, counters, logger, user);
+        await AccountEmails.SendVerificationIfConfiguredAsync(HttpContext, users, user);
         await BrowserSession.SignInAsync(signIn, events, time, tokens, user, [Connect.AuthenticationMethods.Password], null, rememberMe: false, "registration_page");
         // Only local return URLs, as on the login page.
         return LocalRedirect(Url.IsLocalUrl(ReturnUrl) ? ReturnUrl : "/");
