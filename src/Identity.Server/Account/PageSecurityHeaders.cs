@@ -21,6 +21,17 @@ public sealed class PageSecurityHeaders : IAsyncPageFilter
     /// <summary>The nonce a page's own script and style elements carry (<c>nonce="@PageSecurityHeaders.NonceOf(Context)"</c>).</summary>
     public static string NonceOf(HttpContext http) => http.Items[NonceKey] as string ?? "";
 
+    /// <summary>
+    /// Lets the page frame <paramref name="addresses"/>' origins (the sign-out page loads the apps' front-channel logout
+    /// pages); every other page frames nothing but its own.
+    /// </summary>
+    public static void AllowFrames(HttpContext http, IEnumerable<string> addresses)
+    {
+        var origins = addresses.Select(a => new Uri(a).GetLeftPart(UriPartial.Authority)).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+        if (origins.Count > 0)
+            http.Response.Headers.ContentSecurityPolicy += "; frame-src " + string.Join(' ', origins);
+    }
+
     public Task OnPageHandlerSelectionAsync(PageHandlerSelectedContext context) => Task.CompletedTask;
 
     public Task OnPageHandlerExecutionAsync(PageHandlerExecutingContext context, PageHandlerExecutionDelegate next)

@@ -116,6 +116,18 @@ public static class ClientRegistration
                 throw new InvalidClientException("backchannel_logout_uri", $"'{logoutUri}' is not an http(s) URI");
             descriptor.Properties[Sessions.BackchannelLogout.Property] = System.Text.Json.JsonSerializer.SerializeToElement(uri.AbsoluteUri);
         }
+        if (client.FrontchannelLogoutUri is { } frontchannel)
+        {
+            var uri = AbsoluteUri("frontchannel_logout_uri", frontchannel);
+            // Front-Channel Logout 1.0 §2: the app's own site, which the user's browser already trusts it with.
+            if (uri.Scheme is not ("https" or "http") || !descriptor.RedirectUris.Any(r => Uri.Compare(r, uri, UriComponents.SchemeAndServer,
+                    UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0))
+                throw new InvalidClientException("frontchannel_logout_uri",
+                    $"'{frontchannel}' must be http(s) on the scheme, host and port of one of the client's redirect URIs");
+            descriptor.Properties[Sessions.FrontchannelLogout.Property] = System.Text.Json.JsonSerializer.SerializeToElement(uri.AbsoluteUri);
+            descriptor.Properties[Sessions.FrontchannelLogout.SessionRequiredProperty] =
+                System.Text.Json.JsonSerializer.SerializeToElement(client.FrontchannelLogoutSessionRequired);
+        }
         return descriptor;
     }
 

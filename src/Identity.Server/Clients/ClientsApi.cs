@@ -25,12 +25,14 @@ public static partial class ClientsApi
         List<string>? PostLogoutRedirectUris, List<string>? Scopes, string? ConsentType, string? BackchannelLogoutUri, string? ScimOrganization,
         bool? RequirePushedAuthorizationRequests = null, string? TokenEndpointAuthMethod = null, JsonElement? Jwks = null, string? JwksUri = null,
         // Named by hand: the snake_case policy would write require_d_po_p.
-        [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool? RequireDPoP = null);
+        [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool? RequireDPoP = null,
+        string? FrontchannelLogoutUri = null, bool? FrontchannelLogoutSessionRequired = null);
 
     public sealed record ClientView(string ClientId, string DisplayName, string ClientType, string ConsentType, IReadOnlyList<string> GrantTypes,
         IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, string? BackchannelLogoutUri,
         string? ScimOrganization, bool RequirePushedAuthorizationRequests, bool Configured, string TokenEndpointAuthMethod, JsonElement? Jwks,
-        string? JwksUri, [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool RequireDPoP);
+        string? JwksUri, [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool RequireDPoP,
+        string? FrontchannelLogoutUri, bool FrontchannelLogoutSessionRequired);
 
     /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
     public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
@@ -129,7 +131,8 @@ public static partial class ClientsApi
             body.ScimOrganization ?? current.ScimOrganization, body.RequirePushedAuthorizationRequests ?? current.RequirePushedAuthorizationRequests,
             // New keys in jwks replace a jwks_uri, and a new jwks_uri replaces keys given in jwks; else what was stays.
             current.TokenEndpointAuthMethod, body.JwksUri is not null ? null : body.Jwks ?? current.Jwks,
-            body.Jwks is not null ? null : body.JwksUri ?? current.JwksUri, body.RequireDPoP ?? current.RequireDPoP);
+            body.Jwks is not null ? null : body.JwksUri ?? current.JwksUri, body.RequireDPoP ?? current.RequireDPoP,
+            body.FrontchannelLogoutUri ?? current.FrontchannelLogoutUri, body.FrontchannelLogoutSessionRequired ?? current.FrontchannelLogoutSessionRequired);
         (merged, var keysProblem) = await WithRemoteKeysAsync(remoteKeys, merged, http.RequestAborted);
         if (keysProblem is not null)
             return Invalid(http, "jwks_uri", keysProblem);
@@ -226,6 +229,7 @@ public static partial class ClientsApi
                  {
                      ("redirect_uris", body.RedirectUris), ("post_logout_redirect_uris", body.PostLogoutRedirectUris),
                      ("backchannel_logout_uri", body.BackchannelLogoutUri is null ? null : new List<string> { body.BackchannelLogoutUri }),
+                     ("frontchannel_logout_uri", body.FrontchannelLogoutUri is null ? null : new List<string> { body.FrontchannelLogoutUri }),
                  })
             if ((uris ?? []).FirstOrDefault(u => Uri.TryCreate(u, UriKind.Absolute, out var uri) && !IsSafeRedirect(uri)) is { } unsafeUri)
                 return (null, field, $"'{unsafeUri}' must use https, a loopback address or an app's own scheme.");
@@ -238,6 +242,7 @@ public static partial class ClientsApi
                 ConsentType = body.ConsentType ?? ConsentTypes.Explicit, BackchannelLogoutUri = body.BackchannelLogoutUri,
                 ScimOrganization = body.ScimOrganization, RequirePushedAuthorizationRequests = body.RequirePushedAuthorizationRequests == true,
                 RequireDPoP = body.RequireDPoP == true,
+                FrontchannelLogoutUri = body.FrontchannelLogoutUri, FrontchannelLogoutSessionRequired = body.FrontchannelLogoutSessionRequired ?? true,
                 Jwks = body.Jwks is { ValueKind: not JsonValueKind.Null } jwks ? jwks.GetRawText() : null,
             });
             // The keys fetched from it are stored as the client's last known set (RemoteKeys).
@@ -321,6 +326,7 @@ public static partial class ClientsApi
         var clientId = (await applications.GetClientIdAsync(application))!;
         var keys = await applications.GetJsonWebKeySetAsync(application);
         var clientType = await applications.GetClientTypeAsync(application) ?? ClientTypes.Public;
+        var frontchannel = await Sessions.FrontchannelLogout.OfAsync(applications, application);
         return new ClientView(
             clientId,
             await applications.GetDisplayNameAsync(application) ?? clientId,
@@ -338,7 +344,8 @@ public static partial class ClientsApi
             AuthMethodOf(clientType, ownKeys: keys is not null),
             KeysView(keys),
             await RemoteKeys.UriOfAsync(applications, application),
-            await applications.HasRequirementAsync(application, Connect.DPoP.Requirement));
+            await applications.HasRequirementAsync(application, Connect.DPoP.Requirement),
+            frontchannel?.Uri, frontchannel?.SessionRequired ?? true);
     }
 
     /// <summary>

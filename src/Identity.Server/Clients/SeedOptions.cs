@@ -65,6 +65,15 @@ public sealed class ClientOptions
     public string? BackchannelLogoutUri { get; set; }
 
     /// <summary>
+    /// The page the sign-out page loads in an iframe so the client ends its own browser session (OIDC Front-Channel
+    /// Logout 1.0): on the scheme, host and port of one of its redirect URIs.
+    /// </summary>
+    public string? FrontchannelLogoutUri { get; set; }
+
+    /// <summary>Whether the front-channel logout page gets iss and sid, to tell which session ended (default true).</summary>
+    public bool FrontchannelLogoutSessionRequired { get; set; } = true;
+
+    /// <summary>
     /// For a SCIM client (scope scim): the email domain of the one organization whose users and groups it provisions,
     /// say a tenant's own Entra ID or Okta. Unset, the client provisions server-wide: give that only to your own directory.
     /// </summary>

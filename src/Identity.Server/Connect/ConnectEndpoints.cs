@@ -7,6 +7,7 @@ using Identity.Server.Mfa;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -200,7 +201,8 @@ public static class ConnectEndpoints
             .ToDictionary(c => c.Type, ClaimValue, StringComparer.Ordinal));
     }
 
-    static async Task EndSession(HttpContext http, UserManager<User> users, SecurityEvents events, Sessions.SessionStore sessions, IAntiforgery antiforgery)
+    static async Task EndSession(HttpContext http, UserManager<User> users, SecurityEvents events, Sessions.SessionStore sessions, IAntiforgery antiforgery,
+        IdentityDbContext db, IOpenIddictApplicationManager applications, IDataProtectionProvider protection)
     {
         var user = await users.GetUserAsync(http.User);
         // The app proves the request is its own with an identity token of this user (validated by OpenIddict).
@@ -217,13 +219,29 @@ public static class ConnectEndpoints
         if (user is not null)
             await events.RaiseNowAsync(EventTypes.AuthLogout, SecurityEvents.Subject.Of(user), new { source = "end_session" });
         // Every app signed in through this browser session is signed out too (single logout): their sessions end, so
-        // their refresh tokens stop working, and the ones that asked for it hear so through back-channel logout.
+        // their refresh tokens stop working, and the ones that asked for it hear so through back-channel logout, and
+        // through front-channel logout on the page that follows.
+        IReadOnlyList<string> frames = [];
         if (user is not null && http.User.FindFirst(ClaimDestinations.SessionId)?.Value is { } sid)
+        {
+            var transaction = http.Features.Get<OpenIddictServerAspNetCoreFeature>()!.Transaction!;
+            frames = await Sessions.FrontchannelLogout.FramesAsync(db, applications, user.Id, sid,
+                (transaction.Options.Issuer ?? transaction.BaseUri)!.AbsoluteUri);
             await sessions.RevokeBrowserSessionAsync(user.Id, sid);
+        }
         // The sign-in the identity token names ends too, so its refresh token stops working, as signing out promises.
         if (fromTheApp && hint is not null && hint.GetAuthorizationId() is { } session)
             await sessions.RevokeAsync(hint.GetClaim(Claims.Subject)!, session);
         await http.SignOutAsync(IdentityConstants.ApplicationScheme);
+        if (frames.Count > 0)
+        {
+            // The apps' pages load first; then the browser comes back here, signed out and without the identity token
+            // (its session has ended), and OpenIddict checks the post_logout_redirect_uri again and sends it there.
+            var next = "/connect/endsession" + QueryString.Create(RequestParameters(http, "confirm", Parameters.IdTokenHint));
+            http.Response.Redirect("/Account/SignedOut?logout=" + Uri.EscapeDataString(
+                Sessions.FrontchannelLogout.Protect(protection, new(frames, next))));
+            return;
+        }
         // OpenIddict redirects to post_logout_redirect_uri when it is registered for the client, else to "/".
         await http.SignOutAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme, new AuthenticationProperties { RedirectUri = "/" });
     }

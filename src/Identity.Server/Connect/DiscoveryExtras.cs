@@ -5,9 +5,9 @@ using OpenIddict.Server;
 namespace Identity.Server.Connect;
 
 /// <summary>
-/// What discovery says beyond OpenIddict's own fields: back-channel logout with sessions (Back-Channel Logout 1.0
-/// §2.1; logout tokens carry the sid of the identity token), DPoP's proof algorithms (RFC 9449 §5.1), and the
-/// registration endpoint when self-registration is on (RFC 8414).
+/// What discovery says beyond OpenIddict's own fields: back-channel and front-channel logout with sessions (Back-Channel
+/// Logout 1.0 §2.1, Front-Channel Logout 1.0 §3; both carry the sid of the identity token), DPoP's proof algorithms
+/// (RFC 9449 §5.1), and the registration endpoint when self-registration is on (RFC 8414).
 /// </summary>
 public sealed class DiscoveryExtras(IOptions<DynamicRegistrationOptions> registration) : IOpenIddictServerHandler<OpenIddictServerEvents.HandleConfigurationRequestContext>
 {
@@ -22,6 +22,8 @@ public sealed class DiscoveryExtras(IOptions<DynamicRegistrationOptions> registr
     {
         context.Metadata["backchannel_logout_supported"] = true;
         context.Metadata["backchannel_logout_session_supported"] = true;
+        context.Metadata["frontchannel_logout_supported"] = true;
+        context.Metadata["frontchannel_logout_session_supported"] = true;
         context.Metadata["dpop_signing_alg_values_supported"] = System.Text.Json.JsonSerializer.SerializeToElement(DPoP.Algorithms);
         if (registration.Value.Enabled)
             context.Metadata["registration_endpoint"] = new Uri(context.BaseUri!, DynamicRegistration.Path.TrimStart('/')).AbsoluteUri;

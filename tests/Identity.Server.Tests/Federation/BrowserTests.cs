@@ -229,6 +229,63 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
     }
 
     /// <summary>The SPA's sign-in through the login and consent pages; the address its redirect URI was called with, and its PKCE verifier.</summary>
+    /// <summary>
+    /// Front-channel logout as a browser runs it: an app signed in to in Chromium sends the user to end the session;
+    /// the signed-out page loads the app's front-channel logout page in an iframe, with iss and the sid of the app's
+    /// identity token, and then the browser arrives at the app's post_logout_redirect_uri with its state.
+    /// </summary>
+    [Fact]
+    public async Task SignOut_LoadsTheAppsFrontChannelLogoutPageInAFrame_ThenReturnsToTheApp()
+    {
+        const string site = "https://rp.example.test";
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var clientId = $"rp-{Guid.NewGuid():N}";
+        var created = await ApiAsync(HttpMethod.Post, "/api/v1/clients", admin, new
+        {
+            client_id = clientId, @public = true, consent_type = "implicit", grant_types = new[] { "authorization_code" },
+            redirect_uris = new[] { site + "/callback" }, post_logout_redirect_uris = new[] { site + "/signed-out" },
+            scopes = new[] { "openid", "profile" }, frontchannel_logout_uri = site + "/frontchannel-logout",
+        });
+        Assert.Equal(System.Net.HttpStatusCode.Created, created.Status);
+        var email = await CreateUserAsync();
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        var logouts = new System.Collections.Concurrent.ConcurrentQueue<(Uri Url, bool InFrame)>();
+        await context.RouteAsync(site + "/frontchannel-logout**", async route =>
+        {
+            logouts.Enqueue((new Uri(route.Request.Url), route.Request.Frame.ParentFrame is not null));
+            await route.FulfillAsync(new RouteFulfillOptions { Status = 200, ContentType = "text/html", Body = "signed out of the app" });
+        });
+        var (verifier, challenge) = Pkce.New();
+        var signedIn = await AppRedirectAsync(page, site + "/callback");
+        var returned = await AppRedirectAsync(page, site + "/signed-out");
+
+        await page.GotoAsync(new Uri(Factory.Address, AuthorizeUrl(clientId, site + "/callback",
+            ("code_challenge", challenge), ("code_challenge_method", "S256"))).ToString());
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync(Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
+        var code = QueryHelpers.ParseQuery((await signedIn.Task.WaitAsync(TimeSpan.FromSeconds(30))).Query)["code"].ToString();
+        var tokens = await Http.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
+        {
+            Address = "/connect/token", ClientId = clientId, Code = code, RedirectUri = site + "/callback", CodeVerifier = verifier,
+        });
+        Assert.False(tokens.IsError, tokens.Error);
+        await page.GotoAsync(QueryHelpers.AddQueryString(new Uri(Factory.Address, "connect/endsession").ToString(), new Dictionary<string, string?>
+        {
+            ["id_token_hint"] = tokens.IdentityToken, ["post_logout_redirect_uri"] = site + "/signed-out", ["state"] = "bye",
+        }));
+        var back = await returned.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var (logout, inFrame) = Assert.Single(logouts);
+        var query = QueryHelpers.ParseQuery(logout.Query);
+        var identityToken = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(tokens.IdentityToken);
+        Assert.True(inFrame);
+        Assert.Equal(identityToken.Issuer, query["iss"].ToString());
+        Assert.Equal(identityToken.GetClaim("sid").Value, query["sid"].ToString());
+        Assert.Equal(new Uri(site + "/signed-out?state=bye"), back);
+    }
+
     async Task<(Uri Back, string Verifier)> SpaPasswordSignInAsync(IPage page)
     {
         var email = await CreateUserAsync();
