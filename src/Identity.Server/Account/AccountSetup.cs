@@ -51,15 +51,14 @@ public static class AccountSetup
         // or reset password (a new security stamp) or a deleted account ends browser sessions within a minute, before
         // they can authorize new tokens. The claims of the sign-in itself (how and when the user authenticated, through
         // which provider) exist only in the cookie: keep them, or later tokens would lose their MFA evidence and
-        // max_age would count from the rebuild.
+        // max_age would count from the rebuild (BrowserSession.SignInClaims).
         builder.Services.Configure<SecurityStampValidatorOptions>(options =>
         {
             options.ValidationInterval = TimeSpan.FromMinutes(1);
             options.OnRefreshingPrincipal = context =>
             {
                 if (context.NewPrincipal?.Identity is ClaimsIdentity renewed && context.CurrentPrincipal is { } current)
-                    renewed.AddClaims(current.Claims.Where(c => c.Type is Claims.AuthenticationMethodReference or Claims.AuthenticationTime
-                        or Connect.ClaimDestinations.IdentityProvider or Connect.ClaimDestinations.SessionId).Select(c => new Claim(c.Type, c.Value, c.ValueType)));
+                    renewed.AddClaims(BrowserSession.SignInClaims(current));
                 return Task.CompletedTask;
             };
         });

@@ -34,4 +34,23 @@ public static class BrowserSession
             : new AuthenticationProperties(), claims);
         await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = methods, provider = identityProvider, source });
     }
+
+    /// <summary>
+    /// The claims of the sign-in itself (how and when the user authenticated, through which provider, the browser
+    /// session's id), which exist only in the cookie: a rebuilt cookie must keep them, or later tokens would lose their
+    /// MFA evidence, max_age would count from the rebuild and logout could not name the session.
+    /// </summary>
+    public static IEnumerable<Claim> SignInClaims(ClaimsPrincipal session) =>
+        session.Claims.Where(c => c.Type is Claims.AuthenticationMethodReference or Claims.AuthenticationTime or ClaimDestinations.IdentityProvider
+            or ClaimDestinations.SessionId).Select(c => new Claim(c.Type, c.Value, c.ValueType));
+
+    /// <summary>
+    /// Issues this browser's cookie again for <paramref name="user"/>'s new security stamp (after they changed their
+    /// password here), keeping the sign-in and the cookie's lifetime: the change ends browser sessions elsewhere, not this one.
+    /// </summary>
+    public static async Task RenewAsync(SignInManager<User> signIn, HttpContext http, User user)
+    {
+        var session = await http.AuthenticateAsync(IdentityConstants.ApplicationScheme);
+        await signIn.SignInWithClaimsAsync(user, session.Properties ?? new AuthenticationProperties(), SignInClaims(http.User));
+    }
 }

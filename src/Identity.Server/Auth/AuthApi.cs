@@ -115,27 +115,20 @@ public static class AuthApi
         var user = await users.GetUserAsync(principal);
         if (user is null)
             return ApiErrors.Result(http, StatusCodes.Status404NotFound, "NOT_FOUND", "The token does not belong to a user.");
-        if (failures.RetryAfter(http) is { } wait)
-            return TooManyFailures(http, wait);
-        if (await users.IsLockedOutAsync(user))
-            return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The account is locked after too many failed attempts.",
-                new { reason = "account_locked", locked_until = await users.GetLockoutEndDateAsync(user) });
-        if (!await users.CheckPasswordAsync(user, body.CurrentPassword))
+        var change = await Accounts.ChangePasswordAsync(http, users, failures, events, user, body.CurrentPassword, body.NewPassword);
+        switch (change.Outcome)
         {
-            failures.Record(http);
-            await events.RaiseAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user), new { reason = "wrong_password", source = "password_change" }, success: false);
-            await users.AccessFailedAsync(user);
-            return ApiErrors.Result(http, StatusCodes.Status401Unauthorized, "INVALID_CREDENTIALS", "The current password is not right.",
-                new { field = "current_password" });
+            case Accounts.PasswordChangeOutcome.TooManyFailures:
+                return TooManyFailures(http, change.RetryAfter!.Value);
+            case Accounts.PasswordChangeOutcome.Locked:
+                return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The account is locked after too many failed attempts.",
+                    new { reason = "account_locked", locked_until = change.LockedUntil });
+            case Accounts.PasswordChangeOutcome.WrongPassword:
+                return ApiErrors.Result(http, StatusCodes.Status401Unauthorized, "INVALID_CREDENTIALS", "The current password is not right.",
+                    new { field = "current_password" });
+            case Accounts.PasswordChangeOutcome.Refused:
+                return Accounts.Problem(http, change.Refusal!, passwordField: "new_password");
         }
-
-        if (await Accounts.ReplacePasswordAsync(users, user, body.NewPassword) is { Succeeded: false } refused)
-            return Accounts.Problem(http, refused, passwordField: "new_password");
-        user.AccessFailedCount = 0;
-        await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed = new[] { "password" } });
-        var updated = await users.UpdateAsync(user);
-        if (!updated.Succeeded)
-            return Accounts.Problem(http, updated, passwordField: "new_password");
         await sessions.RevokeAllAsync(user.Id, except: principal.GetAuthorizationId());
         return Results.NoContent();
     }

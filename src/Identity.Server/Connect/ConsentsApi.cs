@@ -24,10 +24,21 @@ public static class ConsentsApi
         return app;
     }
 
-    static async Task<IResult> List(ClaimsPrincipal principal, IOpenIddictAuthorizationManager authorizations, IOpenIddictApplicationManager applications)
+    static async Task<IResult> List(ClaimsPrincipal principal, IOpenIddictAuthorizationManager authorizations, IOpenIddictApplicationManager applications) =>
+        Results.Ok(new ConsentList(await ListAsync(principal.GetClaim(Claims.Subject)!, authorizations, applications)));
+
+    static async Task<IResult> Withdraw(HttpContext http, string clientId, ClaimsPrincipal principal, IOpenIddictAuthorizationManager authorizations,
+        IOpenIddictApplicationManager applications, Sessions.SessionStore sessions, SecurityEvents events) =>
+        await WithdrawAsync(principal.GetClaim(Claims.Subject)!, clientId, authorizations, applications, sessions, events)
+            ? Results.NoContent()
+            : ApiErrors.NotFound(http);
+
+    /// <summary>The apps <paramref name="userId"/> allowed, each once with every scope it was allowed, by client id.</summary>
+    public static async Task<IReadOnlyList<ConsentView>> ListAsync(string userId, IOpenIddictAuthorizationManager authorizations,
+        IOpenIddictApplicationManager applications)
     {
         var consents = new Dictionary<string, ConsentView>(StringComparer.Ordinal);
-        await foreach (var authorization in authorizations.FindBySubjectAsync(principal.GetClaim(Claims.Subject)!))
+        await foreach (var authorization in authorizations.FindBySubjectAsync(userId))
         {
             if (!await authorizations.HasTypeAsync(authorization, AuthorizationTypes.Permanent) || !await authorizations.HasStatusAsync(authorization, Statuses.Valid) ||
                 await authorizations.GetApplicationIdAsync(authorization) is not { } applicationId || await applications.FindByIdAsync(applicationId) is not { } application)
@@ -40,26 +51,28 @@ public static class ConsentsApi
                 ? earlier with { Scopes = [.. earlier.Scopes.Union(scopes).Order(StringComparer.Ordinal)], GrantedAt = Min(earlier.GrantedAt, granted) }
                 : new ConsentView(clientId, await applications.GetDisplayNameAsync(application), [.. scopes.Order(StringComparer.Ordinal)], granted);
         }
-        return Results.Ok(new ConsentList([.. consents.Values.OrderBy(c => c.ClientId, StringComparer.Ordinal)]));
+        return [.. consents.Values.OrderBy(c => c.ClientId, StringComparer.Ordinal)];
     }
 
-    static async Task<IResult> Withdraw(HttpContext http, string clientId, ClaimsPrincipal principal, IOpenIddictAuthorizationManager authorizations,
+    /// <summary>
+    /// Withdraws every consent <paramref name="userId"/> gave the app and ends their sessions with it, audited; false
+    /// when there was neither, and nothing was done.
+    /// </summary>
+    public static async Task<bool> WithdrawAsync(string userId, string clientId, IOpenIddictAuthorizationManager authorizations,
         IOpenIddictApplicationManager applications, Sessions.SessionStore sessions, SecurityEvents events)
     {
-        var userId = principal.GetClaim(Claims.Subject)!;
         if (await applications.FindByClientIdAsync(clientId) is not { } application)
-            return ApiErrors.NotFound(http);
+            return false;
         var consents = new List<object>();
         await foreach (var authorization in authorizations.FindAsync(userId, await applications.GetIdAsync(application), Statuses.Valid, AuthorizationTypes.Permanent, []))
             consents.Add(authorization);
         foreach (var consent in consents)
             await authorizations.TryRevokeAsync(consent);
         var ended = await sessions.RevokeAllAsync(userId, except: null, clientId);
-        // Neither a consent nor a session: nothing was done, and nothing is audited.
         if (consents.Count == 0 && ended == 0)
-            return ApiErrors.NotFound(http);
+            return false;
         await events.RaiseNowAsync(EventTypes.ConsentRevoked, new SecurityEvents.Subject(userId), new { client = clientId, sessions_ended = ended });
-        return Results.NoContent();
+        return true;
     }
 
     static DateTimeOffset? Min(DateTimeOffset? a, DateTimeOffset? b) => a is null ? b : b is null ? a : a < b ? a : b;

@@ -127,6 +127,19 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
             await RevokeAsync(userId, id);
     }
 
+    /// <summary>
+    /// Ends the user's sessions but those signed in through the browser session <paramref name="sid"/>, the browser
+    /// asking: "sign out everywhere else".
+    /// </summary>
+    public async Task<int> RevokeElsewhereAsync(string userId, string? sid)
+    {
+        var here = sid is null ? [] : await db.Sessions.AsNoTracking().Where(s => s.UserId == userId && s.Sid == sid).Select(s => s.AuthorizationId).ToListAsync();
+        var elsewhere = (await ListAsync(userId, null, withLapsed: true)).Select(s => s.Id).Except(here).ToList();
+        foreach (var id in elsewhere)
+            await RevokeAsync(userId, id);
+        return elsewhere.Count;
+    }
+
     /// <summary>Ends the user's sessions but <paramref name="except"/>; only those with <paramref name="clientId"/> when it is given.</summary>
     public async Task<int> RevokeAllAsync(string userId, string? except, string? clientId = null)
     {

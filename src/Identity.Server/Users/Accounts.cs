@@ -165,6 +165,40 @@ public static class Accounts
             throw new InvalidOperationException(string.Join(" ", result.Errors.Select(e => e.Description)));
     }
 
+    public enum PasswordChangeOutcome { Changed, TooManyFailures, Locked, WrongPassword, Refused }
+
+    /// <summary>What came of a password change: when to try again, until when the account is locked, why the new one was refused.</summary>
+    public sealed record PasswordChange(PasswordChangeOutcome Outcome, TimeSpan? RetryAfter = null, DateTimeOffset? LockedUntil = null,
+        IdentityResult? Refusal = null);
+
+    /// <summary>
+    /// The user changes their own password, proving the current one (the API's /api/v1/auth/password and the password
+    /// page): wrong guesses count toward the lockout and the address's failure limit like a login's, and are audited;
+    /// the new one is checked by the registration rules and stored with a new security stamp, so browser sessions
+    /// elsewhere end within a minute. Which app sessions end is the caller's to say: all but the one asking.
+    /// </summary>
+    public static async Task<PasswordChange> ChangePasswordAsync(HttpContext http, UserManager<User> users, Account.FailedSignIns failures,
+        SecurityEvents events, User user, string current, string replacement)
+    {
+        if (failures.RetryAfter(http) is { } wait)
+            return new(PasswordChangeOutcome.TooManyFailures, RetryAfter: wait);
+        if (await users.IsLockedOutAsync(user))
+            return new(PasswordChangeOutcome.Locked, LockedUntil: await users.GetLockoutEndDateAsync(user));
+        if (!await users.CheckPasswordAsync(user, current))
+        {
+            failures.Record(http);
+            await events.RaiseAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user), new { reason = "wrong_password", source = "password_change" }, success: false);
+            await users.AccessFailedAsync(user);
+            return new(PasswordChangeOutcome.WrongPassword);
+        }
+        if (await ReplacePasswordAsync(users, user, replacement) is { Succeeded: false } refused)
+            return new(PasswordChangeOutcome.Refused, Refusal: refused);
+        user.AccessFailedCount = 0;
+        await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed = new[] { "password" } });
+        var updated = await users.UpdateAsync(user);
+        return updated.Succeeded ? new(PasswordChangeOutcome.Changed) : new(PasswordChangeOutcome.Refused, Refusal: updated);
+    }
+
     /// <summary>The identity errors as the seed's error: 409 for a taken email or a lost race, 400 naming the broken rule otherwise.</summary>
     public static IResult Problem(HttpContext http, IdentityResult result, string passwordField = "password")
     {

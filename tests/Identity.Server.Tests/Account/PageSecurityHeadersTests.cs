@@ -15,6 +15,7 @@ public sealed partial class PageSecurityHeadersTests(SqliteServer server) : Serv
     [Theory]
     [InlineData("/Account/Login")]
     [InlineData("/Account/Logout")]
+    [InlineData("/Account/SignedOut")]
     public async Task APage_RunsOnlyItsOwnScriptsAndStyles_CannotBeFramed_AndKeepsItsAddressToItself(string path)
     {
         var first = await Http.GetAsync(path);
