@@ -39,6 +39,9 @@ public static class AccountEmails
             builder.Services.AddSingleton<IEmailSender>(new SmtpEmailSender(options));
         else if (!string.IsNullOrEmpty(options.DevelopmentFolder))
             builder.Services.AddSingleton<IEmailSender>(new FolderEmailSender(options.DevelopmentFolder));
+        else if (builder.Configuration.GetValue(Accounts.RequireVerifiedEmailSetting, false))
+            throw new InvalidOperationException($"{Accounts.RequireVerifiedEmailSetting} needs an email sender ({EmailOptions.Section}:Smtp:Host, or " +
+                $"{EmailOptions.Section}:DevelopmentFolder): without one, new accounts could never verify their address and sign in.");
         builder.Services.Configure<DataProtectionTokenProviderOptions>(tokens => tokens.TokenLifespan = options.ResetLinkLifetime);
         builder.Services.Configure<VerificationTokens.Lifetime>(tokens => tokens.TokenLifespan = options.VerificationLinkLifetime);
         builder.Services.AddTransient<VerificationTokens>();

@@ -26,6 +26,8 @@ public static class AccountSetup
                 options.ClaimsIdentity.UserNameClaimType = OpenIddict.Abstractions.OpenIddictConstants.Claims.Name;
                 options.ClaimsIdentity.RoleClaimType = Connect.ClaimDestinations.Roles;
                 options.ClaimsIdentity.EmailClaimType = OpenIddict.Abstractions.OpenIddictConstants.Claims.Email;
+                // Keycloak's "Verify email": an account signs in only once its address is proven (Users.Accounts.AwaitsVerification).
+                options.SignIn.RequireConfirmedEmail = builder.Configuration.GetValue(Users.Accounts.RequireVerifiedEmailSetting, false);
             })
             .AddPasswordValidator<CommonPasswordValidator>()
             .AddEntityFrameworkStores<IdentityDbContext>()

@@ -10,9 +10,10 @@ public static class PasswordCheck
 {
     /// <summary>
     /// The user signed in; or why not: a locked account (told only to its right password; a deactivated one is locked
-    /// for good, <see cref="Users.Accounts.IsDeactivation"/>), or a network that failed too often.
+    /// for good, <see cref="Users.Accounts.IsDeactivation"/>), a network that failed too often, or an account whose
+    /// address must be verified first (<see cref="Users.Accounts.AwaitsVerification"/>; told only to its right password).
     /// </summary>
-    public sealed record Outcome(User? User, DateTimeOffset? LockedUntil, TimeSpan? RetryAfter = null)
+    public sealed record Outcome(User? User, DateTimeOffset? LockedUntil, TimeSpan? RetryAfter = null, bool AwaitsVerification = false)
     {
         public static readonly Outcome Invalid = new(null, null);
     }
@@ -32,7 +33,7 @@ public static class PasswordCheck
         if (failures.RetryAfter(signIn.Context) is { } wait)
             return new Outcome(null, null, wait);
         var outcome = await CheckAsync(users, signIn, events, db, email, password);
-        if (outcome.User is null)
+        if (outcome.User is null && !outcome.AwaitsVerification)
             failures.Record(signIn.Context);
         return outcome;
     }
@@ -61,6 +62,20 @@ public static class PasswordCheck
             if (Users.Accounts.IsActive(user))
                 await users.AccessFailedAsync(user);
             return Outcome.Invalid;
+        }
+
+        // Identity refuses such an account before it looks at the password: the password decides what is said.
+        if (Users.Accounts.AwaitsVerification(signIn, user))
+        {
+            if (!await users.CheckPasswordAsync(user, password ?? ""))
+            {
+                await users.AccessFailedAsync(user);
+                await events.RaiseNowAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user), new { reason = "wrong_password" }, success: false);
+                return Outcome.Invalid;
+            }
+            await events.RaiseNowAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user), new { reason = "email_not_verified" }, success: false);
+            await AccountEmails.SendVerificationIfConfiguredAsync(signIn.Context, users, user);
+            return new Outcome(null, null, AwaitsVerification: true);
         }
 
         var result = await signIn.CheckPasswordSignInAsync(user, password ?? "", lockoutOnFailure: true);

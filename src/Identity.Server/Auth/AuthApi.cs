@@ -43,6 +43,9 @@ public static class AuthApi
 
     public sealed record ChangePasswordRequest(string? CurrentPassword, string? NewPassword);
 
+    /// <summary>A registration when the server requires a verified address before any sign-in: the account, and no tokens.</summary>
+    public sealed record AwaitingVerification(UserView User, bool VerificationRequired, string Message);
+
     public sealed record MfaRequiredResponse(bool MfaRequired, string MfaToken, IReadOnlyList<string> Methods, long ExpiresIn);
 
     static async Task<IResult> Login(HttpContext http, UserManager<User> users, SignInManager<User> signIn, PrincipalFactory factory, MultiFactor mfa,
@@ -50,7 +53,7 @@ public static class AuthApi
     {
         var request = http.GetOpenIddictServerRequest()!;
         var rememberMe = (bool?)request[AuthFacade.RememberMe] == true;
-        var (user, lockedUntil, retryAfter) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, request.Username, request.Password);
+        var (user, lockedUntil, retryAfter, awaitsVerification) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, request.Username, request.Password);
         if (retryAfter is { } wait)
             return TooManyFailures(http, wait);
         if (user is not null && await mfa.IsEnabledAsync(user.Id))
@@ -61,6 +64,9 @@ public static class AuthApi
             await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, client = request.ClientId });
             return SignIn(AuthFacade.Remembering(request, await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]), rememberMe, tokens));
         }
+        if (awaitsVerification)
+            return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The email address is not verified yet: follow the link sent to it.",
+                new { reason = "email_not_verified" });
         if (Accounts.IsDeactivation(lockedUntil))
             return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The account is disabled.", new { reason = "account_disabled" });
         if (lockedUntil is not null)
@@ -69,8 +75,8 @@ public static class AuthApi
         return ApiErrors.Result(http, StatusCodes.Status401Unauthorized, "INVALID_CREDENTIALS", "The provided credentials are invalid.");
     }
 
-    static async Task<IResult> Register(HttpContext http, UserManager<User> users, IdentityDbContext db, PrincipalFactory factory, SecurityEvents events,
-        IConfiguration configuration)
+    static async Task<IResult> Register(HttpContext http, UserManager<User> users, SignInManager<User> signIn, IdentityDbContext db, PrincipalFactory factory,
+        SecurityEvents events, IConfiguration configuration)
     {
         if (!Accounts.RegistrationOpen(configuration))
             return ApiErrors.Result(http, 403, "FORBIDDEN", "Registration is closed on this server: ask an administrator for an account.",
@@ -89,6 +95,9 @@ public static class AuthApi
             return Accounts.Problem(http, created);
         // The address is unproven until its owner follows the link: no organization membership before that.
         await AccountEmails.SendVerificationIfConfiguredAsync(http, users, user);
+        if (Accounts.AwaitsVerification(signIn, user))
+            return Results.Json(new AwaitingVerification(await UserView.OfAsync(db, user), true,
+                "The account is made: follow the link sent to its address, then sign in."), statusCode: StatusCodes.Status201Created);
         await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, source = "registration" });
         return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
     }

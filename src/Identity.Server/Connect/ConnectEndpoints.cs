@@ -150,13 +150,15 @@ public static class ConnectEndpoints
         var events = services.GetRequiredService<SecurityEvents>();
         if (request.IsPasswordGrantType())
         {
-            var (user, lockedUntil, retryAfter) = await PasswordCheck.SignInAsync(users, services.GetRequiredService<SignInManager<User>>(), events,
+            var (user, lockedUntil, retryAfter, awaitsVerification) = await PasswordCheck.SignInAsync(users, services.GetRequiredService<SignInManager<User>>(), events,
                 services.GetRequiredService<IdentityDbContext>(), services.GetRequiredService<FailedSignIns>(), request.Username, request.Password);
             if (retryAfter is { } wait)
             {
                 Hosting.RateLimits.SetRetryAfter(http, wait);
                 return Forbid(Errors.InvalidGrant, "Too many failed sign-ins from this network; try again later.", "too_many_attempts");
             }
+            if (awaitsVerification)
+                return Forbid(Errors.InvalidGrant, "The account's email address is not verified yet: follow the link sent to it.", "email_not_verified");
             if (user is null)
                 return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid."
                     : Users.Accounts.IsDeactivation(lockedUntil) ? "The account is disabled." : "The account is locked.");

@@ -93,6 +93,12 @@ public sealed class ExternalAccounts(UserManager<User> users, SignInManager<User
         if (!created.Succeeded)
             return new(Outcome.Refused, null);
         await LinkAsync(user, external);
+        // The provider did not vouch for the address, and this server wants it proven before any sign-in.
+        if (Accounts.AwaitsVerification(signIn, user))
+        {
+            await Account.AccountEmails.SendVerificationIfConfiguredAsync(signIn.Context, users, user);
+            return new(Outcome.Refused, user);
+        }
         return new(Outcome.Created, user);
     }
 

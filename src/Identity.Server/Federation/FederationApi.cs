@@ -195,7 +195,7 @@ public static class FederationApi
     /// PKCE, redeems the code with the provider, then signs the user in as any login would, second factor included.
     /// </summary>
     static async Task<IResult> Callback(HttpContext http, ExternalProviders providers, UpstreamClient upstream, ExternalAccounts accounts,
-        IdentityDbContext db, TimeProvider time, PrincipalFactory factory, MultiFactor mfa, SecurityEvents events)
+        IdentityDbContext db, TimeProvider time, PrincipalFactory factory, MultiFactor mfa, SecurityEvents events, SignInManager<User> signIn)
     {
         // Only a configured provider's callback is a token endpoint address; any other reaches here with no request.
         if (http.GetOpenIddictServerRequest() is not { } request || providers.Find((string?)request[FederationGrant.Provider]) is not { } provider)
@@ -239,6 +239,9 @@ public static class FederationApi
                     $"An account with this email exists. Sign in with its password, then link {provider.DisplayName} from the account.", new { reason = "link_required" });
             case ExternalAccounts.Outcome.NoEmail:
                 return ApiErrors.Result(http, 400, "INVALID_REQUEST", $"{provider.DisplayName} did not share an email address.", new { reason = "email_required" });
+            case ExternalAccounts.Outcome.Refused when resolution.User is { } refused && Users.Accounts.AwaitsVerification(signIn, refused):
+                return ApiErrors.Result(http, 403, "FORBIDDEN", "The email address is not verified yet: follow the link sent to it.",
+                    new { reason = "email_not_verified" });
             case ExternalAccounts.Outcome.Refused:
                 return ApiErrors.Result(http, 403, "FORBIDDEN", "This account cannot sign in.", new { reason = "account_unavailable" });
         }

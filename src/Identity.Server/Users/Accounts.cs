@@ -50,6 +50,17 @@ public static class Accounts
     }
 
     /// <summary>
+    /// With this on (Keycloak's "Verify email"), an account signs in only once its email address is verified: new
+    /// accounts get their link and no session; a right password for an unverified account is told so and sends the
+    /// link again (throttled per account); refresh tokens of such accounts stop working.
+    /// </summary>
+    public const string RequireVerifiedEmailSetting = "Identity:SignIn:RequireVerifiedEmail";
+
+    /// <summary>The account could sign in but for its unverified address, which the server requires.</summary>
+    public static bool AwaitsVerification(SignInManager<User> signIn, User user) =>
+        signIn.Options.SignIn.RequireConfirmedEmail && !user.EmailConfirmed;
+
+    /// <summary>
     /// Whether the account may be signed in now, by any grant: it exists, Identity's sign-in rules allow it, and it is
     /// neither locked out nor deactivated (a lockout to the end of time).
     /// </summary>

@@ -429,6 +429,16 @@ public sealed class StartupTests : IDisposable
     }
 
     [Fact]
+    public void RequiringVerifiedEmails_WithoutAnEmailSender_FailsAtStart()
+    {
+        using var server = new ServerFactory(database, keys, [Set("Identity:SignIn:RequireVerifiedEmail", "true"), Set("Identity:Email:DevelopmentFolder", "")]);
+
+        var error = Assert.ThrowsAny<Exception>(() => server.CreateClient());
+
+        Assert.Contains("Identity:SignIn:RequireVerifiedEmail needs an email sender", error.ToString());
+    }
+
+    [Fact]
     public async Task Health_LiveAndReadyAnswer_MetricsAreOffUnlessEnabled()
     {
         await using var server = new ServerFactory(database, keys);

@@ -23,7 +23,7 @@ namespace Identity.Server.Tests.Infrastructure;
 /// authorization endpoint, and a local token endpoint whose identity tokens are signed with a key the metadata lists.
 /// A fourth provider cannot be reached at all.
 /// </summary>
-public sealed class SocialProvidersServer : ServerFactory
+public class SocialProvidersServer : ServerFactory
 {
     public const string GoogleClientId = "google-client-id.apps.googleusercontent.com";
     public const string GitHubClientId = "github-client-id";
@@ -37,7 +37,10 @@ public sealed class SocialProvidersServer : ServerFactory
     public LocalProvider Microsoft { get; } = new(MicrosoftClientId, "microsoft-secret", MicrosoftIssuer);
     public GitHubApi GitHub { get; } = new();
 
-    public SocialProvidersServer() : base(DatabaseSettings.Sqlite(), overrides: Settings()) { }
+    public SocialProvidersServer() : this([]) { }
+
+    /// <summary>The same providers, with <paramref name="extra"/> settings of a test's own.</summary>
+    protected SocialProvidersServer(IEnumerable<KeyValuePair<string, string?>> extra) : base(DatabaseSettings.Sqlite(), overrides: Settings().Concat(extra)) { }
 
     static IEnumerable<KeyValuePair<string, string?>> Settings()
     {

@@ -48,6 +48,9 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     /// <summary>Anyone may sign up here (<see cref="Users.Accounts.RegistrationOpen"/>).</summary>
     public bool CanRegister => Users.Accounts.RegistrationOpen(HttpContext.RequestServices.GetRequiredService<IConfiguration>());
 
+    /// <summary>Said only to the right password: the server requires a verified address, and a new link is on its way.</summary>
+    const string AwaitsVerification = "Verify your email address first: we sent you a link. Follow it, then sign in.";
+
     static string TooManyFailures(TimeSpan wait) =>
         $"Too many failed sign-ins from your network. Try again in {Math.Max(1, (int)Math.Ceiling(wait.TotalMinutes))} minutes.";
 
@@ -59,11 +62,12 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
 
     public async Task<IActionResult> OnPostAsync()
     {
-        var (user, lockedUntil, retryAfter) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, Email, Password);
+        var (user, lockedUntil, retryAfter, awaitsVerification) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, Email, Password);
         if (user is null)
         {
             // One message for every failure: it must not tell whether the email has an account.
             Error = retryAfter is { } wait ? TooManyFailures(wait)
+                : awaitsVerification ? AwaitsVerification
                 : lockedUntil is null ? "Invalid email or password." : Locked(lockedUntil);
             return Page();
         }
@@ -90,7 +94,8 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
                 Error = $"{providers.Find(external.Provider)?.DisplayName} did not share an email address with us, so no account can be made.";
                 break;
             case ExternalAccounts.Outcome.Refused:
-                Error = "This account cannot sign in at the moment.";
+                Error = resolution.User is { } refused && Users.Accounts.AwaitsVerification(signIn, refused)
+                    ? AwaitsVerification : "This account cannot sign in at the moment.";
                 break;
         }
         await HttpContext.SignOutAsync(IdentityConstants.ExternalScheme);
@@ -107,11 +112,12 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
             return Page();
         }
         // The account is the one the provider's email names, whatever the form says.
-        var (user, lockedUntil, retryAfter) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, external.Email, Password);
+        var (user, lockedUntil, retryAfter, awaitsVerification) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, external.Email, Password);
         if (user is null)
         {
             (Linking, Email) = (providers.Find(external.Provider), external.Email);
             Error = retryAfter is { } wait ? TooManyFailures(wait)
+                : awaitsVerification ? AwaitsVerification
                 : lockedUntil is null ? "That password is not right." : Locked(lockedUntil);
             return Page();
         }

@@ -15,7 +15,8 @@ namespace Identity.Server.Account.Pages;
 /// prompt=create (OpenID Connect's Initiating User Registration) opens it. The same rules as
 /// /api/v1/auth/register (Accounts): a valid address not registered yet, a password of the policy, a verification
 /// email when a sender is configured. The new account is signed in and goes back where it came from, an app's
-/// authorization request included. Closed with Identity:Registration:Enabled=false, like the API.
+/// authorization request included, unless the server requires a verified address first (Identity:SignIn:RequireVerifiedEmail):
+/// then it is told to follow its link. Closed with Identity:Registration:Enabled=false, like the API.
 /// </summary>
 public sealed class RegisterModel(UserManager<User> users, SignInManager<User> signIn, IdentityDbContext db, SecurityEvents events,
     TimeProvider time, Connect.TokenOptions tokens) : PageModel
@@ -25,6 +26,8 @@ public sealed class RegisterModel(UserManager<User> users, SignInManager<User> s
     [BindProperty] public string? Password { get; set; }
     [BindProperty(SupportsGet = true)] public string? ReturnUrl { get; set; }
     public string? Error { get; private set; }
+    /// <summary>Made, and waiting for its address to be verified before it may sign in.</summary>
+    public bool AwaitingVerification { get; private set; }
 
     bool Open => Accounts.RegistrationOpen(HttpContext.RequestServices.GetRequiredService<IConfiguration>());
 
@@ -51,6 +54,12 @@ public sealed class RegisterModel(UserManager<User> users, SignInManager<User> s
                 ? "An account with this email already exists. Sign in instead."
                 : created.Errors.FirstOrDefault()?.Description ?? "The account could not be created.");
         await AccountEmails.SendVerificationIfConfiguredAsync(HttpContext, users, user);
+        // The server wants the address proven first: no session until the link is followed.
+        if (Accounts.AwaitsVerification(signIn, user))
+        {
+            AwaitingVerification = true;
+            return Page();
+        }
         await BrowserSession.SignInAsync(signIn, events, time, tokens, user, [Connect.AuthenticationMethods.Password], null, rememberMe: false, "registration_page");
         // Only local return URLs, as on the login page.
         return LocalRedirect(Url.IsLocalUrl(ReturnUrl) ? ReturnUrl : "/");
