@@ -304,7 +304,9 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         await page.WaitForURLAsync("**/Account/Consent**");
         await page.GetByRole(AriaRole.Button, new() { Name = "Allow" }).ClickAsync();
         var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        await page.WaitForURLAsync(ServerFactory.SpaRedirect + "**");
+        // On the app's origin, as the app's own script would be; its stand-in page has nothing to wait for beyond that
+        // (waiting for its load event timed out once on a busy machine, with the page already there).
+        await page.WaitForURLAsync(ServerFactory.SpaRedirect + "**", new() { WaitUntil = WaitUntilState.Commit });
         return (back, verifier);
     }
 
