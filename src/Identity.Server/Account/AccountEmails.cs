@@ -135,6 +135,21 @@ public static class AccountEmails
                 http.RequestServices.GetRequiredService<ILogger<IEmailSender>>(), user);
     }
 
+    /// <summary>
+    /// Someone tried to register the address of an existing account: its owner hears so, with the ways back in, in place
+    /// of a "taken" answer that would tell the caller the address has an account (when addresses must be verified).
+    /// </summary>
+    public static async Task SendRegistrationAttemptAsync(HttpContext http, UserManager<User> users, string email)
+    {
+        if (await users.FindByEmailAsync(email) is not { } owner || http.RequestServices.GetService<IEmailSender>() is not { } sender)
+            return;
+        string Page(string path) => Microsoft.AspNetCore.Http.Extensions.UriHelper.BuildAbsolute(http.Request.Scheme, http.Request.Host, http.Request.PathBase, path);
+        await SendAsync(sender, http.RequestServices.GetRequiredService<RateLimitCounters>(), http.RequestServices.GetRequiredService<ILogger<IEmailSender>>(),
+            owner, "Someone tried to create an account with your address",
+            $"Someone tried to create an account with this email address, which already has one. If it was you, sign in:\n\n{Page("/Account/Login")}\n\n" +
+            $"or, if you forgot your password, reset it:\n\n{Page("/Account/ForgotPassword")}\n\nIf it was not you, ignore this email: nothing changed.");
+    }
+
     public static async Task SendVerificationAsync(HttpContext http, UserManager<User> users, IEmailSender sender, RateLimitCounters counters,
         ILogger logger, User user)
     {

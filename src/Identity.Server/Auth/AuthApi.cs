@@ -43,8 +43,15 @@ public static class AuthApi
 
     public sealed record ChangePasswordRequest(string? CurrentPassword, string? NewPassword);
 
-    /// <summary>A registration when the server requires a verified address before any sign-in: the account, and no tokens.</summary>
-    public sealed record AwaitingVerification(UserView User, bool VerificationRequired, string Message);
+    /// <summary>
+    /// A registration when the server requires a verified address before any sign-in: no tokens, and the same answer
+    /// whether the address was free (its link is sent) or taken (its owner is told).
+    /// </summary>
+    public sealed record AwaitingVerification(bool VerificationRequired, string Message)
+    {
+        public static readonly IResult Answer = Results.Json(new AwaitingVerification(true,
+            "If the address can be registered, a link to finish is on its way: follow it, then sign in."), statusCode: StatusCodes.Status202Accepted);
+    }
 
     public sealed record MfaRequiredResponse(bool MfaRequired, string MfaToken, IReadOnlyList<string> Methods, long ExpiresIn);
 
@@ -91,13 +98,19 @@ public static class AuthApi
 
         var user = new User { Email = email, Name = string.IsNullOrWhiteSpace(name) ? null : name.Trim(), LastLoginAt = DateTimeOffset.UtcNow };
         var created = await Accounts.CreateAsync(users, db, events, user, request.Password, []);
+        // Where addresses must be verified first, a taken one answers as a new one, and its owner is told instead: the
+        // answer says nothing about which addresses have accounts.
+        if (Accounts.AwaitsVerification(signIn, user) && Accounts.IsTaken(created))
+        {
+            await AccountEmails.SendRegistrationAttemptAsync(http, users, email);
+            return AwaitingVerification.Answer;
+        }
         if (!created.Succeeded)
             return Accounts.Problem(http, created);
         // The address is unproven until its owner follows the link: no organization membership before that.
         await AccountEmails.SendVerificationIfConfiguredAsync(http, users, user);
         if (Accounts.AwaitsVerification(signIn, user))
-            return Results.Json(new AwaitingVerification(await UserView.OfAsync(db, user), true,
-                "The account is made: follow the link sent to its address, then sign in."), statusCode: StatusCodes.Status201Created);
+            return AwaitingVerification.Answer;
         await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, source = "registration" });
         return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
     }

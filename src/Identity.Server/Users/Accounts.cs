@@ -210,13 +210,17 @@ public static class Accounts
         return updated.Succeeded ? new(PasswordChangeOutcome.Changed) : new(PasswordChangeOutcome.Refused, Refusal: updated);
     }
 
+    /// <summary>The account could not be made because its address (or user name, the same) has an account already.</summary>
+    public static bool IsTaken(IdentityResult result) =>
+        result.Errors.Any(e => e.Code is nameof(IdentityErrorDescriber.DuplicateEmail) or nameof(IdentityErrorDescriber.DuplicateUserName));
+
     /// <summary>The identity errors as the seed's error: 409 for a taken email or a lost race, 400 naming the broken rule otherwise.</summary>
     public static IResult Problem(HttpContext http, IdentityResult result, string passwordField = "password")
     {
         if (Hosting.ApiErrors.IsConflict(result))
             return Hosting.ApiErrors.Conflict(http);
         var errors = result.Errors.ToList();
-        if (errors.Any(e => e.Code is nameof(IdentityErrorDescriber.DuplicateEmail) or nameof(IdentityErrorDescriber.DuplicateUserName)))
+        if (IsTaken(result))
             return Hosting.ApiErrors.Result(http, StatusCodes.Status409Conflict, "CONFLICT", "An account with this email already exists.", new { field = "email" });
 
         var first = errors.FirstOrDefault();

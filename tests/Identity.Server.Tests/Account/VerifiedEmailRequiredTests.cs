@@ -40,10 +40,10 @@ public sealed partial class VerifiedEmailRequiredTests(VerifiedEmailServer serve
         var wrongGrant = await PasswordGrantAsync(email, "not the password at all");
         var links = LinksSentTo(email);
 
-        Assert.Equal(HttpStatusCode.Created, registered.Status);
+        Assert.Equal(HttpStatusCode.Accepted, registered.Status);
         Assert.True(registered.Body.GetProperty("verification_required").GetBoolean());
         Assert.False(registered.Body.TryGetProperty("access_token", out _));
-        Assert.False(registered.Body.GetProperty("user").GetProperty("email_verified").GetBoolean());
+        Assert.False(registered.Body.TryGetProperty("user", out _));
         Assert.Equal(HttpStatusCode.Forbidden, apiLogin.Status);
         Assert.Equal("email_not_verified", Reason(apiLogin));
         Assert.Equal(HttpStatusCode.Unauthorized, wrongApiLogin.Status);
@@ -78,7 +78,7 @@ public sealed partial class VerifiedEmailRequiredTests(VerifiedEmailServer serve
         var wrong = await browser.LoginAsync(await browser.OpenAsync(authorize), email, "not the password at all");
 
         Assert.Equal(HttpStatusCode.OK, made.Status);
-        Assert.Contains("Your account is made", made.Document!.QuerySelector("[role=status]")!.TextContent);
+        Assert.Contains("Check your inbox", made.Document!.QuerySelector("[role=status]")!.TextContent);
         Assert.Equal("/Account/Login", login.Url.AbsolutePath);
         Assert.Equal("Verify your email address first: we sent you a link. Follow it, then sign in.",
             refused.Document!.QuerySelector("[role=alert]")!.TextContent.Trim());
@@ -89,6 +89,31 @@ public sealed partial class VerifiedEmailRequiredTests(VerifiedEmailServer serve
         var signedIn = await browser.LoginAsync(await browser.OpenAsync(authorize), email, Password);
 
         Assert.True(QueryHelpers.ParseQuery(signedIn.LeftTo!.Query).ContainsKey("code"), signedIn.Body);
+    }
+
+    /// <summary>A taken address answers as a free one, on the API and the page; its owner is told by email instead.</summary>
+    [Fact]
+    public async Task RegisteringATakenAddress_AnswersAsAFreeOne_AndTellsItsOwner()
+    {
+        var taken = await CreateUserAsync();
+        var free = NewEmail();
+        var browser = new Browser(Factory);
+
+        var forFree = await ApiAsync(HttpMethod.Post, "/api/v1/auth/register", body: new { email = free, password = Password });
+        var forTaken = await ApiAsync(HttpMethod.Post, "/api/v1/auth/register", body: new { email = taken, password = "another long passphrase" });
+        var pageForTaken = await browser.SubmitAsync(await browser.OpenAsync("/Account/Register"),
+            new Dictionary<string, string> { ["Email"] = taken, ["Password"] = "another long passphrase" });
+        var ownerMail = Directory.GetFiles(Factory.EmailFolder).Select(File.ReadAllText).Where(m => m.StartsWith($"To: {taken}\n", StringComparison.Ordinal)).ToList();
+
+        Assert.Equal(forFree.Status, forTaken.Status);
+        Assert.Equal(forFree.Body.ToString(), forTaken.Body.ToString());
+        Assert.Contains("Check your inbox", pageForTaken.Document!.QuerySelector("[role=status]")!.TextContent);
+        Assert.Null(pageForTaken.Document!.QuerySelector("[role=alert]"));
+        Assert.Equal(2, ownerMail.Count);
+        Assert.All(ownerMail, m => Assert.Contains("Someone tried to create an account with this email address", m));
+        Assert.Empty(LinksSentTo(taken));
+        // The owner's password is still theirs.
+        Assert.False((await PasswordGrantAsync(taken)).IsError);
     }
 
     [Fact]

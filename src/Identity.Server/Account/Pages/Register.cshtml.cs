@@ -48,9 +48,16 @@ public sealed class RegisterModel(UserManager<User> users, SignInManager<User> s
 
         var user = new User { Email = email, Name = string.IsNullOrWhiteSpace(Name) ? null : Name.Trim(), LastLoginAt = time.GetUtcNow() };
         var created = await Accounts.CreateAsync(users, db, events, user, Password, []);
+        // Where addresses must be verified first, a taken one reads as a new one and its owner is told (as the API does).
+        if (Accounts.AwaitsVerification(signIn, user) && Accounts.IsTaken(created))
+        {
+            await AccountEmails.SendRegistrationAttemptAsync(HttpContext, users, email);
+            AwaitingVerification = true;
+            return Page();
+        }
         if (!created.Succeeded)
             // As Keycloak's and Auth0's sign-up pages (and the seed's API) do, a taken address is said to be taken.
-            return Refuse(created.Errors.Any(e => e.Code is nameof(IdentityErrorDescriber.DuplicateEmail) or nameof(IdentityErrorDescriber.DuplicateUserName))
+            return Refuse(Accounts.IsTaken(created)
                 ? "An account with this email already exists. Sign in instead."
                 : created.Errors.FirstOrDefault()?.Description ?? "The account could not be created.");
         await AccountEmails.SendVerificationIfConfiguredAsync(HttpContext, users, user);
