@@ -116,6 +116,16 @@ public static class ClientRegistration
                 throw new InvalidClientException("backchannel_logout_uri", $"'{logoutUri}' is not an http(s) URI");
             descriptor.Properties[Sessions.BackchannelLogout.Property] = System.Text.Json.JsonSerializer.SerializeToElement(uri.AbsoluteUri);
         }
+        // OpenIddict reads these settings when it issues the client's tokens; a lifetime set on a token's principal
+        // (remember me at /api/v1/auth, a token exchange's cap) still wins.
+        if (client.AccessTokenLifetime is { } access)
+            descriptor.Settings[Settings.TokenLifetimes.AccessToken] = Lifetime("access_token_lifetime", access, TimeSpan.FromMinutes(1), TimeSpan.FromDays(1));
+        if (client.RefreshTokenLifetime is { } refresh)
+        {
+            if (!client.GrantTypes.Contains(GrantTypes.RefreshToken))
+                throw new InvalidClientException("refresh_token_lifetime", "a refresh token lifetime is for clients with the refresh_token grant");
+            descriptor.Settings[Settings.TokenLifetimes.RefreshToken] = Lifetime("refresh_token_lifetime", refresh, TimeSpan.FromMinutes(5), TimeSpan.FromDays(365));
+        }
         if (client.FrontchannelLogoutUri is { } frontchannel)
         {
             var uri = AbsoluteUri("frontchannel_logout_uri", frontchannel);
@@ -179,6 +189,19 @@ public static class ClientRegistration
             return 0;
         }
     }
+
+    /// <summary>The client's lifetimes as OpenIddict stores them (TimeSpan's invariant text), or null for the server's.</summary>
+    public static (TimeSpan? Access, TimeSpan? Refresh) LifetimesOf(System.Collections.Immutable.ImmutableDictionary<string, string> settings)
+    {
+        static TimeSpan? Read(System.Collections.Immutable.ImmutableDictionary<string, string> settings, string key) =>
+            settings.TryGetValue(key, out var text) && TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var value) ? value : null;
+        return (Read(settings, Settings.TokenLifetimes.AccessToken), Read(settings, Settings.TokenLifetimes.RefreshToken));
+    }
+
+    static string Lifetime(string field, TimeSpan value, TimeSpan least, TimeSpan most) =>
+        value >= least && value <= most
+            ? value.ToString("c", System.Globalization.CultureInfo.InvariantCulture)
+            : throw new InvalidClientException(field, $"{value.TotalSeconds:0} seconds is not between {least.TotalSeconds:0} and {most.TotalSeconds:0}");
 
     static Uri AbsoluteUri(string field, string uri) =>
         // On Unix "/path" parses as an absolute file URI: require a real scheme (https, or a native app's own).

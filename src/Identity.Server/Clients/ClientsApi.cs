@@ -26,13 +26,13 @@ public static partial class ClientsApi
         bool? RequirePushedAuthorizationRequests = null, string? TokenEndpointAuthMethod = null, JsonElement? Jwks = null, string? JwksUri = null,
         // Named by hand: the snake_case policy would write require_d_po_p.
         [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool? RequireDPoP = null,
-        string? FrontchannelLogoutUri = null, bool? FrontchannelLogoutSessionRequired = null);
+        string? FrontchannelLogoutUri = null, bool? FrontchannelLogoutSessionRequired = null, long? AccessTokenLifetime = null, long? RefreshTokenLifetime = null);
 
     public sealed record ClientView(string ClientId, string DisplayName, string ClientType, string ConsentType, IReadOnlyList<string> GrantTypes,
         IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, string? BackchannelLogoutUri,
         string? ScimOrganization, bool RequirePushedAuthorizationRequests, bool Configured, string TokenEndpointAuthMethod, JsonElement? Jwks,
         string? JwksUri, [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool RequireDPoP,
-        string? FrontchannelLogoutUri, bool FrontchannelLogoutSessionRequired);
+        string? FrontchannelLogoutUri, bool FrontchannelLogoutSessionRequired, long? AccessTokenLifetime, long? RefreshTokenLifetime);
 
     /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
     public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
@@ -132,7 +132,8 @@ public static partial class ClientsApi
             // New keys in jwks replace a jwks_uri, and a new jwks_uri replaces keys given in jwks; else what was stays.
             current.TokenEndpointAuthMethod, body.JwksUri is not null ? null : body.Jwks ?? current.Jwks,
             body.Jwks is not null ? null : body.JwksUri ?? current.JwksUri, body.RequireDPoP ?? current.RequireDPoP,
-            body.FrontchannelLogoutUri ?? current.FrontchannelLogoutUri, body.FrontchannelLogoutSessionRequired ?? current.FrontchannelLogoutSessionRequired);
+            body.FrontchannelLogoutUri ?? current.FrontchannelLogoutUri, body.FrontchannelLogoutSessionRequired ?? current.FrontchannelLogoutSessionRequired,
+            body.AccessTokenLifetime ?? current.AccessTokenLifetime, body.RefreshTokenLifetime ?? current.RefreshTokenLifetime);
         (merged, var keysProblem) = await WithRemoteKeysAsync(remoteKeys, merged, http.RequestAborted);
         if (keysProblem is not null)
             return Invalid(http, "jwks_uri", keysProblem);
@@ -243,6 +244,7 @@ public static partial class ClientsApi
                 ScimOrganization = body.ScimOrganization, RequirePushedAuthorizationRequests = body.RequirePushedAuthorizationRequests == true,
                 RequireDPoP = body.RequireDPoP == true,
                 FrontchannelLogoutUri = body.FrontchannelLogoutUri, FrontchannelLogoutSessionRequired = body.FrontchannelLogoutSessionRequired ?? true,
+                AccessTokenLifetime = Seconds(body.AccessTokenLifetime), RefreshTokenLifetime = Seconds(body.RefreshTokenLifetime),
                 Jwks = body.Jwks is { ValueKind: not JsonValueKind.Null } jwks ? jwks.GetRawText() : null,
             });
             // The keys fetched from it are stored as the client's last known set (RemoteKeys).
@@ -327,6 +329,7 @@ public static partial class ClientsApi
         var keys = await applications.GetJsonWebKeySetAsync(application);
         var clientType = await applications.GetClientTypeAsync(application) ?? ClientTypes.Public;
         var frontchannel = await Sessions.FrontchannelLogout.OfAsync(applications, application);
+        var lifetimes = ClientRegistration.LifetimesOf(await applications.GetSettingsAsync(application));
         return new ClientView(
             clientId,
             await applications.GetDisplayNameAsync(application) ?? clientId,
@@ -345,8 +348,11 @@ public static partial class ClientsApi
             KeysView(keys),
             await RemoteKeys.UriOfAsync(applications, application),
             await applications.HasRequirementAsync(application, Connect.DPoP.Requirement),
-            frontchannel?.Uri, frontchannel?.SessionRequired ?? true);
+            frontchannel?.Uri, frontchannel?.SessionRequired ?? true, (long?)lifetimes.Access?.TotalSeconds, (long?)lifetimes.Refresh?.TotalSeconds);
     }
+
+    // Seconds in the API, as Auth0's and Keycloak's admin APIs give lifetimes; out of range is refused by ClientRegistration.
+    static TimeSpan? Seconds(long? seconds) => seconds is { } value ? TimeSpan.FromSeconds(Math.Clamp(value, -1, (long)TimeSpan.FromDays(3650).TotalSeconds)) : null;
 
     /// <summary>
     /// How a stored client authenticates, as RFC 7591 names it: a public one with nothing, a confidential one with its

@@ -93,4 +93,16 @@ public sealed class ClientOptions
 
     /// <summary>implicit (trusted first-party app, no consent screen) or explicit (the user approves once).</summary>
     public string ConsentType { get; set; } = "explicit";
+
+    /// <summary>
+    /// This client's access tokens live this long instead of Identity:Tokens:AccessTokenLifetime (Keycloak's and Duende's
+    /// per-client lifespan): 1 minute to 1 day. Null: the server's.
+    /// </summary>
+    public TimeSpan? AccessTokenLifetime { get; set; }
+
+    /// <summary>
+    /// This client's refresh tokens live this long from their last use instead of Identity:Tokens:RefreshTokenLifetime:
+    /// 5 minutes to 1 year; the sign-in maximum (RefreshTokenAbsoluteLifetime) still ends them. Null: the server's.
+    /// </summary>
+    public TimeSpan? RefreshTokenLifetime { get; set; }
 }

@@ -60,7 +60,11 @@ public static class TokenExchange
         if (subject.GetExpirationDate() is { } expires)
         {
             var left = expires - services.GetRequiredService<TimeProvider>().GetUtcNow();
-            if (left < (principal.GetAccessTokenLifetime() ?? services.GetRequiredService<TokenOptions>().AccessTokenLifetime))
+            var applications = services.GetRequiredService<IOpenIddictApplicationManager>();
+            var usual = (await applications.FindByClientIdAsync(request.ClientId!) is { } application
+                ? Clients.ClientRegistration.LifetimesOf(await applications.GetSettingsAsync(application)).Access : null)
+                ?? services.GetRequiredService<TokenOptions>().AccessTokenLifetime;
+            if (left < usual)
                 principal.SetAccessTokenLifetime(left);
         }
 

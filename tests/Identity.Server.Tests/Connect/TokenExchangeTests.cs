@@ -47,6 +47,32 @@ public sealed class TokenExchangeTests(SqliteServer server) : ServerTests<Sqlite
         Assert.Equal(1, audit.Body.GetProperty("total").GetInt32());
     }
 
+    /// <summary>
+    /// A caller with a lifetime of its own gets tokens of that lifetime from an exchange too, not the subject token's
+    /// remaining hour: the cap only ever shortens.
+    /// </summary>
+    [Fact]
+    public async Task Exchange_ByAClientWithItsOwnLifetime_IssuesTokensOfThatLifetime()
+    {
+        await using var server = new ServerFactory(DatabaseSettings.Sqlite(), overrides: [new("Identity:Clients:3:AccessTokenLifetime", "00:05:00")]);
+        var http = server.CreateClient();
+        var signIn = await http.RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.Web, ClientSecret = ServerFactory.WebSecret,
+            UserName = ServerFactory.AdminEmail, Password = ServerFactory.AdminPassword, Scope = ServerFactory.DownstreamScope,
+        });
+
+        var exchanged = await http.RequestTokenExchangeTokenAsync(new TokenExchangeTokenRequest
+        {
+            Address = "/connect/token", ClientId = ServerFactory.DownstreamAudience, ClientSecret = ServerFactory.DownstreamSecret, Scope = "identity",
+            SubjectToken = signIn.AccessToken!, SubjectTokenType = "urn:ietf:params:oauth:token-type:access_token",
+        });
+
+        Assert.False(exchanged.IsError, exchanged.Error + " " + exchanged.ErrorDescription);
+        var jwt = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(exchanged.AccessToken);
+        Assert.Equal(TimeSpan.FromMinutes(5), jwt.ValidTo - jwt.IssuedAt);
+    }
+
     [Fact]
     public async Task Exchange_OfATokenSentToSomeoneElse_OrOfAMachineToken_OrByAClientWithoutTheGrant_IsRefused()
     {

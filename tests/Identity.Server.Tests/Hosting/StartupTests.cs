@@ -419,6 +419,7 @@ public sealed class StartupTests : IDisposable
     [InlineData("Identity:ExternalProviders:Oidc:0:Name", "corp", "Identity:ExternalProviders:Oidc:0:Authority must be")]
     [InlineData("Identity:ExternalProviders:Oidc:0:Name", "Not A Name", "Identity:ExternalProviders:Oidc:0:Name is required")]
     [InlineData("Identity:ExternalProviders:RedirectUris:0", "/relative", "'/relative' must be an absolute URL")]
+    [InlineData("Identity:Clients:0:AccessTokenLifetime", "00:00:10", "10 seconds is not between 60 and 86400")]
     public void Misconfiguration_FailsAtStartWithAClearMessage(string key, string value, string message)
     {
         using var server = new ServerFactory(database, keys, [Set(key, value)]);
