@@ -32,7 +32,8 @@ public static partial class ClientsApi
         IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, string? BackchannelLogoutUri,
         string? ScimOrganization, bool RequirePushedAuthorizationRequests, bool Configured, string TokenEndpointAuthMethod, JsonElement? Jwks,
         string? JwksUri, [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool RequireDPoP,
-        string? FrontchannelLogoutUri, bool FrontchannelLogoutSessionRequired, long? AccessTokenLifetime, long? RefreshTokenLifetime);
+        string? FrontchannelLogoutUri, bool FrontchannelLogoutSessionRequired, long? AccessTokenLifetime, long? RefreshTokenLifetime,
+        DateTimeOffset? PreviousSecretExpiresAt);
 
     /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
     public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
@@ -144,6 +145,7 @@ public static partial class ClientsApi
         await applications.PopulateAsync(stored, application);
         descriptor.ClientSecret = stored.ClientSecret;
         DynamicRegistration.KeepRegistration(stored, descriptor);
+        PreviousSecret.Keep(stored, descriptor);
         await events.RaiseAsync(EventTypes.ClientUpdated, null, new { client_id = clientId });
         try
         {
@@ -156,9 +158,15 @@ public static partial class ClientsApi
         return Results.Ok(new ClientResponse(await ViewAsync(applications, seed, application)));
     }
 
+    /// <summary>previous_secret_lifetime: how many seconds the replaced secret goes on working (0, the default: none).</summary>
+    public sealed record RotateSecretRequest(long? PreviousSecretLifetime);
+
     static async Task<IResult> RotateSecret(HttpContext http, string clientId, IOpenIddictApplicationManager applications, IOptions<SeedOptions> seed,
-        SecurityEvents events)
+        SecurityEvents events, TimeProvider time, RotateSecretRequest? body)
     {
+        var grace = body?.PreviousSecretLifetime ?? 0;
+        if (grace < 0 || grace > PreviousSecret.LongestGrace.TotalSeconds)
+            return Invalid(http, "previous_secret_lifetime", $"The previous secret may go on working 0 to {PreviousSecret.LongestGrace.TotalSeconds:0} seconds.");
         var (application, refusal) = await FindChangeableAsync(http, clientId, applications, seed);
         if (application is null)
             return refusal!;
@@ -168,9 +176,12 @@ public static partial class ClientsApi
             return Invalid(http, "client_id", "This client signs with its own keys (private_key_jwt) and has no secret: change its jwks instead.");
         var descriptor = new OpenIddictApplicationDescriptor();
         await applications.PopulateAsync(descriptor, application);
+        // The descriptor holds the stored hash of the secret being replaced, which is what a grace period keeps.
+        var expires = time.GetUtcNow() + TimeSpan.FromSeconds(grace);
+        PreviousSecret.Set(descriptor, grace > 0 ? descriptor.ClientSecret : null, expires);
         var secret = NewSecret();
         descriptor.ClientSecret = secret;
-        await events.RaiseAsync(EventTypes.ClientSecretRotated, null, new { client_id = clientId });
+        await events.RaiseAsync(EventTypes.ClientSecretRotated, null, new { client_id = clientId, previous_secret_expires_at = grace > 0 ? expires : (DateTimeOffset?)null });
         await applications.UpdateAsync(application, descriptor);
         return Results.Ok(new ClientResponse(await ViewAsync(applications, seed, application), secret));
     }
@@ -348,7 +359,8 @@ public static partial class ClientsApi
             KeysView(keys),
             await RemoteKeys.UriOfAsync(applications, application),
             await applications.HasRequirementAsync(application, Connect.DPoP.Requirement),
-            frontchannel?.Uri, frontchannel?.SessionRequired ?? true, (long?)lifetimes.Access?.TotalSeconds, (long?)lifetimes.Refresh?.TotalSeconds);
+            frontchannel?.Uri, frontchannel?.SessionRequired ?? true, (long?)lifetimes.Access?.TotalSeconds, (long?)lifetimes.Refresh?.TotalSeconds,
+            (await PreviousSecret.OfAsync(applications, application))?.ExpiresAt);
     }
 
     // Seconds in the API, as Auth0's and Keycloak's admin APIs give lifetimes; out of range is refused by ClientRegistration.

@@ -38,7 +38,8 @@ public sealed class VerifiedSecrets(TimeProvider time)
 }
 
 /// <summary>
-/// OpenIddict's application manager, with <see cref="VerifiedSecrets"/> in front of the PBKDF2 check, the shared
+/// OpenIddict's application manager, with <see cref="VerifiedSecrets"/> in front of the PBKDF2 check, a rotated
+/// client's previous secret accepted until its grace period ends (<see cref="Clients.PreviousSecret"/>), the shared
 /// <see cref="ClientSnapshots"/> emptied once a client is deleted (OpenIddict tells its cache just before), and a
 /// client's keys read from its jwks_uri as last fetched (<see cref="Clients.RemoteKeys"/>) rather than as stored.
 /// </summary>
@@ -49,7 +50,8 @@ public sealed class ApplicationManager<TApplication>(
     IOpenIddictApplicationStore<TApplication> store,
     VerifiedSecrets verified,
     ClientSnapshots snapshots,
-    Clients.RemoteKeys remoteKeys)
+    Clients.RemoteKeys remoteKeys,
+    TimeProvider time)
     : OpenIddictApplicationManager<TApplication>(cache, logger, options, store) where TApplication : class
 {
     public override async ValueTask DeleteAsync(TApplication application, CancellationToken cancellationToken = default)
@@ -66,6 +68,11 @@ public sealed class ApplicationManager<TApplication>(
             ? fetched
             : stored;
     }
+
+    public override async ValueTask<bool> ValidateClientSecretAsync(TApplication application, string secret, CancellationToken cancellationToken = default) =>
+        await base.ValidateClientSecretAsync(application, secret, cancellationToken) ||
+        await Clients.PreviousSecret.OfAsync(this, application, cancellationToken) is { } previous && previous.ExpiresAt > time.GetUtcNow() &&
+        await ValidateClientSecretAsync(secret, previous.Hash, cancellationToken);
 
     protected override async ValueTask<bool> ValidateClientSecretAsync(string secret, string comparand, CancellationToken cancellationToken = default)
     {
