@@ -38,7 +38,32 @@ public static class AuthApi
         account.MapGet("/me", Me).WithSummary("The calling user");
         account.MapPost("/password", ChangePassword).Produces(StatusCodes.Status204NoContent)
             .WithSummary("Change the caller's password with the current one; every other session ends");
+        account.MapDelete("/me", DeleteMe).Produces(StatusCodes.Status204NoContent)
+            .WithSummary("Delete the caller's account, with its password (when Identity:Accounts:AllowSelfDeletion is on)");
         return app;
+    }
+
+    public sealed record DeleteAccountRequest(string? Password);
+
+    static async Task<IResult> DeleteMe(HttpContext http, ClaimsPrincipal principal, UserManager<User> users, IConfiguration configuration,
+        [Microsoft.AspNetCore.Mvc.FromBody(EmptyBodyBehavior = Microsoft.AspNetCore.Mvc.ModelBinding.EmptyBodyBehavior.Allow)] DeleteAccountRequest? body)
+    {
+        if (!Accounts.SelfDeletionAllowed(configuration))
+            return ApiErrors.Result(http, 403, "FORBIDDEN", "Accounts are deleted by an administrator on this server.", new { reason = "self_deletion_disabled" });
+        if (await users.GetUserAsync(principal) is not { } user)
+            return ApiErrors.Result(http, StatusCodes.Status404NotFound, "NOT_FOUND", "The token does not belong to a user.");
+        var (outcome, retryAfter) = await Accounts.DeleteOwnAsync(http, principal, user, body?.Password);
+        return outcome switch
+        {
+            Accounts.SelfDeletionOutcome.Deleted => Results.NoContent(),
+            Accounts.SelfDeletionOutcome.TooManyFailures => TooManyFailures(http, retryAfter!.Value),
+            Accounts.SelfDeletionOutcome.WrongPassword => ApiErrors.Result(http, StatusCodes.Status401Unauthorized, "INVALID_CREDENTIALS",
+                "The password is not right.", new { field = "password" }),
+            Accounts.SelfDeletionOutcome.NeedsRecentSignIn => ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN",
+                "Sign in again (within the last 15 minutes) to delete the account.", new { reason = "recent_sign_in_required" }),
+            _ => ApiErrors.Result(http, StatusCodes.Status409Conflict, "CONFLICT",
+                "This is the server's last administrator: make another administrator first.", new { reason = "last_admin" }),
+        };
     }
 
     public sealed record ChangePasswordRequest(string? CurrentPassword, string? NewPassword);

@@ -160,7 +160,7 @@ public static class Accounts
     /// its sessions that asked for it hear so through back-channel logout.
     /// </summary>
     public static async Task DeleteAsync(UserManager<User> users, Sessions.SessionStore sessions, IOpenIddictAuthorizationManager authorizations,
-        IOpenIddictTokenManager tokens, SecurityEvents events, User user)
+        IOpenIddictTokenManager tokens, SecurityEvents events, User user, string source = "admin")
     {
         await sessions.RevokeAllAsync(user.Id, except: null);
         // What is left: consents (permanent authorizations) and any token outside a session.
@@ -168,12 +168,56 @@ public static class Accounts
             await authorizations.TryRevokeAsync(authorization);
         await foreach (var token in tokens.FindBySubjectAsync(user.Id))
             await tokens.TryRevokeAsync(token);
-        await events.RaiseAsync(EventTypes.UserDeleted, SecurityEvents.Subject.Of(user));
+        await events.RaiseAsync(EventTypes.UserDeleted, SecurityEvents.Subject.Of(user), new { source });
         var result = await users.DeleteAsync(user);
         if (Hosting.ApiErrors.IsConflict(result))
             throw new Microsoft.EntityFrameworkCore.DbUpdateConcurrencyException("The account was changed or deleted by another request at the same time.");
         if (!result.Succeeded)
             throw new InvalidOperationException(string.Join(" ", result.Errors.Select(e => e.Description)));
+    }
+
+    /// <summary>
+    /// Users may delete their own account (Keycloak's "Delete Account"; off by default, as there): from the account
+    /// page or DELETE /api/v1/auth/me, proving it is them again (<see cref="DeleteOwnAsync"/>).
+    /// </summary>
+    public const string AllowSelfDeletionSetting = "Identity:Accounts:AllowSelfDeletion";
+
+    public static bool SelfDeletionAllowed(IConfiguration configuration) => configuration.GetValue(AllowSelfDeletionSetting, false);
+
+    public enum SelfDeletionOutcome { Deleted, TooManyFailures, WrongPassword, NeedsRecentSignIn, LastAdmin }
+
+    /// <summary>
+    /// The user deletes their own account, as <see cref="DeleteAsync"/> does for an administrator: its password again
+    /// when it has one (a wrong one counts like a failed login), else a sign-in of the last minutes
+    /// (<see cref="Account.RecentSignIn"/>), so a stolen session or token cannot erase an account. The last
+    /// administrator stays: the server would have nobody left to run it.
+    /// </summary>
+    public static async Task<(SelfDeletionOutcome Outcome, TimeSpan? RetryAfter)> DeleteOwnAsync(HttpContext http, System.Security.Claims.ClaimsPrincipal principal,
+        User user, string? password)
+    {
+        var services = http.RequestServices;
+        var users = services.GetRequiredService<UserManager<User>>();
+        var failures = services.GetRequiredService<Account.FailedSignIns>();
+        var events = services.GetRequiredService<SecurityEvents>();
+        if (failures.RetryAfter(http) is { } wait)
+            return (SelfDeletionOutcome.TooManyFailures, wait);
+        if (await users.HasPasswordAsync(user))
+        {
+            if (!await users.CheckPasswordAsync(user, password ?? ""))
+            {
+                failures.Record(http);
+                await users.AccessFailedAsync(user);
+                await events.RaiseNowAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user), new { reason = "wrong_password", source = "account_deletion" }, success: false);
+                return (SelfDeletionOutcome.WrongPassword, null);
+            }
+        }
+        else if (!Account.RecentSignIn.Holds(principal, services.GetRequiredService<TimeProvider>()))
+            return (SelfDeletionOutcome.NeedsRecentSignIn, null);
+        if (await users.IsInRoleAsync(user, BuiltInRoles.Admin) && (await users.GetUsersInRoleAsync(BuiltInRoles.Admin)).Count == 1)
+            return (SelfDeletionOutcome.LastAdmin, null);
+        await DeleteAsync(users, services.GetRequiredService<Sessions.SessionStore>(), services.GetRequiredService<IOpenIddictAuthorizationManager>(),
+            services.GetRequiredService<IOpenIddictTokenManager>(), events, user, source: "self");
+        return (SelfDeletionOutcome.Deleted, null);
     }
 
     public enum PasswordChangeOutcome { Changed, TooManyFailures, Locked, WrongPassword, Refused }

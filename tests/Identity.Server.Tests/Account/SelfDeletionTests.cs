@@ -1,0 +1,94 @@
+using System.Net;
+using Duende.IdentityModel.OidcClient;
+using Identity.Server.Tests.Infrastructure;
+
+namespace Identity.Server.Tests.Account;
+
+public sealed class SelfDeletionServer() : ServerFactory(DatabaseSettings.Sqlite(), overrides: [new("Identity:Accounts:AllowSelfDeletion", "true")]);
+
+/// <summary>
+/// Identity:Accounts:AllowSelfDeletion (Keycloak's "Delete Account"): a user deletes their own account with its
+/// password, on the API or the account page; everything it held stops working, and the last administrator stays.
+/// </summary>
+public sealed class SelfDeletionTests(SelfDeletionServer server) : ServerTests<SelfDeletionServer>(server)
+{
+    [Fact]
+    public async Task Api_DeletesTheAccountWithItsPassword_AndNothingOfItWorksAfter()
+    {
+        var email = await CreateUserAsync();
+        var session = await PasswordGrantAsync(email);
+        var token = await LoginAsync(email);
+        var userId = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(token).Subject;
+
+        var wrong = await ApiAsync(HttpMethod.Delete, "/api/v1/auth/me", token, new { password = "not the password at all" });
+        var stillThere = await PasswordGrantAsync(email);
+        var deleted = await ApiAsync(HttpMethod.Delete, "/api/v1/auth/me", token, new { password = Password });
+
+        Assert.Equal(HttpStatusCode.Unauthorized, wrong.Status);
+        Assert.False(stillThere.IsError);
+        Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
+        Assert.True((await PasswordGrantAsync(email)).IsError);
+        Assert.Equal("invalid_grant", (await RefreshAsync(session.RefreshToken!)).Error);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", token)).Status);
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var audit = await ApiAsync(HttpMethod.Get, $"/api/v1/audit?user_id={userId}&action=user.deleted", admin);
+        Assert.Equal("self", audit.Body.GetProperty("entries")[0].GetProperty("details").GetProperty("source").GetString());
+    }
+
+    [Fact]
+    public async Task Page_DeletesTheAccount_AndSignsTheBrowserOut()
+    {
+        var email = await CreateUserAsync();
+        var browser = new Browser(Factory);
+        var app = new OidcClient(new OidcClientOptions
+        {
+            Authority = Issuer, ClientId = ServerFactory.Spa, RedirectUri = ServerFactory.SpaRedirect, Scope = "openid offline_access",
+            HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
+        });
+        var state = await app.PrepareLoginAsync();
+        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
+        var signedIn = await app.ProcessResponseAsync((await browser.SubmitAsync(consent, button: "consent", value: "accept")).LeftTo!.ToString(), state);
+        Assert.False(signedIn.IsError, signedIn.Error);
+
+        var page = await browser.OpenAsync("/Account/Delete");
+        var deleted = await browser.SubmitAsync(page, new Dictionary<string, string> { ["Password"] = Password });
+
+        Assert.Equal("Your account is deleted. You are signed out everywhere.", deleted.Document!.QuerySelector("[role=status]")!.TextContent.Trim());
+        Assert.True((await app.RefreshTokenAsync(signedIn.RefreshToken)).IsError);
+        Assert.Equal("/Account/Login", (await browser.OpenAsync((await app.PrepareLoginAsync()).StartUrl)).Url.AbsolutePath);
+        Assert.True((await PasswordGrantAsync(email)).IsError);
+    }
+
+    [Fact]
+    public async Task TheLastAdministrator_CannotDeleteThemselves()
+    {
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+
+        var refused = await ApiAsync(HttpMethod.Delete, "/api/v1/auth/me", admin, new { password = ServerFactory.AdminPassword });
+
+        Assert.Equal(HttpStatusCode.Conflict, refused.Status);
+        Assert.Equal("last_admin", refused.Body.GetProperty("error").GetProperty("details").GetProperty("reason").GetString());
+        Assert.False(string.IsNullOrEmpty(await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword)));
+    }
+}
+
+/// <summary>Off by default, as in Keycloak: accounts are deleted by administrators.</summary>
+public sealed class SelfDeletionOffTests(SqliteServer server) : ServerTests<SqliteServer>(server)
+{
+    [Fact]
+    public async Task TheApiRefuses_AndThereIsNoPage()
+    {
+        var email = await CreateUserAsync();
+        var token = await LoginAsync(email);
+
+        var refused = await ApiAsync(HttpMethod.Delete, "/api/v1/auth/me", token, new { password = Password });
+        var browser = new Browser(Factory);
+        await browser.LoginAsync(await browser.OpenAsync("/Account/Login"), email, Password);
+        var page = await browser.OpenAsync("/Account/Delete");
+
+        Assert.Equal(HttpStatusCode.Forbidden, refused.Status);
+        Assert.Equal("self_deletion_disabled", refused.Body.GetProperty("error").GetProperty("details").GetProperty("reason").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, page.Status);
+        Assert.False((await PasswordGrantAsync(email)).IsError);
+    }
+}
