@@ -1,6 +1,13 @@
+using System.Globalization;
 using System.Net;
+using System.Security.Claims;
 using Duende.IdentityModel.OidcClient;
+using Identity.Server.Data;
 using Identity.Server.Tests.Infrastructure;
+using Identity.Server.Users;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Identity.Server.Tests.Account;
 
@@ -57,6 +64,30 @@ public sealed class SelfDeletionTests(SelfDeletionServer server) : ServerTests<S
         Assert.True((await app.RefreshTokenAsync(signedIn.RefreshToken)).IsError);
         Assert.Equal("/Account/Login", (await browser.OpenAsync((await app.PrepareLoginAsync()).StartUrl)).Url.AbsolutePath);
         Assert.True((await PasswordGrantAsync(email)).IsError);
+    }
+
+    /// <summary>
+    /// An account without a password (made through a provider) proves it is its user by a recent sign-in instead: one
+    /// of an hour ago is not enough, one of a minute ago is.
+    /// </summary>
+    [Theory]
+    [InlineData(60, false)]
+    [InlineData(1, true)]
+    public async Task WithoutAPassword_ARecentSignInIsNeeded(int minutesAgo, bool deleted)
+    {
+        await using var scope = Factory.Services.CreateAsyncScope();
+        var services = scope.ServiceProvider;
+        var users = services.GetRequiredService<UserManager<User>>();
+        var user = new User { Email = $"federated-{Guid.NewGuid():N}@example.test", EmailConfirmed = true };
+        Assert.True((await Accounts.CreateAsync(users, services.GetRequiredService<IdentityDbContext>(),
+            services.GetRequiredService<Identity.Server.Events.SecurityEvents>(), user, password: null, [])).Succeeded);
+        var signedIn = DateTimeOffset.UtcNow.AddMinutes(-minutesAgo).ToUnixTimeSeconds();
+        var principal = new ClaimsPrincipal(new ClaimsIdentity([new Claim("sub", user.Id), new Claim("auth_time", signedIn.ToString(CultureInfo.InvariantCulture))], "test"));
+
+        var (outcome, _) = await Accounts.DeleteOwnAsync(new DefaultHttpContext { RequestServices = services }, principal, user, password: null);
+
+        Assert.Equal(deleted ? Accounts.SelfDeletionOutcome.Deleted : Accounts.SelfDeletionOutcome.NeedsRecentSignIn, outcome);
+        Assert.Equal(deleted, await users.FindByIdAsync(user.Id) is null);
     }
 
     [Fact]
