@@ -11,9 +11,12 @@ public static class PasswordCheck
     /// <summary>
     /// The user signed in; or why not: a locked account (told only to its right password; a deactivated one is locked
     /// for good, <see cref="Users.Accounts.IsDeactivation"/>), a network that failed too often, or an account whose
-    /// address must be verified first (<see cref="Users.Accounts.AwaitsVerification"/>; told only to its right password).
+    /// address must be verified first (<see cref="Users.Accounts.AwaitsVerification"/>; told only to its right password),
+    /// or an account whose password is temporary (<see cref="User.PasswordChangeRequired"/>): the right one, which must
+    /// be replaced before it signs anyone in.
     /// </summary>
-    public sealed record Outcome(User? User, DateTimeOffset? LockedUntil, TimeSpan? RetryAfter = null, bool AwaitsVerification = false)
+    public sealed record Outcome(User? User, DateTimeOffset? LockedUntil, TimeSpan? RetryAfter = null, bool AwaitsVerification = false,
+        User? MustChangePassword = null)
     {
         public static readonly Outcome Invalid = new(null, null);
     }
@@ -33,7 +36,7 @@ public static class PasswordCheck
         if (failures.RetryAfter(signIn.Context) is { } wait)
             return new Outcome(null, null, wait);
         var outcome = await CheckAsync(users, signIn, events, db, email, password);
-        if (outcome.User is null && !outcome.AwaitsVerification)
+        if (outcome.User is null && !outcome.AwaitsVerification && outcome.MustChangePassword is null)
             failures.Record(signIn.Context);
         return outcome;
     }
@@ -88,6 +91,8 @@ public static class PasswordCheck
                 : Outcome.Invalid;
         }
 
+        if (user.PasswordChangeRequired)
+            return new Outcome(null, null, MustChangePassword: user);
         await Users.Accounts.RecordLoginAsync(db, user);
         return new Outcome(user, null);
     }

@@ -85,7 +85,7 @@ public static class AuthApi
     {
         var request = http.GetOpenIddictServerRequest()!;
         var rememberMe = (bool?)request[AuthFacade.RememberMe] == true;
-        var (user, lockedUntil, retryAfter, awaitsVerification) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, request.Username, request.Password);
+        var (user, lockedUntil, retryAfter, awaitsVerification, mustChangePassword) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, request.Username, request.Password);
         if (retryAfter is { } wait)
             return TooManyFailures(http, wait);
         if (user is not null && await mfa.IsEnabledAsync(user.Id))
@@ -99,6 +99,9 @@ public static class AuthApi
         if (awaitsVerification)
             return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The email address is not verified yet: follow the link sent to it.",
                 new { reason = "email_not_verified" });
+        if (mustChangePassword is not null)
+            return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The password is temporary: sign in on the login page to choose a new one.",
+                new { reason = "password_change_required" });
         if (Accounts.IsDeactivation(lockedUntil))
             return ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN", "The account is disabled.", new { reason = "account_disabled" });
         if (lockedUntil is not null)

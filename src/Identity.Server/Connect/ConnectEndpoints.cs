@@ -150,7 +150,7 @@ public static class ConnectEndpoints
         var events = services.GetRequiredService<SecurityEvents>();
         if (request.IsPasswordGrantType())
         {
-            var (user, lockedUntil, retryAfter, awaitsVerification) = await PasswordCheck.SignInAsync(users, services.GetRequiredService<SignInManager<User>>(), events,
+            var (user, lockedUntil, retryAfter, awaitsVerification, mustChangePassword) = await PasswordCheck.SignInAsync(users, services.GetRequiredService<SignInManager<User>>(), events,
                 services.GetRequiredService<IdentityDbContext>(), services.GetRequiredService<FailedSignIns>(), request.Username, request.Password);
             if (retryAfter is { } wait)
             {
@@ -159,6 +159,8 @@ public static class ConnectEndpoints
             }
             if (awaitsVerification)
                 return Forbid(Errors.InvalidGrant, "The account's email address is not verified yet: follow the link sent to it.", "email_not_verified");
+            if (mustChangePassword is not null)
+                return Forbid(Errors.InvalidGrant, "The password is temporary: sign in on the login page to choose a new one.", "password_change_required");
             if (user is null)
                 return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid."
                     : Users.Accounts.IsDeactivation(lockedUntil) ? "The account is disabled." : "The account is locked.");

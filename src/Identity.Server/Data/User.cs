@@ -17,6 +17,12 @@ public sealed class User : IdentityUser
     public DateTimeOffset? LastLoginAt { get; set; }
 
     /// <summary>
+    /// The password is temporary (Keycloak's "Temporary" password and "Update Password" required action): an
+    /// administrator set it, and the next password sign-in must choose a new one on the login page before going on.
+    /// </summary>
+    public bool PasswordChangeRequired { get; set; }
+
+    /// <summary>
     /// The organization of the email's domain; null for free-mail addresses. Its admins manage the account, but it
     /// counts as membership (org claims in tokens, the user's parent in policies, the reach of org-scoped roles) only
     /// once <see cref="IdentityUser.EmailConfirmed"/>: anyone can type an address at a company's domain.

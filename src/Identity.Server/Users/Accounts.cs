@@ -101,7 +101,7 @@ public static class Accounts
     [
         (nameof(User.Email), "email"), (nameof(User.Name), "name"), (nameof(User.GivenName), "given_name"), (nameof(User.FamilyName), "family_name"),
         (nameof(User.ExternalId), "external_id"), (nameof(User.EmailConfirmed), "email_verified"), (nameof(User.PasswordHash), "password"),
-        (nameof(User.LockoutEnd), "active"),
+        (nameof(User.LockoutEnd), "active"), (nameof(User.PasswordChangeRequired), "password_change_required"),
     ];
 
     /// <summary>

@@ -7,7 +7,7 @@ namespace Identity.Server.Users;
 /// <summary>How the API shows an account: the seed's user object, the same on every endpoint.</summary>
 public sealed record UserView(
     string Id, string? Email, string? Name, IReadOnlyList<string> Roles, IReadOnlyList<string> Permissions,
-    OrganizationView? Organization, bool EmailVerified, bool Active, DateTimeOffset? LastLogin, DateTimeOffset CreatedAt)
+    OrganizationView? Organization, bool EmailVerified, bool Active, DateTimeOffset? LastLogin, DateTimeOffset CreatedAt, bool PasswordChangeRequired)
 {
     public static async Task<UserView> OfAsync(IdentityDbContext db, User user) => (await OfAsync(db, [user]))[0];
 
@@ -35,7 +35,7 @@ public sealed record UserView(
             return new UserView(user.Id, user.Email, user.Name,
                 mine.Select(r => r.Name!).Order(StringComparer.Ordinal).ToList(),
                 granted.Distinct().Order(StringComparer.Ordinal).ToList(),
-                organization, user.EmailConfirmed, Accounts.IsActive(user), user.LastLoginAt, user.CreatedAt);
+                organization, user.EmailConfirmed, Accounts.IsActive(user), user.LastLoginAt, user.CreatedAt, user.PasswordChangeRequired);
         }).ToList();
     }
 }

@@ -17,8 +17,9 @@ namespace Identity.Server.Users;
 /// </summary>
 public static class UsersApi
 {
-    public sealed record CreateUserRequest(string? Email, string? Password, string? Name, List<string>? Roles, bool? EmailVerified);
-    public sealed record UpdateUserRequest(string? Email, string? Name, bool? EmailVerified, string? Password, bool? Active);
+    /// <summary>temporary_password: the password must be changed at the next password sign-in (Keycloak's "Temporary").</summary>
+    public sealed record CreateUserRequest(string? Email, string? Password, string? Name, List<string>? Roles, bool? EmailVerified, bool? TemporaryPassword = null);
+    public sealed record UpdateUserRequest(string? Email, string? Name, bool? EmailVerified, string? Password, bool? Active, bool? TemporaryPassword = null);
     public sealed record AssignRoleRequest(string? RoleId);
     public sealed record UserResponse(UserView User);
     public sealed record UserPage(IReadOnlyList<UserView> Users, int Total, int Page, int Limit);
@@ -97,7 +98,7 @@ public static class UsersApi
             roles.Add(role);
         }
 
-        var user = new User { Email = email, Name = body.Name?.Trim(), EmailConfirmed = body.EmailVerified ?? false };
+        var user = new User { Email = email, Name = body.Name?.Trim(), EmailConfirmed = body.EmailVerified ?? false, PasswordChangeRequired = body.TemporaryPassword == true };
         var created = await Accounts.CreateAsync(users, db, events, user, body.Password, roles.Select(r => r.Name!));
         if (!created.Succeeded)
             return Accounts.Problem(http, created);
@@ -138,9 +139,15 @@ public static class UsersApi
         }
         else if (body.Active is true && !Accounts.IsActive(user))
             Accounts.Reactivate(user);
-        // An administrator's reset, for a forgotten or compromised password.
+        // An administrator's reset, for a forgotten or compromised password: final unless said to be temporary.
         if (body.Password is not null && await Accounts.ReplacePasswordAsync(users, user, body.Password) is { Succeeded: false } refused)
             return Accounts.Problem(http, refused);
+        if (body.TemporaryPassword is not null || body.Password is not null)
+        {
+            if (body.TemporaryPassword == true && user.PasswordHash is null)
+                return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The account has no password to change.", new { field = "temporary_password" });
+            user.PasswordChangeRequired = body.TemporaryPassword == true;
+        }
 
         var saved = await Accounts.SaveChangesAsync(users, db, events, sessions, user);
         return saved.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, saved);

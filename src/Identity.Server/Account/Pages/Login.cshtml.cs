@@ -17,7 +17,8 @@ namespace Identity.Server.Account.Pages;
 /// account's password before linking the two.
 /// </summary>
 public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa, SecurityEvents events, IdentityDbContext db,
-    ExternalProviders providers, ExternalAccounts accounts, FailedSignIns failures, TimeProvider time, Connect.TokenOptions tokens) : PageModel
+    ExternalProviders providers, ExternalAccounts accounts, FailedSignIns failures, TimeProvider time, Connect.TokenOptions tokens,
+    Microsoft.AspNetCore.DataProtection.IDataProtectionProvider protection, Sessions.SessionStore sessions) : PageModel
 {
     const string Client = "login-page";
     const string ExternalIncomplete = "The sign-in with the external provider did not complete. Try again.";
@@ -26,6 +27,11 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     [BindProperty] public string? Password { get; set; }
     [BindProperty] public string? Code { get; set; }
     [BindProperty] public string? MfaToken { get; set; }
+
+    /// <summary>Set while a temporary password waits to be replaced (<see cref="TemporaryPassword"/>): the form asks for the new one.</summary>
+    [BindProperty] public string? PasswordChangePass { get; set; }
+    [BindProperty] public string? NewPassword { get; set; }
+    [BindProperty] public string? ConfirmPassword { get; set; }
 
     /// <summary>The browser's answer to a passkey request (navigator.credentials.get), as JSON.</summary>
     [BindProperty] public string? Credential { get; set; }
@@ -62,7 +68,12 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
 
     public async Task<IActionResult> OnPostAsync()
     {
-        var (user, lockedUntil, retryAfter, awaitsVerification) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, Email, Password);
+        var (user, lockedUntil, retryAfter, awaitsVerification, mustChangePassword) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, Email, Password);
+        if (mustChangePassword is not null)
+        {
+            PasswordChangePass = TemporaryPassword.Pass(protection, mustChangePassword);
+            return Page();
+        }
         if (user is null)
         {
             // One message for every failure: it must not tell whether the email has an account.
@@ -112,12 +123,13 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
             return Page();
         }
         // The account is the one the provider's email names, whatever the form says.
-        var (user, lockedUntil, retryAfter, awaitsVerification) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, external.Email, Password);
+        var (user, lockedUntil, retryAfter, awaitsVerification, mustChangePassword) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, external.Email, Password);
         if (user is null)
         {
             (Linking, Email) = (providers.Find(external.Provider), external.Email);
             Error = retryAfter is { } wait ? TooManyFailures(wait)
                 : awaitsVerification ? AwaitsVerification
+                : mustChangePassword is not null ? "Your password is temporary: sign in with it here first, without the provider, to choose your own."
                 : lockedUntil is null ? "That password is not right." : Locked(lockedUntil);
             return Page();
         }
@@ -181,6 +193,32 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     }
 
     /// <summary>The first factor is done: the second one when the account has it, else the session.</summary>
+    /// <summary>The new password in place of a temporary one; then the sign-in goes on as after any password.</summary>
+    public async Task<IActionResult> OnPostChangePasswordAsync()
+    {
+        if (await TemporaryPassword.RedeemAsync(protection, users, PasswordChangePass) is not { } user)
+        {
+            PasswordChangePass = null;
+            Error = "That took too long, or the password was changed already. Sign in again.";
+            return Page();
+        }
+        if (string.IsNullOrEmpty(NewPassword) || NewPassword != ConfirmPassword)
+            return ChangeRefused("Enter the new password twice, the same both times.");
+        if (await users.CheckPasswordAsync(user, NewPassword))
+            return ChangeRefused("Choose a password of your own, not the temporary one.");
+        var replaced = await TemporaryPassword.ReplaceAsync(users, events, sessions, user, NewPassword);
+        if (!replaced.Succeeded)
+            return ChangeRefused(replaced.Errors.FirstOrDefault()?.Description ?? "That password cannot be used.");
+        await Users.Accounts.RecordLoginAsync(db, user);
+        return await FinishAsync(user, identityProvider: null);
+    }
+
+    IActionResult ChangeRefused(string error)
+    {
+        Error = error;
+        return Page();
+    }
+
     async Task<IActionResult> FinishAsync(User user, string? identityProvider)
     {
         if (await mfa.IsEnabledAsync(user.Id))

@@ -289,6 +289,9 @@ namespace Identity.Server.Data.Migrations.PostgreSql
                     b.Property<string>("OrganizationId")
                         .HasColumnType("character varying(64)");
 
+                    b.Property<bool>("PasswordChangeRequired")
+                        .HasColumnType("boolean");
+
                     b.Property<string>("PasswordHash")
                         .HasColumnType("text");
 

@@ -291,6 +291,9 @@ namespace Identity.Server.Data.Migrations.SqlServer
                     b.Property<string>("OrganizationId")
                         .HasColumnType("nvarchar(64)");
 
+                    b.Property<bool>("PasswordChangeRequired")
+                        .HasColumnType("bit");
+
                     b.Property<string>("PasswordHash")
                         .HasColumnType("nvarchar(max)");
 

@@ -282,6 +282,9 @@ namespace Identity.Server.Data.Migrations.Sqlite
                     b.Property<string>("OrganizationId")
                         .HasColumnType("TEXT");
 
+                    b.Property<bool>("PasswordChangeRequired")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("PasswordHash")
                         .HasColumnType("TEXT");
 
