@@ -57,6 +57,8 @@ public static class AuthApi
         {
             Accounts.SelfDeletionOutcome.Deleted => Results.NoContent(),
             Accounts.SelfDeletionOutcome.TooManyFailures => TooManyFailures(http, retryAfter!.Value),
+            Accounts.SelfDeletionOutcome.Locked => ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN",
+                "The account is locked after too many failed attempts.", new { reason = "account_locked" }),
             Accounts.SelfDeletionOutcome.WrongPassword => ApiErrors.Result(http, StatusCodes.Status401Unauthorized, "INVALID_CREDENTIALS",
                 "The password is not right.", new { field = "password" }),
             Accounts.SelfDeletionOutcome.NeedsRecentSignIn => ApiErrors.Result(http, StatusCodes.Status403Forbidden, "FORBIDDEN",

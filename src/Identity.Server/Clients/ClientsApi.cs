@@ -124,17 +124,20 @@ public static partial class ClientsApi
         if (body.Jwks is not null && body.JwksUri is not null)
             return Invalid(http, "jwks_uri", "Give the client's keys in jwks or at jwks_uri, not both.");
 
-        // Fields left out keep their value. A stand-in secret makes the description confidential; the stored hash then
-        // takes its place, and OpenIddict, finding the secret unchanged, keeps it as it is.
-        var merged = new ClientRequest(clientId, body.DisplayName ?? current.DisplayName, !confidential, body.GrantTypes ?? [.. current.GrantTypes],
+        // Fields left out keep their value; an empty logout URI removes it, and a refresh token lifetime goes with the
+        // grant. A stand-in secret makes the description confidential; the stored hash then takes its place, and
+        // OpenIddict, finding the secret unchanged, keeps it as it is.
+        var grants = body.GrantTypes ?? [.. current.GrantTypes];
+        var merged = new ClientRequest(clientId, body.DisplayName ?? current.DisplayName, !confidential, grants,
             body.RedirectUris ?? [.. current.RedirectUris], body.PostLogoutRedirectUris ?? [.. current.PostLogoutRedirectUris],
-            body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType, body.BackchannelLogoutUri ?? current.BackchannelLogoutUri,
+            body.Scopes ?? [.. current.Scopes], body.ConsentType ?? current.ConsentType, Cleared(body.BackchannelLogoutUri, current.BackchannelLogoutUri),
             body.ScimOrganization ?? current.ScimOrganization, body.RequirePushedAuthorizationRequests ?? current.RequirePushedAuthorizationRequests,
             // New keys in jwks replace a jwks_uri, and a new jwks_uri replaces keys given in jwks; else what was stays.
             current.TokenEndpointAuthMethod, body.JwksUri is not null ? null : body.Jwks ?? current.Jwks,
             body.Jwks is not null ? null : body.JwksUri ?? current.JwksUri, body.RequireDPoP ?? current.RequireDPoP,
-            body.FrontchannelLogoutUri ?? current.FrontchannelLogoutUri, body.FrontchannelLogoutSessionRequired ?? current.FrontchannelLogoutSessionRequired,
-            body.AccessTokenLifetime ?? current.AccessTokenLifetime, body.RefreshTokenLifetime ?? current.RefreshTokenLifetime);
+            Cleared(body.FrontchannelLogoutUri, current.FrontchannelLogoutUri), body.FrontchannelLogoutSessionRequired ?? current.FrontchannelLogoutSessionRequired,
+            body.AccessTokenLifetime ?? current.AccessTokenLifetime,
+            body.RefreshTokenLifetime ?? (grants.Contains(GrantTypes.RefreshToken) ? current.RefreshTokenLifetime : null));
         (merged, var keysProblem) = await WithRemoteKeysAsync(remoteKeys, merged, http.RequestAborted);
         if (keysProblem is not null)
             return Invalid(http, "jwks_uri", keysProblem);
@@ -362,6 +365,8 @@ public static partial class ClientsApi
             frontchannel?.Uri, frontchannel?.SessionRequired ?? true, (long?)lifetimes.Access?.TotalSeconds, (long?)lifetimes.Refresh?.TotalSeconds,
             (await PreviousSecret.OfAsync(applications, application))?.ExpiresAt);
     }
+
+    static string? Cleared(string? given, string? current) => given is null ? current : given.Length == 0 ? null : given;
 
     // Seconds in the API, as Auth0's and Keycloak's admin APIs give lifetimes; out of range is refused by ClientRegistration.
     static TimeSpan? Seconds(long? seconds) => seconds is { } value ? TimeSpan.FromSeconds(Math.Clamp(value, -1, (long)TimeSpan.FromDays(3650).TotalSeconds)) : null;

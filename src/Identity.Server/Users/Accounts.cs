@@ -184,7 +184,7 @@ public static class Accounts
 
     public static bool SelfDeletionAllowed(IConfiguration configuration) => configuration.GetValue(AllowSelfDeletionSetting, false);
 
-    public enum SelfDeletionOutcome { Deleted, TooManyFailures, WrongPassword, NeedsRecentSignIn, LastAdmin }
+    public enum SelfDeletionOutcome { Deleted, TooManyFailures, Locked, WrongPassword, NeedsRecentSignIn, LastAdmin }
 
     /// <summary>
     /// The user deletes their own account, as <see cref="DeleteAsync"/> does for an administrator: its password again
@@ -201,6 +201,9 @@ public static class Accounts
         var events = services.GetRequiredService<SecurityEvents>();
         if (failures.RetryAfter(http) is { } wait)
             return (SelfDeletionOutcome.TooManyFailures, wait);
+        // As for a password change: a lockout stops guesses here too, right or wrong.
+        if (await users.IsLockedOutAsync(user))
+            return (SelfDeletionOutcome.Locked, null);
         if (await users.HasPasswordAsync(user))
         {
             if (!await users.CheckPasswordAsync(user, password ?? ""))

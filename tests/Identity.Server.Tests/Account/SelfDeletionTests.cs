@@ -91,6 +91,21 @@ public sealed class SelfDeletionTests(SelfDeletionServer server) : ServerTests<S
     }
 
     [Fact]
+    public async Task ALockedAccount_IsNotDeleted_EvenWithTheRightPassword()
+    {
+        var email = await CreateUserAsync();
+        var token = await LoginAsync(email);
+        for (var attempt = 0; attempt < 5; attempt++)
+            await ApiAsync(HttpMethod.Delete, "/api/v1/auth/me", token, new { password = "not the password at all" });
+
+        var refused = await ApiAsync(HttpMethod.Delete, "/api/v1/auth/me", token, new { password = Password });
+
+        Assert.Equal(HttpStatusCode.Forbidden, refused.Status);
+        Assert.Equal("account_locked", refused.Body.GetProperty("error").GetProperty("details").GetProperty("reason").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await ApiAsync(HttpMethod.Get, "/api/v1/auth/me", token)).Status);
+    }
+
+    [Fact]
     public async Task TheLastAdministrator_CannotDeleteThemselves()
     {
         var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);

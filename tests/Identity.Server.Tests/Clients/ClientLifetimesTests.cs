@@ -84,6 +84,11 @@ public abstract class ClientLifetimesTests<TFactory>(TFactory factory) : ServerT
         Assert.Equal(TimeSpan.FromSeconds(600), await RefreshTokenLifetimeAsync(signedIn.RefreshToken));
         Assert.False(refreshed.IsError, refreshed.Error);
         Assert.Equal(TimeSpan.FromSeconds(600), await RefreshTokenLifetimeAsync(refreshed.RefreshToken));
+
+        // Dropping the grant drops its lifetime with it, rather than refusing the change.
+        var withoutRefresh = await ApiAsync(HttpMethod.Put, $"/api/v1/clients/{clientId}", admin, new { grant_types = new[] { "authorization_code" } });
+        Assert.Equal(HttpStatusCode.OK, withoutRefresh.Status);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, withoutRefresh.Body.GetProperty("client").GetProperty("refresh_token_lifetime").ValueKind);
     }
 
     [Theory]

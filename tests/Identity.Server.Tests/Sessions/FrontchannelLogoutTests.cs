@@ -163,6 +163,12 @@ public abstract class FrontchannelLogoutTests<TFactory>(TFactory factory) : Serv
         }
         Assert.Equal("https://kept.example.test/logout", after.Body.GetProperty("client").GetProperty("frontchannel_logout_uri").GetString());
         Assert.Equal("Renamed", after.Body.GetProperty("client").GetProperty("display_name").GetString());
+
+        // An empty URI takes it away, so the app's redirect URIs can move to another site.
+        var cleared = await ApiAsync(HttpMethod.Put, $"/api/v1/clients/{clientId}", admin, new { frontchannel_logout_uri = "" });
+        var moved = await ApiAsync(HttpMethod.Put, $"/api/v1/clients/{clientId}", admin, new { redirect_uris = new[] { "https://moved.example.test/callback" } });
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, cleared.Body.GetProperty("client").GetProperty("frontchannel_logout_uri").ValueKind);
+        Assert.Equal(HttpStatusCode.OK, moved.Status);
     }
 
     [Fact]

@@ -49,6 +49,9 @@ public sealed class DeleteAccountModel(UserManager<User> users, IConfiguration c
             case Accounts.SelfDeletionOutcome.TooManyFailures:
                 Error = $"Too many failed attempts: try again in {Math.Ceiling(retryAfter!.Value.TotalMinutes)} minutes.";
                 break;
+            case Accounts.SelfDeletionOutcome.Locked:
+                Error = "Your account is locked after too many failed attempts: try again later.";
+                break;
             case Accounts.SelfDeletionOutcome.WrongPassword:
                 Error = "That password is not right.";
                 break;
