@@ -45,7 +45,6 @@ public static class TemporaryPassword
     {
         if (await Users.Accounts.ReplacePasswordAsync(users, user, password) is { Succeeded: false } refused)
             return refused;
-        user.PasswordChangeRequired = false;
         await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed = new[] { "password", "password_change_required" }, source = "required_change" });
         var updated = await users.UpdateAsync(user);
         if (updated.Succeeded)

@@ -93,6 +93,9 @@ public static class Accounts
             return IdentityResult.Failed([.. errors]);
         user.PasswordHash = users.PasswordHasher.HashPassword(user, password);
         user.SecurityStamp = NewSecurityStamp();
+        // A new password is final, whoever set it (the user, a reset link, a directory); an administrator's temporary
+        // one is marked again by its caller.
+        user.PasswordChangeRequired = false;
         return IdentityResult.Success;
     }
 

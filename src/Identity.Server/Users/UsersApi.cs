@@ -142,11 +142,11 @@ public static class UsersApi
         // An administrator's reset, for a forgotten or compromised password: final unless said to be temporary.
         if (body.Password is not null && await Accounts.ReplacePasswordAsync(users, user, body.Password) is { Succeeded: false } refused)
             return Accounts.Problem(http, refused);
-        if (body.TemporaryPassword is not null || body.Password is not null)
+        if (body.TemporaryPassword is { } temporary)
         {
-            if (body.TemporaryPassword == true && user.PasswordHash is null)
+            if (temporary && user.PasswordHash is null)
                 return ApiErrors.Result(http, 400, "INVALID_REQUEST", "The account has no password to change.", new { field = "temporary_password" });
-            user.PasswordChangeRequired = body.TemporaryPassword == true;
+            user.PasswordChangeRequired = temporary;
         }
 
         var saved = await Accounts.SaveChangesAsync(users, db, events, sessions, user);

@@ -88,6 +88,23 @@ public sealed class TemporaryPasswordTests(SqliteServer server) : ServerTests<Sq
         Assert.False((await PasswordGrantAsync(email, Own)).IsError);
     }
 
+    /// <summary>A password the user sets another way (here a reset link) is final too.</summary>
+    [Fact]
+    public async Task AResetByEmail_EndsTheTemporaryPassword()
+    {
+        var (admin, id, email) = await NewUserWithTemporaryPasswordAsync();
+
+        await ApiAsync(HttpMethod.Post, "/api/v1/auth/password/forgot", body: new { email });
+        var mail = Directory.GetFiles(Factory.EmailFolder).Select(File.ReadAllText).Single(m => m.StartsWith($"To: {email}\n", StringComparison.Ordinal));
+        var link = new Uri(System.Text.RegularExpressions.Regex.Match(mail, @"https?://\S+/Account/ResetPassword\S+").Value);
+        var query = QueryHelpers.ParseQuery(link.Query);
+        var reset = await ApiAsync(HttpMethod.Post, "/api/v1/auth/password/reset", body: new { user_id = query["user"].ToString(), token = query["token"].ToString(), new_password = Own });
+
+        Assert.Equal(HttpStatusCode.NoContent, reset.Status);
+        Assert.False((await PasswordGrantAsync(email, Own)).IsError);
+        Assert.False((await ApiAsync(HttpMethod.Get, $"/api/v1/users/{id}", admin)).Body.GetProperty("user").GetProperty("password_change_required").GetBoolean());
+    }
+
     [Fact]
     public async Task AnAdministrator_MakesAPasswordTemporary_OrSetsAFinalOne()
     {
