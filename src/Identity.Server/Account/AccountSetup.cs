@@ -30,6 +30,7 @@ public static class AccountSetup
                 options.SignIn.RequireConfirmedEmail = builder.Configuration.GetValue(Users.Accounts.RequireVerifiedEmailSetting, false);
             })
             .AddPasswordValidator<CommonPasswordValidator>()
+            .AddPasswordValidator<PasswordHistory>()
             .AddEntityFrameworkStores<IdentityDbContext>()
             .AddDefaultTokenProviders();
 

@@ -23,6 +23,12 @@ public sealed class User : IdentityUser
     public bool PasswordChangeRequired { get; set; }
 
     /// <summary>
+    /// The PBKDF2 hashes of the account's earlier passwords, newest first, as a JSON list: only as many as
+    /// Identity:Passwords:History needs (Account/PasswordHistory), none when it is off.
+    /// </summary>
+    public string? PasswordHistory { get; set; }
+
+    /// <summary>
     /// The organization of the email's domain; null for free-mail addresses. Its admins manage the account, but it
     /// counts as membership (org claims in tokens, the user's parent in policies, the reach of org-scoped roles) only
     /// once <see cref="IdentityUser.EmailConfirmed"/>: anyone can type an address at a company's domain.

@@ -91,6 +91,7 @@ public static class Accounts
             errors.AddRange((await validator.ValidateAsync(users, user, password)).Errors);
         if (errors.Count > 0)
             return IdentityResult.Failed([.. errors]);
+        users.PasswordValidators.OfType<Account.PasswordHistory>().FirstOrDefault()?.Remember(user);
         user.PasswordHash = users.PasswordHasher.HashPassword(user, password);
         user.SecurityStamp = NewSecurityStamp();
         // A new password is final, whoever set it (the user, a reset link, a directory); an administrator's temporary

@@ -295,6 +295,9 @@ namespace Identity.Server.Data.Migrations.PostgreSql
                     b.Property<string>("PasswordHash")
                         .HasColumnType("text");
 
+                    b.Property<string>("PasswordHistory")
+                        .HasColumnType("text");
+
                     b.Property<string>("PhoneNumber")
                         .HasColumnType("text");
 
