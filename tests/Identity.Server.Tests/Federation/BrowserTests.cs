@@ -358,8 +358,9 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
         var tokens = await SpaTokensAsync(back, verifier);
         // The redirect was caught as it was requested; the page must land on it before going elsewhere, or the
-        // browser reports the next navigation as interrupted by this one.
-        await page.WaitForURLAsync(ServerFactory.SpaRedirect + "**");
+        // browser reports the next navigation as interrupted by this one. Landing (commit) is enough: waiting for the
+        // stand-in page's load event timed out now and then on the busy machine.
+        await page.WaitForURLAsync(ServerFactory.SpaRedirect + "**", new() { WaitUntil = WaitUntilState.Commit });
 
         await page.GotoAsync(new Uri(Factory.Address, "Account/Passkeys").ToString());
         await page.GetByRole(AriaRole.Button, new() { Name = "Remove Test laptop" }).ClickAsync();
@@ -410,7 +411,7 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         await page.RouteAsync(redirectUri + "**", async route =>
         {
             arrived.TrySetResult(new Uri(route.Request.Url));
-            await route.FulfillAsync(new RouteFulfillOptions { Status = 200, Body = "app" });
+            await route.FulfillAsync(new RouteFulfillOptions { Status = 200, ContentType = "text/html", Body = "<!doctype html><title>app</title>app" });
         });
         return arrived;
     }
