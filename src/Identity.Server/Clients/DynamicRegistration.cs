@@ -86,7 +86,10 @@ public static class DynamicRegistration
 
     /// <summary>What an app says about itself at registration, or in full again when it replaces its registration.</summary>
     sealed record Metadata(string? Name, string Method, List<string> Scope, List<string> Redirects, List<string> LogoutRedirects,
-        List<string> Grants, JsonElement? Jwks, string? JwksUri, bool DPoPBound, JsonElement Raw);
+        List<string> Grants, JsonElement? Jwks, string? JwksUri, bool DPoPBound, JsonElement Raw, Logouts Logouts);
+
+    /// <summary>Back-Channel and Front-Channel Logout 1.0 §2.2 and §2: where the app hears of its users' sign-outs.</summary>
+    sealed record Logouts(string? Backchannel, string? Frontchannel, bool FrontchannelSessionRequired);
 
     static async Task<IResult> Register(HttpContext http, IOptions<DynamicRegistrationOptions> options, IOpenIddictApplicationManager applications,
         ScopeResources scopes, SecurityEvents events, TimeProvider time, RemoteKeys remoteKeys)
@@ -119,7 +122,7 @@ public static class DynamicRegistration
         }
         // RFC 7591 §3.2.1: the metadata as registered, with the identifier (and secret) the server made.
         var answer = Information(http, clientId, metadata.Name, metadata.Redirects, metadata.LogoutRedirects, ClientRegistration.GrantTypesOf(descriptor.Permissions),
-            metadata.Method, metadata.Jwks, metadata.JwksUri, metadata.Scope, token, metadata.DPoPBound);
+            metadata.Method, metadata.Jwks, metadata.JwksUri, metadata.Scope, token, metadata.DPoPBound, metadata.Logouts);
         answer["client_id_issued_at"] = issuedAt;
         if (secret is not null)
         {
@@ -229,7 +232,7 @@ public static class DynamicRegistration
     /// <summary>RFC 7591 §3.2.1 and RFC 7592 §3: the registration, where to manage it and the token to do so with.</summary>
     static Dictionary<string, object?> Information(HttpContext http, string clientId, string? name, IEnumerable<string> redirects,
         IReadOnlyCollection<string> logoutRedirects, IEnumerable<string> grants, string method, JsonElement? jwks, string? jwksUri, IEnumerable<string> scope,
-        string token, bool dpopBound) =>
+        string token, bool dpopBound, Logouts logouts) =>
         new Dictionary<string, object?>
         {
             ["client_id"] = clientId,
@@ -245,6 +248,10 @@ public static class DynamicRegistration
             ["scope"] = string.Join(' ', scope),
             // RFC 9449 §5.2: said only when true, as false is its default.
             ["dpop_bound_access_tokens"] = dpopBound ? true : null,
+            ["backchannel_logout_uri"] = logouts.Backchannel,
+            ["backchannel_logout_session_required"] = logouts.Backchannel is null ? null : true,
+            ["frontchannel_logout_uri"] = logouts.Frontchannel,
+            ["frontchannel_logout_session_required"] = logouts.Frontchannel is null ? null : logouts.FrontchannelSessionRequired,
             ["registration_access_token"] = token,
             ["registration_client_uri"] = $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{Path}/{Uri.EscapeDataString(clientId)}",
         }.Where(p => p.Value is not null).ToDictionary();
@@ -259,7 +266,8 @@ public static class DynamicRegistration
             ? said.GetString()! : client.TokenEndpointAuthMethod;
         // openid is no permission in OpenIddict: every client may ask for it, so it is always among the client's scopes.
         var information = Information(http, client.ClientId, await applications.GetDisplayNameAsync(application), client.RedirectUris,
-            client.PostLogoutRedirectUris, client.GrantTypes, method, client.Jwks, client.JwksUri, [Scopes.OpenId, .. client.Scopes], token, client.RequireDPoP);
+            client.PostLogoutRedirectUris, client.GrantTypes, method, client.Jwks, client.JwksUri, [Scopes.OpenId, .. client.Scopes], token, client.RequireDPoP,
+            new Logouts(client.BackchannelLogoutUri, client.FrontchannelLogoutUri, client.FrontchannelLogoutSessionRequired));
         if (properties.TryGetValue(IssuedAtProperty, out var issuedAt))
             information["client_id_issued_at"] = issuedAt.GetInt64();
         return information;
@@ -326,6 +334,17 @@ public static class DynamicRegistration
                 return (null, Refuse("invalid_client_metadata", "dpop_bound_access_tokens must be true or false."));
             dpopBound = dpop.GetBoolean();
         }
+        var (backchannel, badBackchannel) = OptionalString(metadata, "backchannel_logout_uri");
+        var (frontchannel, badFrontchannel) = OptionalString(metadata, "frontchannel_logout_uri");
+        if (badBackchannel || badFrontchannel)
+            return (null, Refuse("invalid_client_metadata", "backchannel_logout_uri and frontchannel_logout_uri must be absolute http(s) URIs."));
+        var frontchannelSession = true;
+        if (metadata.TryGetProperty("frontchannel_logout_session_required", out var session) && session.ValueKind != JsonValueKind.Null)
+        {
+            if (session.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                return (null, Refuse("invalid_client_metadata", "frontchannel_logout_session_required must be true or false."));
+            frontchannelSession = session.GetBoolean();
+        }
         if (scope.FirstOrDefault(s => !options.Scopes.Contains(s)) is { } refused)
             return (null, Refuse("invalid_client_metadata", $"scope '{refused}' cannot be registered here; allowed: {string.Join(' ', options.Scopes)}."));
         if (jwksUri is not null)
@@ -340,7 +359,8 @@ public static class DynamicRegistration
                 return (null, Refuse("invalid_client_metadata", invalid.Message + "."));
             }
         }
-        return (new Metadata(name, method, scope, redirects, logoutRedirects, grants, jwks, jwksUri, dpopBound, metadata), null);
+        return (new Metadata(name, method, scope, redirects, logoutRedirects, grants, jwks, jwksUri, dpopBound, metadata,
+            new Logouts(backchannel, frontchannel, frontchannelSession)), null);
     }
 
     /// <summary>The client as OpenIddict keeps it, under the clients API's rules; explicit consent always.</summary>
@@ -349,7 +369,8 @@ public static class DynamicRegistration
         var (descriptor, field, problem) = ClientsApi.Validate(clientId, secret,
             new ClientsApi.ClientRequest(clientId, metadata.Name, metadata.Method == ClientAuthenticationMethods.None,
                 [.. metadata.Grants.Append(GrantTypes.AuthorizationCode).Distinct()], metadata.Redirects, metadata.LogoutRedirects, metadata.Scope,
-                ConsentTypes.Explicit, null, null, Jwks: metadata.Jwks, JwksUri: metadata.JwksUri, RequireDPoP: metadata.DPoPBound), scopes);
+                ConsentTypes.Explicit, metadata.Logouts.Backchannel, null, Jwks: metadata.Jwks, JwksUri: metadata.JwksUri, RequireDPoP: metadata.DPoPBound,
+                FrontchannelLogoutUri: metadata.Logouts.Frontchannel, FrontchannelLogoutSessionRequired: metadata.Logouts.FrontchannelSessionRequired), scopes);
         return descriptor is null
             ? (null, Refuse(field is "redirect_uris" or "post_logout_redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata", problem!))
             : (descriptor, null);
@@ -366,6 +387,12 @@ public static class DynamicRegistration
 
     static string? Text(JsonElement metadata, string name) =>
         metadata.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } text ? text : null;
+
+    /// <summary>A string, null when absent; Bad when it is anything else.</summary>
+    static (string? Value, bool Bad) OptionalString(JsonElement metadata, string name) =>
+        !metadata.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null ? (null, false)
+        : value.ValueKind == JsonValueKind.String ? (value.GetString(), false)
+        : (null, true);
 
     /// <summary>A list of strings, empty when absent; Bad when it is anything else.</summary>
     static (List<string> Values, bool Bad) Strings(JsonElement metadata, string name)

@@ -145,7 +145,39 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
         Assert.StartsWith("urn:ietf:params:oauth:request_uri:", answer.GetProperty("request_uri").GetString());
     }
 
+    /// <summary>
+    /// An app registers where it hears of its users' sign-outs (Back-Channel and Front-Channel Logout 1.0 §2.2 and §2),
+    /// as with the clients API: the registration shows them, and its management reads them back.
+    /// </summary>
+    [Fact]
+    public async Task Register_LogoutUris_AreKeptAndShown()
+    {
+        var (status, registered) = await RegisterAsync(new
+        {
+            redirect_uris = new[] { "https://app.example.test/cb" }, backchannel_logout_uri = "https://app.example.test/backchannel",
+            frontchannel_logout_uri = "https://app.example.test/frontchannel", frontchannel_logout_session_required = false,
+        });
+
+        Assert.Equal(HttpStatusCode.Created, status);
+        var (_, read) = await ManageAsync(HttpMethod.Get, registered.GetProperty("registration_client_uri").GetString()!,
+            registered.GetProperty("registration_access_token").GetString());
+        foreach (var view in new[] { registered, read })
+        {
+            Assert.Equal("https://app.example.test/backchannel", view.GetProperty("backchannel_logout_uri").GetString());
+            Assert.True(view.GetProperty("backchannel_logout_session_required").GetBoolean());
+            Assert.Equal("https://app.example.test/frontchannel", view.GetProperty("frontchannel_logout_uri").GetString());
+            Assert.False(view.GetProperty("frontchannel_logout_session_required").GetBoolean());
+        }
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var client = (await ApiAsync(HttpMethod.Get, $"/api/v1/clients/{registered.GetProperty("client_id").GetString()}", admin)).Body.GetProperty("client");
+        Assert.Equal("https://app.example.test/frontchannel", client.GetProperty("frontchannel_logout_uri").GetString());
+    }
+
     [Theory]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"frontchannel_logout_uri":"https://elsewhere.example.test/logout"}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"frontchannel_logout_uri":7}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"frontchannel_logout_session_required":"no"}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"backchannel_logout_uri":"http://evil.example.test/logout"}""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":["http://evil.example.test/cb"]}""", "invalid_redirect_uri")]
     [InlineData("""{"redirect_uris":[]}""", "invalid_redirect_uri")]
     [InlineData("""{"redirect_uris":"https://app.example.test/cb"}""", "invalid_redirect_uri")]
