@@ -103,6 +103,23 @@ public sealed class ExternalAccounts(UserManager<User> users, SignInManager<User
     }
 
     /// <summary>Adds the provider's login to <paramref name="user"/>; the event commits with the link.</summary>
+    public enum Unlinked { Removed, NotLinked, LastWayIn }
+
+    /// <summary>Removes the provider's login from <paramref name="user"/>, unless it is the account's only way to sign in; audited.</summary>
+    public async Task<Unlinked> UnlinkAsync(User user, string provider)
+    {
+        var logins = await users.GetLoginsAsync(user);
+        if (logins.FirstOrDefault(l => l.LoginProvider == provider) is not { } login)
+            return Unlinked.NotLinked;
+        if (logins.Count == 1 && !await users.HasPasswordAsync(user))
+            return Unlinked.LastWayIn;
+        await events.RaiseAsync(EventTypes.LoginRemoved, SecurityEvents.Subject.Of(user), new { provider });
+        var removed = await users.RemoveLoginAsync(user, login.LoginProvider, login.ProviderKey);
+        if (!removed.Succeeded)
+            throw new InvalidOperationException(string.Join(" ", removed.Errors.Select(e => e.Description)));
+        return Unlinked.Removed;
+    }
+
     public async Task LinkAsync(User user, ExternalIdentity external)
     {
         await events.RaiseAsync(EventTypes.LoginLinked, SecurityEvents.Subject.Of(user), new { provider = external.Provider });

@@ -86,7 +86,16 @@ public static class FederationApi
             return;
         }
         // The login page accepts only a local return URL when it finally redirects, as for password sign-ins.
-        var back = LoginPageHandler + "&ReturnUrl=" + Uri.EscapeDataString(returnUrl ?? "/");
+        await ChallengeAsync(http, found, LoginPageHandler + "&ReturnUrl=" + Uri.EscapeDataString(returnUrl ?? "/"), "/Account/Login?error=external", logs);
+    }
+
+    /// <summary>
+    /// Sends the browser to <paramref name="found"/>; its answer comes back through the external cookie to
+    /// <paramref name="back"/> (the login page, or the linked accounts page), or to <paramref name="failed"/> when the
+    /// provider cannot be reached.
+    /// </summary>
+    public static async Task ChallengeAsync(HttpContext http, ExternalProvider found, string back, string failed, ILoggerFactory logs)
+    {
         var properties = new AuthenticationProperties { RedirectUri = back };
         properties.Items[LoginProviderKey] = found.Name;
         var scheme = found.Name;
@@ -107,7 +116,7 @@ public static class FederationApi
         {
             logs.CreateLogger(typeof(FederationApi)).LogWarning(e, "The sign-in with {Provider} could not start.", found.Name);
             http.Response.Clear();
-            http.Response.Redirect("/Account/Login?error=external");
+            http.Response.Redirect(failed);
         }
     }
 
@@ -266,22 +275,17 @@ public static class FederationApi
             await users.HasPasswordAsync(user)));
     }
 
-    static async Task<IResult> RemoveLogin(string provider, ClaimsPrincipal principal, UserManager<User> users, SecurityEvents events, HttpContext http)
+    static async Task<IResult> RemoveLogin(string provider, ClaimsPrincipal principal, UserManager<User> users, ExternalAccounts accounts, HttpContext http)
     {
         if (await users.GetUserAsync(principal) is not { } user)
             return ApiErrors.NotFound(http);
-        var logins = await users.GetLoginsAsync(user);
-        if (logins.FirstOrDefault(l => l.LoginProvider == provider) is not { } login)
-            return ApiErrors.NotFound(http);
-        if (logins.Count == 1 && !await users.HasPasswordAsync(user))
-            return ApiErrors.Result(http, 409, "CONFLICT", "This is the account's only way to sign in: set a password or link another provider first.",
-                new { reason = "last_login" });
-
-        await events.RaiseAsync(EventTypes.LoginRemoved, SecurityEvents.Subject.Of(user), new { provider });
-        var removed = await users.RemoveLoginAsync(user, login.LoginProvider, login.ProviderKey);
-        if (!removed.Succeeded)
-            throw new InvalidOperationException(string.Join(" ", removed.Errors.Select(e => e.Description)));
-        return Results.NoContent();
+        return await accounts.UnlinkAsync(user, provider) switch
+        {
+            ExternalAccounts.Unlinked.Removed => Results.NoContent(),
+            ExternalAccounts.Unlinked.LastWayIn => ApiErrors.Result(http, 409, "CONFLICT",
+                "This is the account's only way to sign in: set a password or link another provider first.", new { reason = "last_login" }),
+            _ => ApiErrors.NotFound(http),
+        };
     }
 
     static async Task<IResult> FailAsync(HttpContext http, SecurityEvents events, ExternalProvider provider, int status, string code, string message, string? reason)
