@@ -410,8 +410,10 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         var arrived = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         await page.RouteAsync(redirectUri + "**", async route =>
         {
-            arrived.TrySetResult(new Uri(route.Request.Url));
+            // Answered before the test is let go: the test's next steps must not stand between the browser and its answer.
+            var url = new Uri(route.Request.Url);
             await route.FulfillAsync(new RouteFulfillOptions { Status = 200, ContentType = "text/html", Body = "<!doctype html><title>app</title>app" });
+            arrived.TrySetResult(url);
         });
         return arrived;
     }
