@@ -228,9 +228,8 @@ public static class ConnectEndpoints
         IReadOnlyList<string> frames = [];
         if (user is not null && http.User.FindFirst(ClaimDestinations.SessionId)?.Value is { } sid)
         {
-            var transaction = http.Features.Get<OpenIddictServerAspNetCoreFeature>()!.Transaction!;
             frames = await Sessions.FrontchannelLogout.FramesAsync(db, applications, user.Id, sid,
-                (transaction.Options.Issuer ?? transaction.BaseUri)!.AbsoluteUri);
+                Sessions.BackchannelLogout.IssuerOf(http, http.Features.Get<OpenIddictServerAspNetCoreFeature>()!.Transaction!.Options));
             await sessions.RevokeBrowserSessionAsync(user.Id, sid);
         }
         // The sign-in the identity token names ends too, so its refresh token stops working, as signing out promises.

@@ -37,6 +37,14 @@ public sealed class BackchannelLogout(IServiceScopeFactory scopes, IHttpClientFa
 
     readonly Channel<bool> wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
+    /// <summary>
+    /// The iss of the tokens this request's sign-out concerns, by OpenIddict's own rule: the configured issuer, else
+    /// the request's origin and path base. Logout tokens and front-channel logout pages name it.
+    /// </summary>
+    public static string IssuerOf(HttpContext http, OpenIddictServerOptions server) =>
+        server.Issuer?.AbsoluteUri
+        ?? Microsoft.AspNetCore.Http.Extensions.UriHelper.BuildAbsolute(http.Request.Scheme, http.Request.Host, http.Request.PathBase, "/");
+
     /// <summary>The client's back-channel logout URI, if it registered one.</summary>
     public static async Task<string?> UriOfAsync(IOpenIddictApplicationManager applications, object application) =>
         (await applications.GetPropertiesAsync(application)).TryGetValue(Property, out var uri) && uri.ValueKind == JsonValueKind.String
@@ -52,9 +60,7 @@ public sealed class BackchannelLogout(IServiceScopeFactory scopes, IHttpClientFa
     {
         if (await UriOfAsync(applications, application) is not { } uri || http is null)
             return;
-        // OpenIddict's own rule: the configured issuer, else the request's origin and path base.
-        var issuer = server.CurrentValue.Issuer?.AbsoluteUri
-            ?? Microsoft.AspNetCore.Http.Extensions.UriHelper.BuildAbsolute(http.Request.Scheme, http.Request.Host, http.Request.PathBase, "/");
+        var issuer = IssuerOf(http, server.CurrentValue);
         db.LogoutNotices.Add(new LogoutNotice
         {
             ClientId = (await applications.GetClientIdAsync(application))!, Uri = uri, Issuer = issuer, Subject = subject, Sid = await sid(),

@@ -119,11 +119,14 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
         return true;
     }
 
+    /// <summary>The user's sessions signed in through the browser session <paramref name="sid"/> (their ids).</summary>
+    public Task<List<string>> OfBrowserSessionAsync(string userId, string sid) =>
+        db.Sessions.AsNoTracking().Where(s => s.Sid == sid && s.UserId == userId).Select(s => s.AuthorizationId).ToListAsync();
+
     /// <summary>Ends every session signed in through the browser session <paramref name="sid"/>: single logout.</summary>
     public async Task RevokeBrowserSessionAsync(string userId, string sid)
     {
-        var ids = await db.Sessions.AsNoTracking().Where(s => s.Sid == sid && s.UserId == userId).Select(s => s.AuthorizationId).ToListAsync();
-        foreach (var id in ids)
+        foreach (var id in await OfBrowserSessionAsync(userId, sid))
             await RevokeAsync(userId, id);
     }
 
@@ -133,7 +136,7 @@ public sealed class SessionStore(IOpenIddictAuthorizationManager authorizations,
     /// </summary>
     public async Task<int> RevokeElsewhereAsync(string userId, string? sid)
     {
-        var here = sid is null ? [] : await db.Sessions.AsNoTracking().Where(s => s.UserId == userId && s.Sid == sid).Select(s => s.AuthorizationId).ToListAsync();
+        var here = sid is null ? [] : await OfBrowserSessionAsync(userId, sid);
         var elsewhere = (await ListAsync(userId, null, withLapsed: true)).Select(s => s.Id).Except(here).ToList();
         foreach (var id in elsewhere)
             await RevokeAsync(userId, id);

@@ -210,13 +210,8 @@ public static class Accounts
             return (SelfDeletionOutcome.Locked, null);
         if (await users.HasPasswordAsync(user))
         {
-            if (!await users.CheckPasswordAsync(user, password ?? ""))
-            {
-                failures.Record(http);
-                await users.AccessFailedAsync(user);
-                await events.RaiseNowAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user), new { reason = "wrong_password", source = "account_deletion" }, success: false);
+            if (!await IsCurrentPasswordAsync(http, users, failures, events, user, password ?? "", "account_deletion"))
                 return (SelfDeletionOutcome.WrongPassword, null);
-            }
         }
         else if (!Account.RecentSignIn.Holds(principal, services.GetRequiredService<TimeProvider>()))
             return (SelfDeletionOutcome.NeedsRecentSignIn, null);
@@ -246,19 +241,30 @@ public static class Accounts
             return new(PasswordChangeOutcome.TooManyFailures, RetryAfter: wait);
         if (await users.IsLockedOutAsync(user))
             return new(PasswordChangeOutcome.Locked, LockedUntil: await users.GetLockoutEndDateAsync(user));
-        if (!await users.CheckPasswordAsync(user, current))
-        {
-            failures.Record(http);
-            await events.RaiseAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user), new { reason = "wrong_password", source = "password_change" }, success: false);
-            await users.AccessFailedAsync(user);
+        if (!await IsCurrentPasswordAsync(http, users, failures, events, user, current, "password_change"))
             return new(PasswordChangeOutcome.WrongPassword);
-        }
         if (await ReplacePasswordAsync(users, user, replacement) is { Succeeded: false } refused)
             return new(PasswordChangeOutcome.Refused, Refusal: refused);
         user.AccessFailedCount = 0;
         await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed = new[] { "password" } });
         var updated = await users.UpdateAsync(user);
         return updated.Succeeded ? new(PasswordChangeOutcome.Changed) : new(PasswordChangeOutcome.Refused, Refusal: updated);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="password"/> is the account's, asked again of a signed-in user (a password change, a
+    /// deletion): a wrong one counts like a failed login, toward the lockout and the network's failure limit, and is
+    /// audited as from <paramref name="source"/> (stored with the failure count).
+    /// </summary>
+    static async Task<bool> IsCurrentPasswordAsync(HttpContext http, UserManager<User> users, Account.FailedSignIns failures, SecurityEvents events,
+        User user, string password, string source)
+    {
+        if (await users.CheckPasswordAsync(user, password))
+            return true;
+        failures.Record(http);
+        await events.RaiseAsync(EventTypes.AuthFailed, SecurityEvents.Subject.Of(user), new { reason = "wrong_password", source }, success: false);
+        await users.AccessFailedAsync(user);
+        return false;
     }
 
     /// <summary>The account could not be made because its address (or user name, the same) has an account already.</summary>

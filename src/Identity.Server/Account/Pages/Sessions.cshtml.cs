@@ -6,7 +6,6 @@ using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
-using Microsoft.EntityFrameworkCore;
 using OpenIddict.Abstractions;
 
 namespace Identity.Server.Account.Pages;
@@ -18,7 +17,7 @@ namespace Identity.Server.Account.Pages;
 /// Signing out everywhere else also ends other browsers' sessions (a new security stamp), keeping this one.
 /// </summary>
 [Authorize]
-public sealed class SessionsModel(UserManager<User> users, SignInManager<User> signIn, SessionStore store, IdentityDbContext db,
+public sealed class SessionsModel(UserManager<User> users, SignInManager<User> signIn, SessionStore store,
     IOpenIddictAuthorizationManager authorizations, IOpenIddictApplicationManager applications, SecurityEvents events) : PageModel
 {
     public IReadOnlyList<SessionsApi.SessionView> Sessions { get; private set; } = [];
@@ -66,8 +65,7 @@ public sealed class SessionsModel(UserManager<User> users, SignInManager<User> s
         Message = message;
         Sessions = await store.ListAsync(user.Id, current: null);
         var sid = Sid;
-        HereIds = sid is null ? new HashSet<string>()
-            : (await db.Sessions.AsNoTracking().Where(s => s.UserId == user.Id && s.Sid == sid).Select(s => s.AuthorizationId).ToListAsync()).ToHashSet();
+        HereIds = sid is null ? new HashSet<string>() : (await store.OfBrowserSessionAsync(user.Id, sid)).ToHashSet();
         Apps = await ConsentsApi.ListAsync(user.Id, authorizations, applications);
         return Page();
     }
