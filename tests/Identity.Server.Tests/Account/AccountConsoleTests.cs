@@ -12,25 +12,9 @@ public sealed class AccountConsoleTests(SqliteServer server) : ServerTests<Sqlit
 {
     const string NewPassword = "a brand new passphrase here";
 
-    OidcClient Spa() => new(new OidcClientOptions
-    {
-        Authority = Issuer, ClientId = ServerFactory.Spa, RedirectUri = ServerFactory.SpaRedirect, Scope = "openid profile offline_access identity",
-        HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
-    });
+    OidcClient Spa() => OidcClientFor(ServerFactory.Spa, ServerFactory.SpaRedirect, "openid profile offline_access identity");
 
-    /// <summary>The SPA signed in to through <paramref name="browser"/>: the login page when asked for, the consent page when shown.</summary>
-    async Task<LoginResult> SignInToTheSpaAsync(Browser browser, string? email = null)
-    {
-        var state = await Spa().PrepareLoginAsync();
-        var page = await browser.OpenAsync(state.StartUrl);
-        if (email is not null)
-            page = await browser.LoginAsync(page, email, Password);
-        if (page.Url.AbsolutePath == "/Account/Consent")
-            page = await browser.SubmitAsync(page, button: "consent", value: "accept");
-        var result = await Spa().ProcessResponseAsync(page.LeftTo!.ToString(), state);
-        Assert.False(result.IsError, result.Error);
-        return result;
-    }
+    Task<LoginResult> SignInToTheSpaAsync(Browser browser, string? email = null) => SignInThroughAsync(browser, Spa(), email);
 
     Task<Browser.Page> ChangePasswordAsync(Browser browser, Browser.Page page, string current, string replacement, string? confirm = null) =>
         browser.SubmitAsync(page, new Dictionary<string, string>

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Security.Claims;
-using Duende.IdentityModel.OidcClient;
 using Identity.Server.Data;
 using Identity.Server.Tests.Infrastructure;
 using Identity.Server.Users;
@@ -47,15 +46,8 @@ public sealed class SelfDeletionTests(SelfDeletionServer server) : ServerTests<S
     {
         var email = await CreateUserAsync();
         var browser = new Browser(Factory);
-        var app = new OidcClient(new OidcClientOptions
-        {
-            Authority = Issuer, ClientId = ServerFactory.Spa, RedirectUri = ServerFactory.SpaRedirect, Scope = "openid offline_access",
-            HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
-        });
-        var state = await app.PrepareLoginAsync();
-        var consent = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), email, Password);
-        var signedIn = await app.ProcessResponseAsync((await browser.SubmitAsync(consent, button: "consent", value: "accept")).LeftTo!.ToString(), state);
-        Assert.False(signedIn.IsError, signedIn.Error);
+        var app = OidcClientFor(ServerFactory.Spa, ServerFactory.SpaRedirect, "openid offline_access");
+        var signedIn = await SignInThroughAsync(browser, app, email);
 
         var page = await browser.OpenAsync("/Account/Delete");
         var deleted = await browser.SubmitAsync(page, new Dictionary<string, string> { ["Password"] = Password });

@@ -1,6 +1,5 @@
 using System.Net;
 using Duende.IdentityModel.Client;
-using Duende.IdentityModel.OidcClient;
 using Identity.Server.Tests.Infrastructure;
 using Microsoft.IdentityModel.JsonWebTokens;
 
@@ -68,16 +67,8 @@ public abstract class ClientLifetimesTests<TFactory>(TFactory factory) : ServerT
             redirect_uris = new[] { Site + "/callback" }, scopes = new[] { "openid", "offline_access" }, refresh_token_lifetime = 600,
         });
         Assert.Equal(HttpStatusCode.Created, created.Status);
-        var client = new OidcClient(new OidcClientOptions
-        {
-            Authority = Issuer, ClientId = clientId, RedirectUri = Site + "/callback", Scope = "openid offline_access",
-            HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
-        });
-        var browser = new Browser(Factory);
-        var state = await client.PrepareLoginAsync();
-        var back = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), await CreateUserAsync(), Password);
-        var signedIn = await client.ProcessResponseAsync(back.LeftTo!.ToString(), state);
-        Assert.False(signedIn.IsError, signedIn.Error);
+        var client = OidcClientFor(clientId, Site + "/callback", "openid offline_access");
+        var signedIn = await SignInThroughAsync(new Browser(Factory), client, await CreateUserAsync());
 
         var refreshed = await client.RefreshTokenAsync(signedIn.RefreshToken);
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Duende.IdentityModel.Client;
+using Duende.IdentityModel.OidcClient;
 using Identity.Server.Users;
 using Identity.Server.Data;
 using Microsoft.AspNetCore.Identity;
@@ -72,6 +73,30 @@ public abstract class ServerTests<TFactory>(TFactory factory) : IClassFixture<TF
         var response = await Http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         return (response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone(), response);
+    }
+
+    /// <summary>A real OpenID Connect client of this server, as an app would use (its pushed requests left out).</summary>
+    protected OidcClient OidcClientFor(string clientId, string redirectUri, string scope) => new(new OidcClientOptions
+    {
+        Authority = Issuer, ClientId = clientId, RedirectUri = redirectUri, Scope = scope,
+        HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
+    });
+
+    /// <summary>
+    /// <paramref name="client"/> signs a user in through <paramref name="browser"/>: the login page when
+    /// <paramref name="email"/> is given (else the browser's session answers), the consent page when it is shown.
+    /// </summary>
+    protected static async Task<LoginResult> SignInThroughAsync(Browser browser, OidcClient client, string? email = null)
+    {
+        var state = await client.PrepareLoginAsync();
+        var page = await browser.OpenAsync(state.StartUrl);
+        if (email is not null)
+            page = await browser.LoginAsync(page, email, Password);
+        if (page.Url.AbsolutePath == "/Account/Consent")
+            page = await browser.SubmitAsync(page, button: "consent", value: "accept");
+        var result = await client.ProcessResponseAsync(page.LeftTo!.ToString(), state);
+        Assert.False(result.IsError, result.Error);
+        return result;
     }
 
     /// <summary>An authorization request of the code flow (scope openid, a fresh state), with <paramref name="extra"/> parameters over those.</summary>

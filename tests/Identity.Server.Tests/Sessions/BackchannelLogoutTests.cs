@@ -62,22 +62,9 @@ public abstract class BackchannelLogoutTests<TFactory>(TFactory factory) : Serve
         return clientId;
     }
 
-    OidcClient Client(string clientId) => new(new OidcClientOptions
-    {
-        Authority = Issuer, ClientId = clientId, RedirectUri = Redirect, Scope = "openid profile offline_access",
-        HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
-    });
+    OidcClient Client(string clientId) => OidcClientFor(clientId, Redirect, "openid profile offline_access");
 
-    async Task<LoginResult> SignInAsync(Browser browser, string clientId, string? email = null)
-    {
-        var state = await Client(clientId).PrepareLoginAsync();
-        var page = await browser.OpenAsync(state.StartUrl);
-        if (email is not null)
-            page = await browser.LoginAsync(page, email, Password);
-        var result = await Client(clientId).ProcessResponseAsync(page.LeftTo!.ToString(), state);
-        Assert.False(result.IsError, result.Error);
-        return result;
-    }
+    Task<LoginResult> SignInAsync(Browser browser, string clientId, string? email = null) => SignInThroughAsync(browser, Client(clientId), email);
 
     async Task<JsonWebToken> ValidateLogoutTokenAsync(string token, string audience)
     {

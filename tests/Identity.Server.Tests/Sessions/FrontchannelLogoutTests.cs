@@ -31,22 +31,10 @@ public abstract class FrontchannelLogoutTests<TFactory>(TFactory factory) : Serv
         return (clientId, $"{site}/callback");
     }
 
-    OidcClient Client(string clientId, string redirect) => new(new OidcClientOptions
-    {
-        Authority = Issuer, ClientId = clientId, RedirectUri = redirect, Scope = "openid profile offline_access",
-        HttpClientFactory = _ => Factory.CreateClient(), DisablePushedAuthorization = true,
-    });
+    OidcClient Client(string clientId, string redirect) => OidcClientFor(clientId, redirect, "openid profile offline_access");
 
-    async Task<LoginResult> SignInAsync(Browser browser, (string ClientId, string Redirect) app, string? email = null)
-    {
-        var state = await Client(app.ClientId, app.Redirect).PrepareLoginAsync();
-        var page = await browser.OpenAsync(state.StartUrl);
-        if (email is not null)
-            page = await browser.LoginAsync(page, email, Password);
-        var result = await Client(app.ClientId, app.Redirect).ProcessResponseAsync(page.LeftTo!.ToString(), state);
-        Assert.False(result.IsError, result.Error);
-        return result;
-    }
+    Task<LoginResult> SignInAsync(Browser browser, (string ClientId, string Redirect) app, string? email = null) =>
+        SignInThroughAsync(browser, Client(app.ClientId, app.Redirect), email);
 
     static string EndSessionUrl(LoginResult signedIn, string postLogoutRedirect, string state) =>
         QueryHelpers.AddQueryString("/connect/endsession", new Dictionary<string, string?>
