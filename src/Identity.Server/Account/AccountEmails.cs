@@ -143,11 +143,10 @@ public static class AccountEmails
     {
         if (await users.FindByEmailAsync(email) is not { } owner || http.RequestServices.GetService<IEmailSender>() is not { } sender)
             return;
-        string Page(string path) => Microsoft.AspNetCore.Http.Extensions.UriHelper.BuildAbsolute(http.Request.Scheme, http.Request.Host, http.Request.PathBase, path);
         await SendAsync(sender, http.RequestServices.GetRequiredService<RateLimitCounters>(), http.RequestServices.GetRequiredService<ILogger<IEmailSender>>(),
             owner, "Someone tried to create an account with your address",
-            $"Someone tried to create an account with this email address, which already has one. If it was you, sign in:\n\n{Page("/Account/Login")}\n\n" +
-            $"or, if you forgot your password, reset it:\n\n{Page("/Account/ForgotPassword")}\n\nIf it was not you, ignore this email: nothing changed.");
+            $"Someone tried to create an account with this email address, which already has one. If it was you, sign in:\n\n{PageAddress(http, "/Account/Login")}\n\n" +
+            $"or, if you forgot your password, reset it:\n\n{PageAddress(http, "/Account/ForgotPassword")}\n\nIf it was not you, ignore this email: nothing changed.");
     }
 
     public static async Task SendVerificationAsync(HttpContext http, UserManager<User> users, IEmailSender sender, RateLimitCounters counters,
@@ -212,8 +211,11 @@ public static class AccountEmails
     static string VerificationPurpose(User user) => "verify-email:" + user.NormalizedEmail;
 
     static string Link(HttpContext http, string page, string userId, string token) =>
-        Microsoft.AspNetCore.Http.Extensions.UriHelper.BuildAbsolute(http.Request.Scheme, http.Request.Host, http.Request.PathBase, page,
-            QueryString.Create(new Dictionary<string, string?> { ["user"] = userId, ["token"] = token }));
+        PageAddress(http, page, QueryString.Create(new Dictionary<string, string?> { ["user"] = userId, ["token"] = token }));
+
+    /// <summary>The absolute address of one of this server's pages, as the email's reader will open it.</summary>
+    static string PageAddress(HttpContext http, string page, QueryString query = default) =>
+        Microsoft.AspNetCore.Http.Extensions.UriHelper.BuildAbsolute(http.Request.Scheme, http.Request.Host, http.Request.PathBase, page, query);
 
     /// <summary>Sends unless the account had its share of emails lately; a failing sender is logged, never shown to the caller.</summary>
     static async Task SendAsync(IEmailSender sender, RateLimitCounters counters, ILogger logger, User user, string subject, string body)
