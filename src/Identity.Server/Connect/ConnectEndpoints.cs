@@ -50,14 +50,17 @@ public static class ConnectEndpoints
                 : Results.Redirect("/Account/Register?ReturnUrl=" + Uri.EscapeDataString(
                 http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt))));
 
-        if (user is null || request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request, tokens))
+        if (user is null || (!LoggedInForPushedRequest(http, session, request) && (request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request, tokens))))
         {
             if (request.HasPromptValue(PromptValues.None))
                 return Forbid(Errors.LoginRequired, "The user is not logged in.");
 
             // Back to this endpoint after login, without prompt=login or max_age, so the login just made is not asked
             // for again (with max_age=0 it would be, forever); the identity token's auth_time tells the client when it was.
-            var back = http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt, Parameters.MaxAge));
+            // A pushed request keeps them inside its request_uri: it comes back with a sealed note of when login was asked.
+            var back = http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt, Parameters.MaxAge, LoginAskedField)
+                .Concat(string.IsNullOrEmpty(request.RequestUri) ? [] : [new(LoginAskedField, LoginAskedProtector(http).Protect(
+                    request.RequestUri + "\n" + DateTimeOffset.UtcNow.ToUnixTimeSeconds(), TimeSpan.FromHours(1)))]));
             return Results.Challenge(new AuthenticationProperties { RedirectUri = back }, [IdentityConstants.ApplicationScheme]);
         }
 
@@ -253,6 +256,33 @@ public static class ConnectEndpoints
     /// The browser session's login is older than the client's max_age, or than a sign-in may last at all
     /// (<see cref="SessionMaxLifetime"/>): the user logs in again, rather than the app getting a sign-in already over.
     /// </summary>
+    internal const string LoginAskedField = "login_asked";
+
+    static ITimeLimitedDataProtector LoginAskedProtector(HttpContext http) =>
+        http.RequestServices.GetRequiredService<IDataProtectionProvider>().CreateProtector("Identity.Connect.LoginAsked").ToTimeLimitedDataProtector();
+
+    /// <summary>
+    /// Whether the user signed in after this pushed request sent them to the login page: the note sealed then names
+    /// this request_uri, and the session's auth_time is no earlier than it. Its prompt=login and max_age are met then.
+    /// </summary>
+    static bool LoggedInForPushedRequest(HttpContext http, AuthenticateResult session, OpenIddictRequest request)
+    {
+        var note = (http.Request.HasFormContentType ? http.Request.Form[LoginAskedField] : http.Request.Query[LoginAskedField]).ToString();
+        if (string.IsNullOrEmpty(request.RequestUri) || note.Length == 0)
+            return false;
+        string[] parts;
+        try
+        {
+            parts = LoginAskedProtector(http).Unprotect(note).Split('\n');
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            return false;
+        }
+        return parts is [var requestUri, var asked] && requestUri == request.RequestUri && long.TryParse(asked, out var seconds) &&
+            AuthenticatedAt(session) is { } authenticated && authenticated.ToUnixTimeSeconds() >= seconds;
+    }
+
     static bool IsTooOld(AuthenticateResult session, OpenIddictRequest request, TokenOptions tokens) =>
         AuthenticatedAt(session) is { } authenticated &&
         (DateTimeOffset.UtcNow - authenticated >= tokens.RefreshTokenAbsoluteLifetime ||
@@ -265,8 +295,16 @@ public static class ConnectEndpoints
     internal static DateTimeOffset? AuthenticatedAt(AuthenticateResult session) =>
         PrincipalFactory.AuthenticatedAt(session.Principal) ?? session.Properties?.IssuedUtc;
 
+    /// <summary>
+    /// The request's parameters, to come back to this endpoint with after a page (login, registration, consent). Those
+    /// of a request object (<see cref="RequestObjects"/>) as checked, not the object: its prompt and max_age could not
+    /// be left out, and the login page would be asked for again and again.
+    /// </summary>
     static IEnumerable<KeyValuePair<string, string?>> RequestParameters(HttpContext http, params string[] excluded) =>
-        (http.Request.HasFormContentType ? (IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>>)http.Request.Form : http.Request.Query)
+        (http.Items[RequestObjects.Resolved] is OpenIddictRequest resolved
+            ? resolved.GetParameters().Select(p => new KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>(p.Key,
+                p.Value.GetRawValue() is System.Collections.Immutable.ImmutableArray<string?> values ? values.ToArray() : (string?)p.Value ?? p.Value.ToString()))
+            : http.Request.HasFormContentType ? (IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>>)http.Request.Form : http.Request.Query)
         .Where(p => !excluded.Contains(p.Key) && !p.Key.StartsWith("__", StringComparison.Ordinal))
         .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string?>(p.Key, v)));
 

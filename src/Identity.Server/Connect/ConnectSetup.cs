@@ -119,6 +119,8 @@ public static class ConnectSetup
                 server.AddEventHandler(ReportTokenReuse.Descriptor);
                 server.AddEventHandler(DiscoveryExtras.Descriptor);
                 server.AddEventHandler(Clients.RemoteKeys.BeforeAssertion.Descriptor);
+                server.AddEventHandler(RequestObjects.Authorization.Descriptor);
+                server.AddEventHandler(RequestObjects.Pushed.Descriptor);
                 server.AddEventHandler(ClientAssertionReplay.Descriptor);
                 server.AddEventHandler(ClientAssertionFailure.Descriptor);
                 server.AddEventHandler(SelfContainedAccessTokens.Descriptor);

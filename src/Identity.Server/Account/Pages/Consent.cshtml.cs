@@ -42,7 +42,8 @@ public sealed class ConsentModel(IOpenIddictApplicationManager applications) : P
             .Select(s => Descriptions.GetValueOrDefault(s, $"Use {s}"))
             .ToList();
         var pushed = Request.Query.ContainsKey(OpenIddictConstants.Parameters.RequestUri);
-        Parameters = Request.Query.Where(p => !pushed || p.Key is OpenIddictConstants.Parameters.ClientId or OpenIddictConstants.Parameters.RequestUri)
+        // A pushed request comes back as it was sent, with the note of a login it asked for (not asked for again).
+        Parameters = Request.Query.Where(p => !pushed || p.Key is OpenIddictConstants.Parameters.ClientId or OpenIddictConstants.Parameters.RequestUri or Connect.ConnectEndpoints.LoginAskedField)
             .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string?>(p.Key, v))).ToList();
         return Page();
     }
