@@ -94,6 +94,14 @@ public static class ClientRegistration
             descriptor.Requirements.Add(Requirements.Features.ProofKeyForCodeExchange);
         if (client.RequireDPoP)
             descriptor.Requirements.Add(Connect.DPoP.Requirement);
+        if (client.RequireSignedRequestObject)
+        {
+            if (!client.GrantTypes.Contains(GrantTypes.AuthorizationCode))
+                throw new InvalidClientException("require_signed_request_object", "signed authorization requests are for clients with authorization_code");
+            if (keys is null)
+                throw new InvalidClientException("require_signed_request_object", "a client that signs its authorization requests needs its keys, in jwks or at jwks_uri");
+            descriptor.Requirements.Add(Connect.RequestObjects.Requirement);
+        }
 
         foreach (var uri in client.RedirectUris)
             descriptor.RedirectUris.Add(AbsoluteUri("redirect_uris", uri));

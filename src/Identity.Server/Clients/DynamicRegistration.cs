@@ -86,7 +86,7 @@ public static class DynamicRegistration
 
     /// <summary>What an app says about itself at registration, or in full again when it replaces its registration.</summary>
     sealed record Metadata(string? Name, string Method, List<string> Scope, List<string> Redirects, List<string> LogoutRedirects,
-        List<string> Grants, JsonElement? Jwks, string? JwksUri, bool DPoPBound, JsonElement Raw, Logouts Logouts);
+        List<string> Grants, JsonElement? Jwks, string? JwksUri, bool DPoPBound, JsonElement Raw, Logouts Logouts, bool SignedRequests);
 
     /// <summary>Back-Channel and Front-Channel Logout 1.0 §2.2 and §2: where the app hears of its users' sign-outs.</summary>
     sealed record Logouts(string? Backchannel, string? Frontchannel, bool FrontchannelSessionRequired);
@@ -122,7 +122,7 @@ public static class DynamicRegistration
         }
         // RFC 7591 §3.2.1: the metadata as registered, with the identifier (and secret) the server made.
         var answer = Information(http, clientId, metadata.Name, metadata.Redirects, metadata.LogoutRedirects, ClientRegistration.GrantTypesOf(descriptor.Permissions),
-            metadata.Method, metadata.Jwks, metadata.JwksUri, metadata.Scope, token, metadata.DPoPBound, metadata.Logouts);
+            metadata.Method, metadata.Jwks, metadata.JwksUri, metadata.Scope, token, metadata.DPoPBound, metadata.Logouts, metadata.SignedRequests);
         answer["client_id_issued_at"] = issuedAt;
         if (secret is not null)
         {
@@ -232,7 +232,7 @@ public static class DynamicRegistration
     /// <summary>RFC 7591 §3.2.1 and RFC 7592 §3: the registration, where to manage it and the token to do so with.</summary>
     static Dictionary<string, object?> Information(HttpContext http, string clientId, string? name, IEnumerable<string> redirects,
         IReadOnlyCollection<string> logoutRedirects, IEnumerable<string> grants, string method, JsonElement? jwks, string? jwksUri, IEnumerable<string> scope,
-        string token, bool dpopBound, Logouts logouts) =>
+        string token, bool dpopBound, Logouts logouts, bool signedRequests) =>
         new Dictionary<string, object?>
         {
             ["client_id"] = clientId,
@@ -248,6 +248,8 @@ public static class DynamicRegistration
             ["scope"] = string.Join(' ', scope),
             // RFC 9449 §5.2: said only when true, as false is its default.
             ["dpop_bound_access_tokens"] = dpopBound ? true : null,
+            // RFC 9101 §10.5: the same.
+            ["require_signed_request_object"] = signedRequests ? true : null,
             ["backchannel_logout_uri"] = logouts.Backchannel,
             ["backchannel_logout_session_required"] = logouts.Backchannel is null ? null : true,
             ["frontchannel_logout_uri"] = logouts.Frontchannel,
@@ -267,7 +269,7 @@ public static class DynamicRegistration
         // openid is no permission in OpenIddict: every client may ask for it, so it is always among the client's scopes.
         var information = Information(http, client.ClientId, await applications.GetDisplayNameAsync(application), client.RedirectUris,
             client.PostLogoutRedirectUris, client.GrantTypes, method, client.Jwks, client.JwksUri, [Scopes.OpenId, .. client.Scopes], token, client.RequireDPoP,
-            new Logouts(client.BackchannelLogoutUri, client.FrontchannelLogoutUri, client.FrontchannelLogoutSessionRequired));
+            new Logouts(client.BackchannelLogoutUri, client.FrontchannelLogoutUri, client.FrontchannelLogoutSessionRequired), client.RequireSignedRequestObject);
         if (properties.TryGetValue(IssuedAtProperty, out var issuedAt))
             information["client_id_issued_at"] = issuedAt.GetInt64();
         return information;
@@ -334,6 +336,13 @@ public static class DynamicRegistration
                 return (null, Refuse("invalid_client_metadata", "dpop_bound_access_tokens must be true or false."));
             dpopBound = dpop.GetBoolean();
         }
+        var signedRequests = false;
+        if (metadata.TryGetProperty("require_signed_request_object", out var signed) && signed.ValueKind != JsonValueKind.Null)
+        {
+            if (signed.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                return (null, Refuse("invalid_client_metadata", "require_signed_request_object must be true or false."));
+            signedRequests = signed.GetBoolean();
+        }
         var (backchannel, badBackchannel) = OptionalString(metadata, "backchannel_logout_uri");
         var (frontchannel, badFrontchannel) = OptionalString(metadata, "frontchannel_logout_uri");
         if (badBackchannel || badFrontchannel)
@@ -360,7 +369,7 @@ public static class DynamicRegistration
             }
         }
         return (new Metadata(name, method, scope, redirects, logoutRedirects, grants, jwks, jwksUri, dpopBound, metadata,
-            new Logouts(backchannel, frontchannel, frontchannelSession)), null);
+            new Logouts(backchannel, frontchannel, frontchannelSession), signedRequests), null);
     }
 
     /// <summary>The client as OpenIddict keeps it, under the clients API's rules; explicit consent always.</summary>
@@ -370,7 +379,8 @@ public static class DynamicRegistration
             new ClientsApi.ClientRequest(clientId, metadata.Name, metadata.Method == ClientAuthenticationMethods.None,
                 [.. metadata.Grants.Append(GrantTypes.AuthorizationCode).Distinct()], metadata.Redirects, metadata.LogoutRedirects, metadata.Scope,
                 ConsentTypes.Explicit, metadata.Logouts.Backchannel, null, Jwks: metadata.Jwks, JwksUri: metadata.JwksUri, RequireDPoP: metadata.DPoPBound,
-                FrontchannelLogoutUri: metadata.Logouts.Frontchannel, FrontchannelLogoutSessionRequired: metadata.Logouts.FrontchannelSessionRequired), scopes);
+                FrontchannelLogoutUri: metadata.Logouts.Frontchannel, FrontchannelLogoutSessionRequired: metadata.Logouts.FrontchannelSessionRequired,
+                RequireSignedRequestObject: metadata.SignedRequests), scopes);
         return descriptor is null
             ? (null, Refuse(field is "redirect_uris" or "post_logout_redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata", problem!))
             : (descriptor, null);

@@ -91,6 +91,12 @@ public sealed class ClientOptions
     /// </summary>
     public bool RequireDPoP { get; set; }
 
+    /// <summary>
+    /// The client must sign its authorization requests (RFC 9101 §10.5's require_signed_request_object): a request
+    /// object in request, in the URL or pushed. Needs the client's keys (Jwks or JwksUri).
+    /// </summary>
+    public bool RequireSignedRequestObject { get; set; }
+
     /// <summary>implicit (trusted first-party app, no consent screen) or explicit (the user approves once).</summary>
     public string ConsentType { get; set; } = "explicit";
 

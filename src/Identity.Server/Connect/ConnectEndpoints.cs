@@ -50,17 +50,18 @@ public static class ConnectEndpoints
                 : Results.Redirect("/Account/Register?ReturnUrl=" + Uri.EscapeDataString(
                 http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt))));
 
-        if (user is null || (!LoggedInForPushedRequest(http, session, request) && (request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request, tokens))))
+        if (user is null || (!LoggedInForThisRequest(http, session, request) && (request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request, tokens))))
         {
             if (request.HasPromptValue(PromptValues.None))
                 return Forbid(Errors.LoginRequired, "The user is not logged in.");
 
             // Back to this endpoint after login, without prompt=login or max_age, so the login just made is not asked
             // for again (with max_age=0 it would be, forever); the identity token's auth_time tells the client when it was.
-            // A pushed request keeps them inside its request_uri: it comes back with a sealed note of when login was asked.
+            // A pushed request or a request object keeps them inside (request_uri, request): it comes back with a sealed
+            // note of when login was asked instead.
             var back = http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt, Parameters.MaxAge, LoginAskedField)
-                .Concat(string.IsNullOrEmpty(request.RequestUri) ? [] : [new(LoginAskedField, LoginAskedProtector(http).Protect(
-                    request.RequestUri + "\n" + DateTimeOffset.UtcNow.ToUnixTimeSeconds(), TimeSpan.FromHours(1)))]));
+                .Concat(SealedRequestOf(http, request) is not { } sealedRequest ? [] : [new(LoginAskedField, LoginAskedProtector(http).Protect(
+                    sealedRequest + "\n" + DateTimeOffset.UtcNow.ToUnixTimeSeconds(), TimeSpan.FromHours(1)))]));
             return Results.Challenge(new AuthenticationProperties { RedirectUri = back }, [IdentityConstants.ApplicationScheme]);
         }
 
@@ -91,10 +92,9 @@ public static class ConnectEndpoints
             {
                 if (request.HasPromptValue(PromptValues.None))
                     return Forbid(Errors.ConsentRequired, "Interactive consent is required.");
-                // A pushed request (RFC 9126) comes as client_id and request_uri only: the page is told its scopes to show.
-                var parameters = RequestParameters(http, ConsentField).ToList();
-                if (parameters.All(p => p.Key != Parameters.Scope))
-                    parameters.Add(new(Parameters.Scope, request.Scope));
+                // The page is told the scopes to show: a pushed request (RFC 9126) or a request object (RFC 9101) has
+                // them inside, and a scope beside an object is not the one asked for.
+                var parameters = RequestParameters(http, ConsentField, Parameters.Scope).Append(new(Parameters.Scope, request.Scope)).ToList();
                 return Results.Redirect("/Account/Consent" + QueryString.Create(parameters));
             }
         }
@@ -261,14 +261,20 @@ public static class ConnectEndpoints
     static ITimeLimitedDataProtector LoginAskedProtector(HttpContext http) =>
         http.RequestServices.GetRequiredService<IDataProtectionProvider>().CreateProtector("Identity.Connect.LoginAsked").ToTimeLimitedDataProtector();
 
+    /// <summary>What names a request whose parameters cannot be taken out of it: its request_uri, or its request object's digest.</summary>
+    static string? SealedRequestOf(HttpContext http, OpenIddictRequest request) =>
+        !string.IsNullOrEmpty(request.RequestUri) ? request.RequestUri
+        : http.Items[RequestObjects.Item] is string requestObject ? Hosting.OneTimeTokens.Digest(requestObject)
+        : null;
+
     /// <summary>
-    /// Whether the user signed in after this pushed request sent them to the login page: the note sealed then names
-    /// this request_uri, and the session's auth_time is no earlier than it. Its prompt=login and max_age are met then.
+    /// Whether the user signed in after this pushed request or request object sent them to the login page: the note
+    /// sealed then names it, and the session's auth_time is no earlier. Its prompt=login and max_age are met then.
     /// </summary>
-    static bool LoggedInForPushedRequest(HttpContext http, AuthenticateResult session, OpenIddictRequest request)
+    static bool LoggedInForThisRequest(HttpContext http, AuthenticateResult session, OpenIddictRequest request)
     {
         var note = (http.Request.HasFormContentType ? http.Request.Form[LoginAskedField] : http.Request.Query[LoginAskedField]).ToString();
-        if (string.IsNullOrEmpty(request.RequestUri) || note.Length == 0)
+        if (note.Length == 0 || SealedRequestOf(http, request) is not { } sealedRequest)
             return false;
         string[] parts;
         try
@@ -279,7 +285,7 @@ public static class ConnectEndpoints
         {
             return false;
         }
-        return parts is [var requestUri, var asked] && requestUri == request.RequestUri && long.TryParse(asked, out var seconds) &&
+        return parts is [var named, var asked] && named == sealedRequest && long.TryParse(asked, out var seconds) &&
             AuthenticatedAt(session) is { } authenticated && authenticated.ToUnixTimeSeconds() >= seconds;
     }
 
@@ -295,16 +301,8 @@ public static class ConnectEndpoints
     internal static DateTimeOffset? AuthenticatedAt(AuthenticateResult session) =>
         PrincipalFactory.AuthenticatedAt(session.Principal) ?? session.Properties?.IssuedUtc;
 
-    /// <summary>
-    /// The request's parameters, to come back to this endpoint with after a page (login, registration, consent). Those
-    /// of a request object (<see cref="RequestObjects"/>) as checked, not the object: its prompt and max_age could not
-    /// be left out, and the login page would be asked for again and again.
-    /// </summary>
     static IEnumerable<KeyValuePair<string, string?>> RequestParameters(HttpContext http, params string[] excluded) =>
-        (http.Items[RequestObjects.Resolved] is OpenIddictRequest resolved
-            ? resolved.GetParameters().Select(p => new KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>(p.Key,
-                p.Value.GetRawValue() is System.Collections.Immutable.ImmutableArray<string?> values ? values.ToArray() : (string?)p.Value ?? p.Value.ToString()))
-            : http.Request.HasFormContentType ? (IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>>)http.Request.Form : http.Request.Query)
+        (http.Request.HasFormContentType ? (IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>>)http.Request.Form : http.Request.Query)
         .Where(p => !excluded.Contains(p.Key) && !p.Key.StartsWith("__", StringComparison.Ordinal))
         .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string?>(p.Key, v)));
 

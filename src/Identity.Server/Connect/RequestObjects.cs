@@ -30,12 +30,15 @@ namespace Identity.Server.Connect;
 /// </summary>
 public static class RequestObjects
 {
+    /// <summary>The client must send its authorization requests as request objects (require_signed_request_object).</summary>
+    public const string Requirement = Requirements.Prefixes.Feature + "signed_request_object";
+
     public static readonly TimeSpan MaxLifetime = TimeSpan.FromMinutes(60);
     static readonly TimeSpan Skew = TimeSpan.FromSeconds(30);
     public static readonly string[] Algorithms = DPoP.Algorithms;
 
-    /// <summary>The HttpContext item that holds the parameters of an authorization request that came as a request object.</summary>
-    public const string Resolved = "Identity.RequestObject";
+    /// <summary>The HttpContext item that holds the request object an authorization request was read from.</summary>
+    public const string Item = "Identity.RequestObject";
 
     /// <summary>RFC 9101 §4: the media type of a request object; a bare JWT (or none) is taken too, as OIDC Core's objects have.</summary>
     static readonly string?[] Types = [null, "", "JWT", "oauth-authz-req+jwt"];
@@ -56,10 +59,11 @@ public static class RequestObjects
 
         public async ValueTask HandleAsync(ValidateAuthorizationRequestContext context)
         {
+            var requestObject = context.Request.Request;
             if (!await ResolveAsync(context, context.Request, [], applications, remote, time))
                 return;
             context.SetRedirectUri(context.Request.RedirectUri!);
-            context.Transaction.GetHttpRequest()!.HttpContext.Items[Resolved] = context.Request;
+            context.Transaction.GetHttpRequest()!.HttpContext.Items[Item] = requestObject;
         }
     }
 
@@ -87,7 +91,14 @@ public static class RequestObjects
         IOpenIddictApplicationManager applications, RemoteKeys remote, TimeProvider time)
     {
         if (string.IsNullOrEmpty(request.Request))
+        {
+            // A pushed request was held to this when it was pushed: the request_uri stands for a signed one then.
+            if (string.IsNullOrEmpty(request.RequestUri) && !string.IsNullOrEmpty(request.ClientId) &&
+                await applications.FindByClientIdAsync(request.ClientId, context.CancellationToken) is { } client &&
+                await applications.HasRequirementAsync(client, Requirement, context.CancellationToken))
+                context.Reject(Errors.InvalidRequest, "This client must sign its authorization requests: send them as a request object in request.");
             return false;
+        }
         if (!string.IsNullOrEmpty(request.RequestUri))
         {
             context.Reject(Errors.InvalidRequest, "request and request_uri cannot both be given.");

@@ -146,6 +146,35 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
     }
 
     /// <summary>
+    /// RFC 9101 §10.5: an app with keys that registers require_signed_request_object is shown it, and a pushed request
+    /// of its without a request object is refused.
+    /// </summary>
+    [Fact]
+    public async Task Register_RequireSignedRequestObject_IsKeptAndShown_AndRefusesPlainRequests()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var point = key.ExportParameters(false).Q;
+        var jwks = new { keys = new[] { new { kty = "EC", crv = "P-256", kid = "app-1", x = Base64UrlEncoder.Encode(point.X), y = Base64UrlEncoder.Encode(point.Y) } } };
+        var (status, registered) = await RegisterAsync(new
+        {
+            redirect_uris = new[] { "https://app.example.test/cb" }, token_endpoint_auth_method = "private_key_jwt", jwks, require_signed_request_object = true,
+        });
+        var clientId = registered.GetProperty("client_id").GetString()!;
+
+        using var pushed = await PushSignedAsync(clientId, key, "app-1", "https://app.example.test/cb");
+        var answer = await pushed.Content.ReadFromJsonAsync<JsonElement>();
+        var (_, read) = await ManageAsync(HttpMethod.Get, registered.GetProperty("registration_client_uri").GetString()!,
+            registered.GetProperty("registration_access_token").GetString());
+
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.True(registered.GetProperty("require_signed_request_object").GetBoolean());
+        Assert.True(read.GetProperty("require_signed_request_object").GetBoolean());
+        Assert.Equal(HttpStatusCode.BadRequest, pushed.StatusCode);
+        Assert.Equal("invalid_request", answer.GetProperty("error").GetString());
+        Assert.Contains("request object", answer.GetProperty("error_description").GetString());
+    }
+
+    /// <summary>
     /// An app registers where it hears of its users' sign-outs (Back-Channel and Front-Channel Logout 1.0 §2.2 and §2),
     /// as with the clients API: the registration shows them, and its management reads them back.
     /// </summary>
@@ -191,6 +220,8 @@ public sealed class DynamicRegistrationTests(DynamicRegistrationServer server) :
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":"keys"}""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"RSA","n":"%%%","e":"AQAB"}]}}""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"client_name":"bad\u0000name"}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"require_signed_request_object":"yes"}""", "invalid_client_metadata")]
+    [InlineData("""{"redirect_uris":["https://app.example.test/cb"],"token_endpoint_auth_method":"none","require_signed_request_object":true}""", "invalid_client_metadata")]
     [InlineData("""[]""", "invalid_client_metadata")]
     [InlineData("""{"redirect_uris":""", "invalid_client_metadata")]
     public async Task Register_BadMetadata_Is400WithRfc7591Error_AndRegistersNothing(string json, string error)

@@ -24,14 +24,15 @@ public sealed class RequestObjectTests(SqliteServer factory) : ServerTests<Sqlit
     static readonly PrivateKeyJwtTests<SqliteServer>.ClientKey Key = PrivateKeyJwtTests<SqliteServer>.NewRsaKey("jar-1");
     static readonly PrivateKeyJwtTests<SqliteServer>.ClientKey Stranger = PrivateKeyJwtTests<SqliteServer>.NewRsaKey("jar-1");
 
-    async Task<string> RegisterAsync()
+    async Task<string> RegisterAsync(string consent = "implicit", bool requireSigned = false)
     {
         var clientId = $"jar-{Guid.NewGuid():N}";
         var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
         var created = await ApiAsync(HttpMethod.Post, "/api/v1/clients", admin, new
         {
-            client_id = clientId, consent_type = "implicit", grant_types = new[] { "authorization_code" }, redirect_uris = new[] { Redirect },
+            client_id = clientId, consent_type = consent, grant_types = new[] { "authorization_code" }, redirect_uris = new[] { Redirect },
             scopes = new[] { "openid", "email" }, token_endpoint_auth_method = "private_key_jwt", jwks = new { keys = new[] { Key.Public } },
+            require_signed_request_object = requireSigned,
         });
         Assert.True(created.Status == HttpStatusCode.Created, created.Body.ToString());
         return clientId;
@@ -69,13 +70,13 @@ public sealed class RequestObjectTests(SqliteServer factory) : ServerTests<Sqlit
 
     /// <summary>
     /// The request signed into an object: the browser carries only client_id and the object, a scope and redirect_uri
-    /// added beside it change nothing, and the object's prompt=login asks for the login once (the way back after it
-    /// leaves prompt out; the object itself would ask again and again).
+    /// added beside it change nothing (the consent page shows the object's scopes), and the object's prompt=login asks
+    /// for the login once (the object comes back after it, and would ask again and again without the note of it).
     /// </summary>
     [Fact]
     public async Task RequestObject_SignedByTheClient_IsTheRequest()
     {
-        var clientId = await RegisterAsync();
+        var clientId = await RegisterAsync(consent: "explicit");
         var email = await CreateUserAsync();
         var client = ClientOf(clientId);
         var state = await client.PrepareLoginAsync();
@@ -87,12 +88,13 @@ public sealed class RequestObjectTests(SqliteServer factory) : ServerTests<Sqlit
         var browser = new Browser(Factory);
 
         var login = await browser.OpenAsync(url);
-        Assert.True("/Account/Login" == login.Url.AbsolutePath, login.Status + login.Body);
-        var back = await browser.LoginAsync(login, email, Password);
+        var consent = await browser.LoginAsync(login, email, Password);
+        var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
         var result = await client.ProcessResponseAsync(back.LeftTo!.ToString(), state);
         var discovery = await Http.GetDiscoveryDocumentAsync();
 
-        Assert.True("/Account/Login" == login.Url.AbsolutePath, login.Status + login.Body);
+        Assert.Equal("/Account/Consent", consent.Url.AbsolutePath);
+        Assert.Contains("See your email address", consent.Document!.Body!.TextContent);
         Assert.Equal(Redirect, back.LeftTo!.GetLeftPart(UriPartial.Path));
         Assert.False(result.IsError, result.Error);
         // The object asked for email; the scope beside it did not count.
@@ -173,6 +175,53 @@ public sealed class RequestObjectTests(SqliteServer factory) : ServerTests<Sqlit
         // Signed in already, the next prompt=login request shows the login page again all the same.
         Assert.Equal("/Account/Login", second.Login.Url.AbsolutePath);
         Assert.False(second.Result.IsError, second.Result.Error);
+    }
+
+    /// <summary>
+    /// require_signed_request_object (RFC 9101 §10.5, Keycloak's "request object required"): the client's requests in
+    /// the URL or pushed without an object are refused; its signed ones, in the URL or pushed, sign in.
+    /// </summary>
+    [Fact]
+    public async Task RequireSignedRequestObject_RefusesPlainRequests_AndTakesSignedOnes()
+    {
+        var clientId = await RegisterAsync(requireSigned: true);
+        var email = await CreateUserAsync();
+        var client = ClientOf(clientId);
+        var state = await client.PrepareLoginAsync();
+        var browser = new Browser(Factory);
+
+        var inTheUrl = await browser.OpenAsync(state.StartUrl);
+        var parameters = ParametersOf(state.StartUrl);
+        var pushed = await Http.PushAuthorizationAsync(new PushedAuthorizationRequest
+        {
+            Address = "/connect/par", ClientId = clientId, ResponseType = "code", Scope = "openid email", RedirectUri = Redirect,
+            CodeChallenge = (string)parameters["code_challenge"], CodeChallengeMethod = "S256",
+            ClientAssertion = new ClientAssertion
+            {
+                Type = OidcConstants.ClientAssertionTypes.JwtBearer, Value = PrivateKeyJwtTests<SqliteServer>.Assertion(Issuer, clientId, Key),
+            },
+            ClientCredentialStyle = ClientCredentialStyle.PostBody,
+        });
+        var signed = await browser.LoginAsync(await browser.OpenAsync(AuthorizeWith(clientId, Sign(clientId, parameters, lifetime: TimeSpan.FromMinutes(5)))),
+            email, Password);
+        var result = await client.ProcessResponseAsync(signed.LeftTo!.ToString(), state);
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var view = await ApiAsync(HttpMethod.Get, $"/api/v1/clients/{clientId}", admin);
+        var keyless = await ApiAsync(HttpMethod.Post, "/api/v1/clients", admin, new
+        {
+            client_id = $"jar-{Guid.NewGuid():N}", @public = true, grant_types = new[] { "authorization_code" }, redirect_uris = new[] { Redirect },
+            require_signed_request_object = true,
+        });
+
+        Assert.Equal(HttpStatusCode.BadRequest, inTheUrl.Status);
+        Assert.Null(inTheUrl.LeftTo);
+        Assert.Contains("request object", inTheUrl.Body);
+        Assert.Equal("invalid_request", pushed.Error);
+        Assert.Contains("request object", pushed.TryGet("error_description"));
+        Assert.False(result.IsError, result.Error);
+        Assert.True(view.Body.GetProperty("client").GetProperty("require_signed_request_object").GetBoolean(), view.Body.ToString());
+        Assert.Equal(HttpStatusCode.BadRequest, keyless.Status);
+        Assert.Equal("require_signed_request_object", keyless.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
     }
 
     public static TheoryData<string> BadObjects => new()
