@@ -534,11 +534,11 @@ public sealed class DPoPInteropTests(KestrelServer server) : ServerTests<Kestrel
     }
 }
 
-/// <summary>tools/dpop/interop.mjs: openid-client's DPoP as the provisioner client, against a SCIM resource of the server.</summary>
+/// <summary>tools/openid-client/interop.mjs: openid-client's DPoP as the provisioner client, against a SCIM resource of the server.</summary>
 public static class DPoPInterop
 {
     public static JsonElement Run(string issuer, string resource) =>
-        JsonDocument.Parse(NodeTools.Run("dpop", "interop.mjs", environment: new Dictionary<string, string>
+        JsonDocument.Parse(NodeTools.Run("openid-client", "interop.mjs", environment: new Dictionary<string, string>
         {
             ["ISSUER"] = issuer,
             ["CLIENT_ID"] = ServerFactory.Provisioner,

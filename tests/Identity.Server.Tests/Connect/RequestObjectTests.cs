@@ -304,3 +304,56 @@ public sealed class RequestObjectTests(SqliteServer factory) : ServerTests<Sqlit
         return Part("""{"alg":"none"}""") + "." + Part(System.Text.Json.JsonSerializer.Serialize(claims)) + ".";
     }
 }
+
+/// <summary>
+/// A second opinion: panva's certified openid-client (node, tools/openid-client/jar.mjs) makes the request object as
+/// it would for any provider (with max_age as a number and claims as JSON inside), authenticates with private_key_jwt,
+/// and checks the ID token it gets.
+/// </summary>
+public sealed class RequestObjectInteropTests(KestrelServer server) : ServerTests<KestrelServer>(server)
+{
+    const string Redirect = "https://jar.example.test/callback";
+
+    [Fact]
+    public async Task OpenIdClient_SignsItsRequest_AndSignsIn()
+    {
+        using var rsa = RSA.Create(2048);
+        var p = rsa.ExportParameters(true);
+        string B(byte[]? bytes) => Base64UrlEncoder.Encode(bytes);
+        var publicJwk = new Dictionary<string, string> { ["kty"] = "RSA", ["kid"] = "node-1", ["use"] = "sig", ["n"] = B(p.Modulus), ["e"] = B(p.Exponent) };
+        var privateJwk = new Dictionary<string, string>(publicJwk)
+        {
+            ["d"] = B(p.D), ["p"] = B(p.P), ["q"] = B(p.Q), ["dp"] = B(p.DP), ["dq"] = B(p.DQ), ["qi"] = B(p.InverseQ),
+        };
+        var clientId = $"node-{Guid.NewGuid():N}";
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var created = await ApiAsync(HttpMethod.Post, "/api/v1/clients", admin, new
+        {
+            client_id = clientId, consent_type = "implicit", grant_types = new[] { "authorization_code" }, redirect_uris = new[] { Redirect },
+            scopes = new[] { "openid", "email" }, token_endpoint_auth_method = "private_key_jwt", jwks = new { keys = new[] { publicJwk } },
+            require_signed_request_object = true,
+        });
+        Assert.True(created.Status == HttpStatusCode.Created, created.Body.ToString());
+        var email = await CreateUserAsync();
+        var environment = new Dictionary<string, string>
+        {
+            ["ISSUER"] = Issuer, ["CLIENT_ID"] = clientId, ["REDIRECT_URI"] = Redirect, ["PRIVATE_JWK"] = System.Text.Json.JsonSerializer.Serialize(privateJwk),
+        };
+
+        var start = System.Text.Json.JsonDocument.Parse(NodeTools.Run("openid-client", "jar.mjs", environment: new Dictionary<string, string>(environment) { ["PHASE"] = "start" })).RootElement;
+        var url = new Uri(start.GetProperty("url").GetString()!);
+        var browser = new Browser(Http.BaseAddress!);
+        var back = await browser.LoginAsync(await browser.OpenAsync(url.PathAndQuery), email, Password);
+        var claims = System.Text.Json.JsonDocument.Parse(NodeTools.Run("openid-client", "jar.mjs", environment: new Dictionary<string, string>(environment)
+        {
+            ["PHASE"] = "finish", ["CALLBACK"] = back.LeftTo!.ToString(), ["VERIFIER"] = start.GetProperty("verifier").GetString()!,
+            ["STATE"] = start.GetProperty("state").GetString()!,
+        })).RootElement;
+
+        Assert.True(start.GetProperty("requestSupported").GetBoolean());
+        Assert.Equal(["client_id", "request"], QueryHelpers.ParseQuery(url.Query).Keys.Order());
+        Assert.Equal(Redirect, back.LeftTo!.GetLeftPart(UriPartial.Path));
+        Assert.Equal(email, claims.GetProperty("email").GetString());
+        Assert.Equal(clientId, claims.GetProperty("aud").GetString());
+    }
+}
