@@ -227,7 +227,7 @@ public sealed class RequestObjectTests(SqliteServer factory) : ServerTests<Sqlit
     public static TheoryData<string> BadObjects => new()
     {
         "another key", "another audience", "another issuer", "expired", "no exp", "too long", "unsigned", "HS256", "client_id inside differs",
-        "request_uri inside", "array scope", "not a JWT", "encrypted",
+        "request_uri inside", "array scope", "null state", "not a JWT", "payload not JSON", "encrypted",
     };
 
     /// <summary>
@@ -258,7 +258,9 @@ public sealed class RequestObjectTests(SqliteServer factory) : ServerTests<Sqlit
             "client_id inside differs" => Sign(clientId, new Dictionary<string, object>(parameters) { ["client_id"] = "someone-else" }, lifetime: fiveMinutes),
             "request_uri inside" => Sign(clientId, new Dictionary<string, object>(parameters) { ["request_uri"] = "urn:x" }, lifetime: fiveMinutes),
             "array scope" => Sign(clientId, new Dictionary<string, object>(parameters) { ["scope"] = new[] { "openid", "email" } }, lifetime: fiveMinutes),
+            "null state" => Sign(clientId, new Dictionary<string, object>(parameters) { ["state"] = null! }, lifetime: fiveMinutes),
             "not a JWT" => "not-a-jwt",
+            "payload not JSON" => "eyJhbGciOiJSUzI1NiIsImtpZCI6Imphci0xIn0.bm90IGpzb24.c2ln",
             "encrypted" => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
             {
                 Issuer = clientId, Audience = Issuer, Claims = parameters, Expires = DateTime.UtcNow + fiveMinutes,
