@@ -25,7 +25,7 @@ public static class ClaimDestinations
 
     public static IEnumerable<string> For(Claim claim) => claim.Type switch
     {
-        Claims.Subject or Claims.AuthenticationMethodReference or IdentityProvider or OrganizationId or OrganizationDomain
+        Claims.Subject or Claims.AuthenticationMethodReference or Claims.AuthenticationContextReference or IdentityProvider or OrganizationId or OrganizationDomain
             => [Destinations.AccessToken, Destinations.IdentityToken],
         // OIDC Core 2: when the user authenticated, in the identity token (required there when max_age was asked);
         // in the access token too (RFC 9068 2.2.1), where this server's APIs ask for a recent sign-in.

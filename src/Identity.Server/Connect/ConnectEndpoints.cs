@@ -37,7 +37,8 @@ public static class ConnectEndpoints
     }
 
     static async Task<IResult> Authorize(HttpContext http, UserManager<User> users, IOpenIddictApplicationManager applications,
-        IOpenIddictAuthorizationManager authorizations, PrincipalFactory factory, IAntiforgery antiforgery, SecurityEvents events, TokenOptions tokens)
+        IOpenIddictAuthorizationManager authorizations, PrincipalFactory factory, IAntiforgery antiforgery, SecurityEvents events, TokenOptions tokens,
+        MultiFactor factors)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
         var session = await http.AuthenticateAsync(IdentityConstants.ApplicationScheme);
@@ -50,16 +51,18 @@ public static class ConnectEndpoints
                 : Results.Redirect("/Account/Register?ReturnUrl=" + Uri.EscapeDataString(
                 http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt))));
 
-        if (user is null || (!LoggedInForThisRequest(http, session, request) && (request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request, tokens))))
+        if (user is null || (!LoggedInForThisRequest(http, session, request) && (request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request, tokens) ||
+            await AuthenticationContext.StepUpNeededAsync(request, session.Principal!.FindAll(Claims.AuthenticationMethodReference).Select(c => c.Value), user, users, factors))))
         {
             if (request.HasPromptValue(PromptValues.None))
                 return Forbid(Errors.LoginRequired, "The user is not logged in.");
 
-            // Back to this endpoint after login, without prompt=login or max_age, so the login just made is not asked
-            // for again (with max_age=0 it would be, forever); the identity token's auth_time tells the client when it was.
+            // Back to this endpoint after login, without prompt=login, max_age or acr_values, so the login just made is
+            // not asked for again (with max_age=0 it would be, forever); the identity token's auth_time and acr tell the
+            // client when it was and how strong.
             // A pushed request or a request object keeps them inside (request_uri, request): it comes back with a sealed
             // note of when login was asked instead.
-            var back = http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt, Parameters.MaxAge, LoginAskedField)
+            var back = http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt, Parameters.MaxAge, Parameters.AcrValues, LoginAskedField)
                 .Concat(SealedRequestOf(http, request) is not { } sealedRequest ? [] : [new(LoginAskedField, LoginAskedProtector(http).Protect(
                     sealedRequest + "\n" + DateTimeOffset.UtcNow.ToUnixTimeSeconds(), TimeSpan.FromHours(1)))]));
             return Results.Challenge(new AuthenticationProperties { RedirectUri = back }, [IdentityConstants.ApplicationScheme]);

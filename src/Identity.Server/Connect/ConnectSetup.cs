@@ -80,7 +80,7 @@ public static class ConnectSetup
 
                 // Known up front, so OpenIddict validates requested scopes without asking the database each time.
                 server.RegisterScopes([Scopes.OpenId, Scopes.Profile, Scopes.Email, Scopes.Roles, Scopes.OfflineAccess, .. scopes.Names]);
-                server.RegisterClaims(Claims.Subject, Claims.AuthenticationTime, Claims.Name, Claims.Email, Claims.EmailVerified,
+                server.RegisterClaims(Claims.Subject, Claims.AuthenticationTime, Claims.AuthenticationContextReference, Claims.Name, Claims.Email, Claims.EmailVerified,
                     ClaimDestinations.Roles, ClaimDestinations.Groups, ClaimDestinations.SessionId, Claims.AuthenticationMethodReference, ClaimDestinations.IdentityProvider,
                     ClaimDestinations.OrganizationId, ClaimDestinations.OrganizationDomain, ClaimDestinations.Actor);
 

@@ -123,7 +123,9 @@ public sealed class PrincipalFactory(IdentityDbContext db, ScopeResources scopeR
         // Only a member of some group gets the claim: most accounts are in none, and every token would carry an empty list.
         SetArray(identity, ClaimDestinations.Groups, [.. memberships.Where(m => m.Kind == GroupKind).Select(m => m.Name).Order(StringComparer.Ordinal)],
             omitIfEmpty: true);
-        SetArray(identity, Claims.AuthenticationMethodReference, amr.Distinct(StringComparer.Ordinal).ToList());
+        var methods = amr.Distinct(StringComparer.Ordinal).ToList();
+        SetArray(identity, Claims.AuthenticationMethodReference, methods);
+        identity.SetClaim(Claims.AuthenticationContextReference, AuthenticationContext.Of(methods));
         identity.SetDestinations(ClaimDestinations.For);
         return new ClaimsPrincipal(identity);
     }

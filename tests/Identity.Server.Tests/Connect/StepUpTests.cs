@@ -1,0 +1,132 @@
+using System.Net;
+using Duende.IdentityModel.Client;
+using Duende.IdentityModel.OidcClient;
+using Identity.Server.Tests.Infrastructure;
+using Microsoft.IdentityModel.JsonWebTokens;
+
+namespace Identity.Server.Tests.Connect;
+
+/// <summary>
+/// acr and step-up (OIDC Core §2 and §3.1.2.1, RFC 9470): every token says how strong the sign-in was, and an app that
+/// asks for a second factor with acr_values gets the login page again when the browser's session had none and the
+/// account has one, once; an account that cannot meet it signs in all the same, and acr says so. A real OidcClient.
+/// </summary>
+public sealed class StepUpTests(SqliteServer factory) : ServerTests<SqliteServer>(factory)
+{
+    const string Redirect = "https://stepup.example.test/callback";
+    const string MultiFactor = "http://schemas.openid.net/pape/policies/2007/06/multi-factor";
+    const string PhishingResistant = "http://schemas.openid.net/pape/policies/2007/06/phishing-resistant";
+    const string OneFactor = "http://schemas.openid.net/pape/policies/2007/06/none";
+
+    async Task<OidcClient> ClientAsync()
+    {
+        var clientId = $"stepup-{Guid.NewGuid():N}";
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var created = await ApiAsync(HttpMethod.Post, "/api/v1/clients", admin, new
+        {
+            client_id = clientId, @public = true, consent_type = "implicit", grant_types = new[] { "authorization_code", "refresh_token" },
+            redirect_uris = new[] { Redirect }, scopes = new[] { "openid", "email", "offline_access" },
+        });
+        Assert.True(created.Status == HttpStatusCode.Created, created.Body.ToString());
+        return OidcClientFor(clientId, Redirect, "openid email offline_access");
+    }
+
+    /// <summary>A sign-in asking for <paramref name="acr"/>: the page the browser is shown (or leaves for the app with).</summary>
+    static async Task<(Browser.Page Page, AuthorizeState State)> AskAsync(Browser browser, OidcClient client, string acr)
+    {
+        var state = await client.PrepareLoginAsync(new Parameters { { "acr_values", acr } });
+        return (await browser.OpenAsync(state.StartUrl), state);
+    }
+
+    async Task<byte[]> EnrollTotpAsync(string email)
+    {
+        var token = await LoginAsync(email);
+        var setup = await ApiAsync(HttpMethod.Post, "/api/v1/auth/mfa/setup", token, new { method = "totp" });
+        var key = Otp.Base32Decode(setup.Body.GetProperty("secret").GetString()!);
+        var verified = await ApiAsync(HttpMethod.Post, "/api/v1/auth/mfa/verify", token, new { token = Otp.Totp(key, DateTimeOffset.UtcNow), method = "totp" });
+        Assert.Equal(HttpStatusCode.OK, verified.Status);
+        return key;
+    }
+
+    static string? AcrOf(string jwt) => new JsonWebToken(jwt).GetPayloadValue<string>("acr");
+
+    [Fact]
+    public async Task AcrValues_MultiFactor_StepsUpASessionWithoutIt_Once()
+    {
+        var client = await ClientAsync();
+        var email = await CreateUserAsync();
+        var browser = new Browser(Factory);
+        var plain = await SignInThroughAsync(browser, client, email);
+        var key = await EnrollTotpAsync(email);
+
+        var (login, state) = await AskAsync(browser, client, MultiFactor);
+        var codePage = await browser.LoginAsync(login, email, Password);
+        var back = await browser.SubmitAsync(codePage, new Dictionary<string, string> { ["Code"] = Otp.Totp(key, DateTimeOffset.UtcNow.AddSeconds(30)) });
+        var stepped = await client.ProcessResponseAsync(back.LeftTo!.ToString(), state);
+        var (again, againState) = await AskAsync(browser, client, MultiFactor);
+        var againResult = await client.ProcessResponseAsync(again.LeftTo!.ToString(), againState);
+        var refreshed = await client.RefreshTokenAsync(stepped.RefreshToken);
+
+        Assert.Equal(OneFactor, plain.User.FindFirst("acr")?.Value);
+        Assert.Equal(OneFactor, AcrOf(plain.AccessToken));
+        Assert.Equal("/Account/Login", login.Url.AbsolutePath);
+        Assert.NotNull(codePage.Document!.QuerySelector("input[name=Code]"));
+        Assert.False(stepped.IsError, stepped.Error);
+        Assert.Equal(MultiFactor, stepped.User.FindFirst("acr")?.Value);
+        Assert.Contains("otp", stepped.User.FindAll("amr").Select(c => c.Value));
+        Assert.Equal(MultiFactor, AcrOf(stepped.AccessToken));
+        // The session now has the second factor: the next such request needs no login, nor does a refresh lose the level.
+        Assert.NotNull(again.LeftTo);
+        Assert.Equal(MultiFactor, againResult.User.FindFirst("acr")?.Value);
+        Assert.False(refreshed.IsError, refreshed.Error);
+        Assert.Equal(MultiFactor, AcrOf(refreshed.AccessToken));
+    }
+
+    /// <summary>
+    /// An account without a second factor asked for multi-factor, and one without a passkey asked for phishing
+    /// resistance, are not sent round the login page for nothing: signed in as they are, acr telling the app.
+    /// </summary>
+    [Fact]
+    public async Task AcrValues_TheAccountCannotMeet_SignsInAsItIs_AndSaysSo()
+    {
+        var client = await ClientAsync();
+        var email = await CreateUserAsync();
+        var browser = new Browser(Factory);
+        await SignInThroughAsync(browser, client, email);
+
+        var (oneFactor, oneState) = await AskAsync(browser, client, MultiFactor);
+        var oneResult = await client.ProcessResponseAsync(oneFactor.LeftTo!.ToString(), oneState);
+        var key = await EnrollTotpAsync(email);
+        var (stepUp, stepState) = await AskAsync(browser, client, MultiFactor);
+        var codePage = await browser.LoginAsync(stepUp, email, Password);
+        var back = await browser.SubmitAsync(codePage, new Dictionary<string, string> { ["Code"] = Otp.Totp(key, DateTimeOffset.UtcNow.AddSeconds(30)) });
+        await client.ProcessResponseAsync(back.LeftTo!.ToString(), stepState);
+        var (noPasskey, noPasskeyState) = await AskAsync(browser, client, PhishingResistant);
+        var noPasskeyResult = await client.ProcessResponseAsync(noPasskey.LeftTo!.ToString(), noPasskeyState);
+        var discovery = await Http.GetDiscoveryDocumentAsync();
+
+        Assert.False(oneResult.IsError, oneResult.Error);
+        Assert.Equal(OneFactor, oneResult.User.FindFirst("acr")?.Value);
+        Assert.False(noPasskeyResult.IsError, noPasskeyResult.Error);
+        Assert.Equal(MultiFactor, noPasskeyResult.User.FindFirst("acr")?.Value);
+        Assert.Equal([PhishingResistant, MultiFactor, OneFactor], discovery.TryGetStringArray("acr_values_supported"));
+        Assert.Contains("acr", discovery.ClaimsSupported);
+    }
+
+    /// <summary>prompt=none cannot show the login page a step up needs: login_required, back at the app.</summary>
+    [Fact]
+    public async Task AcrValues_WithPromptNone_WhenAStepUpIsNeeded_IsLoginRequired()
+    {
+        var client = await ClientAsync();
+        var email = await CreateUserAsync();
+        var browser = new Browser(Factory);
+        await SignInThroughAsync(browser, client, email);
+        await EnrollTotpAsync(email);
+
+        var state = await client.PrepareLoginAsync(new Parameters { { "acr_values", MultiFactor }, { "prompt", "none" } });
+        var page = await browser.OpenAsync(state.StartUrl);
+        var result = await client.ProcessResponseAsync(page.LeftTo!.ToString(), state);
+
+        Assert.Equal("login_required", result.Error);
+    }
+}
