@@ -38,16 +38,6 @@ public sealed class StepUpTests(SqliteServer factory) : ServerTests<SqliteServer
         return (await browser.OpenAsync(state.StartUrl), state);
     }
 
-    async Task<byte[]> EnrollTotpAsync(string email)
-    {
-        var token = await LoginAsync(email);
-        var setup = await ApiAsync(HttpMethod.Post, "/api/v1/auth/mfa/setup", token, new { method = "totp" });
-        var key = Otp.Base32Decode(setup.Body.GetProperty("secret").GetString()!);
-        var verified = await ApiAsync(HttpMethod.Post, "/api/v1/auth/mfa/verify", token, new { token = Otp.Totp(key, DateTimeOffset.UtcNow), method = "totp" });
-        Assert.Equal(HttpStatusCode.OK, verified.Status);
-        return key;
-    }
-
     static string? AcrOf(string jwt) => new JsonWebToken(jwt).GetPayloadValue<string>("acr");
 
     [Fact]

@@ -407,14 +407,4 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
         var users = scope.ServiceProvider.GetRequiredService<UserManager<User>>();
         return (await users.GetLoginsAsync((await users.FindByEmailAsync(email))!)).Select(l => l.LoginProvider).ToList();
     }
-
-    async Task<byte[]> EnrollTotpAsync(string email)
-    {
-        var token = await LoginAsync(email);
-        var setup = await ApiAsync(HttpMethod.Post, "/api/v1/auth/mfa/setup", token, new { method = "totp" });
-        var key = Otp.Base32Decode(setup.Body.GetProperty("secret").GetString()!);
-        var verified = await ApiAsync(HttpMethod.Post, "/api/v1/auth/mfa/verify", token, new { token = Otp.Totp(key, DateTimeOffset.UtcNow), method = "totp" });
-        Assert.Equal(HttpStatusCode.OK, verified.Status);
-        return key;
-    }
 }
