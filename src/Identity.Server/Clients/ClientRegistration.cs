@@ -103,6 +103,14 @@ public static class ClientRegistration
             descriptor.Requirements.Add(Connect.RequestObjects.Requirement);
         }
 
+        if (client.MinimumAcr is { } minimumAcr)
+        {
+            if (Connect.AuthenticationContext.LevelOf(minimumAcr) <= 0)
+                throw new InvalidClientException("minimum_acr",
+                    $"minimum_acr must be {Connect.AuthenticationContext.MultiFactor} or {Connect.AuthenticationContext.PhishingResistant}");
+            descriptor.Properties[Connect.AuthenticationContext.Property] = System.Text.Json.JsonSerializer.SerializeToElement(minimumAcr);
+        }
+
         foreach (var uri in client.RedirectUris)
             descriptor.RedirectUris.Add(AbsoluteUri("redirect_uris", uri));
         foreach (var uri in client.PostLogoutRedirectUris)

@@ -27,14 +27,14 @@ public static partial class ClientsApi
         // Named by hand: the snake_case policy would write require_d_po_p.
         [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool? RequireDPoP = null,
         string? FrontchannelLogoutUri = null, bool? FrontchannelLogoutSessionRequired = null, long? AccessTokenLifetime = null, long? RefreshTokenLifetime = null,
-        bool? RequireSignedRequestObject = null);
+        bool? RequireSignedRequestObject = null, string? MinimumAcr = null);
 
     public sealed record ClientView(string ClientId, string DisplayName, string ClientType, string ConsentType, IReadOnlyList<string> GrantTypes,
         IReadOnlyList<string> RedirectUris, IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> Scopes, string? BackchannelLogoutUri,
         string? ScimOrganization, bool RequirePushedAuthorizationRequests, bool Configured, string TokenEndpointAuthMethod, JsonElement? Jwks,
         string? JwksUri, [property: System.Text.Json.Serialization.JsonPropertyName("require_dpop")] bool RequireDPoP,
         string? FrontchannelLogoutUri, bool FrontchannelLogoutSessionRequired, long? AccessTokenLifetime, long? RefreshTokenLifetime,
-        DateTimeOffset? PreviousSecretExpiresAt, bool RequireSignedRequestObject);
+        DateTimeOffset? PreviousSecretExpiresAt, bool RequireSignedRequestObject, string? MinimumAcr);
 
     /// <summary>The client, and its secret when one was just made: the only time it is ever shown.</summary>
     public sealed record ClientResponse(ClientView Client, string? ClientSecret = null);
@@ -139,7 +139,7 @@ public static partial class ClientsApi
             Cleared(body.FrontchannelLogoutUri, current.FrontchannelLogoutUri), body.FrontchannelLogoutSessionRequired ?? current.FrontchannelLogoutSessionRequired,
             body.AccessTokenLifetime ?? current.AccessTokenLifetime,
             body.RefreshTokenLifetime ?? (grants.Contains(GrantTypes.RefreshToken) ? current.RefreshTokenLifetime : null),
-            body.RequireSignedRequestObject ?? current.RequireSignedRequestObject);
+            body.RequireSignedRequestObject ?? current.RequireSignedRequestObject, Cleared(body.MinimumAcr, current.MinimumAcr));
         (merged, var keysProblem) = await WithRemoteKeysAsync(remoteKeys, merged, http.RequestAborted);
         if (keysProblem is not null)
             return Invalid(http, "jwks_uri", keysProblem);
@@ -258,7 +258,7 @@ public static partial class ClientsApi
                 RedirectUris = body.RedirectUris ?? [], PostLogoutRedirectUris = body.PostLogoutRedirectUris ?? [], Scopes = body.Scopes ?? [],
                 ConsentType = body.ConsentType ?? ConsentTypes.Explicit, BackchannelLogoutUri = body.BackchannelLogoutUri,
                 ScimOrganization = body.ScimOrganization, RequirePushedAuthorizationRequests = body.RequirePushedAuthorizationRequests == true,
-                RequireDPoP = body.RequireDPoP == true, RequireSignedRequestObject = body.RequireSignedRequestObject == true,
+                RequireDPoP = body.RequireDPoP == true, RequireSignedRequestObject = body.RequireSignedRequestObject == true, MinimumAcr = body.MinimumAcr,
                 FrontchannelLogoutUri = body.FrontchannelLogoutUri, FrontchannelLogoutSessionRequired = body.FrontchannelLogoutSessionRequired ?? true,
                 AccessTokenLifetime = Seconds(body.AccessTokenLifetime), RefreshTokenLifetime = Seconds(body.RefreshTokenLifetime),
                 Jwks = body.Jwks is { ValueKind: not JsonValueKind.Null } jwks ? jwks.GetRawText() : null,
@@ -366,7 +366,8 @@ public static partial class ClientsApi
             await applications.HasRequirementAsync(application, Connect.DPoP.Requirement),
             frontchannel?.Uri, frontchannel?.SessionRequired ?? true, (long?)lifetimes.Access?.TotalSeconds, (long?)lifetimes.Refresh?.TotalSeconds,
             (await PreviousSecret.OfAsync(applications, application))?.ExpiresAt,
-            await applications.HasRequirementAsync(application, Connect.RequestObjects.Requirement));
+            await applications.HasRequirementAsync(application, Connect.RequestObjects.Requirement),
+            (await applications.GetPropertiesAsync(application)).TryGetValue(Connect.AuthenticationContext.Property, out var minimumAcr) ? minimumAcr.GetString() : null);
     }
 
     static string? Cleared(string? given, string? current) => given is null ? current : given.Length == 0 ? null : given;

@@ -97,6 +97,12 @@ public sealed class ClientOptions
     /// </summary>
     public bool RequireSignedRequestObject { get; set; }
 
+    /// <summary>
+    /// The weakest sign-in this client takes (Keycloak's minimum ACR value): the multi-factor or phishing-resistant acr
+    /// (Connect/AuthenticationContext). A weaker session steps up; an account that cannot is refused.
+    /// </summary>
+    public string? MinimumAcr { get; set; }
+
     /// <summary>implicit (trusted first-party app, no consent screen) or explicit (the user approves once).</summary>
     public string ConsentType { get; set; } = "explicit";
 

@@ -1,6 +1,9 @@
 using Identity.Server.Data;
 using Microsoft.AspNetCore.Identity;
 using OpenIddict.Abstractions;
+using OpenIddict.Server;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+using static OpenIddict.Server.OpenIddictServerEvents;
 
 namespace Identity.Server.Connect;
 
@@ -15,7 +18,9 @@ namespace Identity.Server.Connect;
 /// The level follows from the sign-in's amr, so it carries over through codes and refresh tokens as amr does. An
 /// authorization request whose acr_values the browser session does not meet sends the user to log in again when their
 /// account can meet it (a second factor or a passkey set up); otherwise the sign-in goes on, and acr says what it was
-/// (acr_values are voluntary, §5.5.1.1: the app decides what to do with a weaker sign-in).
+/// (acr_values are voluntary, §5.5.1.1: the app decides what to do with a weaker sign-in). A client's minimum_acr
+/// (Keycloak's "minimum ACR value") is not voluntary: a sign-in into that client below it steps up the same way, and
+/// is refused (unmet_authentication_requirements) when the account cannot give it.
 /// </summary>
 public static class AuthenticationContext
 {
@@ -25,7 +30,10 @@ public static class AuthenticationContext
 
     public static readonly string[] Supported = [PhishingResistant, MultiFactor, None];
 
-    static int LevelOf(string acr) => acr switch
+    /// <summary>The client's property that holds its minimum_acr.</summary>
+    public const string Property = "minimum_acr";
+
+    public static int LevelOf(string acr) => acr switch
     {
         PhishingResistant => 2,
         MultiFactor => 1,
@@ -40,6 +48,19 @@ public static class AuthenticationContext
         return methods.Contains("hwk") ? PhishingResistant : methods.Contains(AuthenticationMethods.MultiFactor) ? MultiFactor : None;
     }
 
+    /// <summary>Whether a sign-in with <paramref name="amr"/> is at <paramref name="level"/> or above.</summary>
+    public static bool Meets(IEnumerable<string> amr, int level) => LevelOf(Of(amr)) >= level;
+
+    /// <summary>The level of the client's minimum_acr; null without one.</summary>
+    public static async ValueTask<int?> MinimumOfAsync(IOpenIddictApplicationManager applications, object application, CancellationToken cancellationToken = default) =>
+        (await applications.GetPropertiesAsync(application, cancellationToken)).TryGetValue(Property, out var value) &&
+        value.ValueKind == System.Text.Json.JsonValueKind.String && LevelOf(value.GetString()!) is var level and > 0
+            ? level
+            : null;
+
+    /// <summary>What a user is told to set up for a sign-in at <paramref name="level"/>.</summary>
+    public static string WhatItTakes(int level) => level >= 2 ? "a passkey" : "a second factor (an authenticator app or a passkey)";
+
     /// <summary>The weakest level among the request's acr_values this server knows (any of them will do); null if none.</summary>
     public static int? RequestedLevel(OpenIddictRequest request)
     {
@@ -48,15 +69,45 @@ public static class AuthenticationContext
     }
 
     /// <summary>
-    /// Whether a sign-in with <paramref name="amr"/> falls short of the request's acr_values though the user could meet
-    /// them by logging in again: a second factor or a passkey for multi-factor, a passkey for phishing-resistant.
+    /// Whether a sign-in with <paramref name="amr"/> falls short of the request's acr_values or the client's
+    /// <paramref name="minimum"/> though the user could meet them by logging in again: a second factor or a passkey for
+    /// multi-factor, a passkey for phishing-resistant.
     /// </summary>
-    public static async Task<bool> StepUpNeededAsync(OpenIddictRequest request, IEnumerable<string> amr, User user, UserManager<User> users,
+    public static async Task<bool> StepUpNeededAsync(OpenIddictRequest request, int? minimum, IEnumerable<string> amr, User user, UserManager<User> users,
         Mfa.MultiFactor factors)
     {
-        if (RequestedLevel(request) is not { } wanted || LevelOf(Of(amr)) >= wanted)
+        var wanted = Math.Max(RequestedLevel(request) ?? 0, minimum ?? 0);
+        if (wanted == 0 || Meets(amr, wanted))
             return false;
         var passkeys = (await users.GetPasskeysAsync(user)).Count > 0;
         return wanted >= 2 ? passkeys : passkeys || await factors.IsEnabledAsync(user.Id);
+    }
+
+    /// <summary>
+    /// The client's minimum at the token endpoint, for sign-ins made there (password, device code, token exchange, a
+    /// provider's or a second factor's grant): one that falls short is refused. A code or refresh token carries the
+    /// sign-in the authorization endpoint already held to it, and is not asked again (refresh tokens from before a
+    /// minimum was set keep working until they end).
+    /// </summary>
+    public sealed class TokenRequests(IOpenIddictApplicationManager applications) : IOpenIddictServerHandler<ProcessSignInContext>
+    {
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ProcessSignInContext>()
+            .AddFilter<OpenIddictServerHandlerFilters.RequireTokenRequest>()
+            .UseScopedHandler<TokenRequests>()
+            .SetOrder(OpenIddictServerHandlers.ValidateSignInDemand.Descriptor.Order + 500)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public async ValueTask HandleAsync(ProcessSignInContext context)
+        {
+            var request = context.Request;
+            if (request is null || request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType() || request.IsClientCredentialsGrantType() ||
+                context.Principal is not { } principal || ServerApi.IsClient(principal) || string.IsNullOrEmpty(request.ClientId) ||
+                await applications.FindByClientIdAsync(request.ClientId, context.CancellationToken) is not { } application ||
+                await MinimumOfAsync(applications, application, context.CancellationToken) is not { } floor ||
+                Meets(principal.GetClaims(Claims.AuthenticationMethodReference), floor))
+                return;
+            context.Reject(Errors.InvalidGrant, $"This client asks for a sign-in with {WhatItTakes(floor)}: set it up in your account, then sign in again.");
+        }
     }
 }

@@ -51,8 +51,12 @@ public static class ConnectEndpoints
                 : Results.Redirect("/Account/Register?ReturnUrl=" + Uri.EscapeDataString(
                 http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt))));
 
+        var application = await applications.FindByClientIdAsync(request.ClientId!)
+            ?? throw new InvalidOperationException("The client was validated by OpenIddict but no longer exists.");
+        var minimum = await AuthenticationContext.MinimumOfAsync(applications, application);
+        var amr = session.Principal?.FindAll(Claims.AuthenticationMethodReference).Select(c => c.Value).ToList() ?? [];
         if (user is null || (!LoggedInForThisRequest(http, session, request) && (request.HasPromptValue(PromptValues.Login) || IsTooOld(session, request, tokens) ||
-            await AuthenticationContext.StepUpNeededAsync(request, session.Principal!.FindAll(Claims.AuthenticationMethodReference).Select(c => c.Value), user, users, factors))))
+            await AuthenticationContext.StepUpNeededAsync(request, minimum, amr, user, users, factors))))
         {
             if (request.HasPromptValue(PromptValues.None))
                 return Forbid(Errors.LoginRequired, "The user is not logged in.");
@@ -60,16 +64,19 @@ public static class ConnectEndpoints
             // Back to this endpoint after login, without prompt=login, max_age or acr_values, so the login just made is
             // not asked for again (with max_age=0 it would be, forever); the identity token's auth_time and acr tell the
             // client when it was and how strong.
-            // A pushed request or a request object keeps them inside (request_uri, request): it comes back with a sealed
-            // note of when login was asked instead.
+            // A pushed request or a request object keeps them inside (request_uri, request), and a client's minimum_acr
+            // stays: each comes back with a sealed note of when login was asked, which stands for that login.
             var back = http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt, Parameters.MaxAge, Parameters.AcrValues, LoginAskedField)
-                .Concat(SealedRequestOf(http, request) is not { } sealedRequest ? [] : [new(LoginAskedField, LoginAskedProtector(http).Protect(
-                    sealedRequest + "\n" + DateTimeOffset.UtcNow.ToUnixTimeSeconds(), TimeSpan.FromHours(1)))]));
+                .Append(new(LoginAskedField, LoginAskedProtector(http).Protect(SealedRequestOf(http, request) + "\n" + DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+                    TimeSpan.FromHours(1)))));
             return Results.Challenge(new AuthenticationProperties { RedirectUri = back }, [IdentityConstants.ApplicationScheme]);
         }
 
-        var application = await applications.FindByClientIdAsync(request.ClientId!)
-            ?? throw new InvalidOperationException("The client was validated by OpenIddict but no longer exists.");
+        // The client's minimum is not voluntary: a login just made that still falls short (no second factor or passkey
+        // to give) goes back to the app as an error, telling the user what to set up.
+        if (minimum is { } floor && !AuthenticationContext.Meets(amr, floor))
+            return Forbid(Errors.UnmetAuthenticationRequirements,
+                $"This app asks for a sign-in with {AuthenticationContext.WhatItTakes(floor)}: set it up in your account, then sign in again.");
 
         if (await applications.HasConsentTypeAsync(application, ConsentTypes.Explicit))
         {
@@ -264,11 +271,15 @@ public static class ConnectEndpoints
     static ITimeLimitedDataProtector LoginAskedProtector(HttpContext http) =>
         http.RequestServices.GetRequiredService<IDataProtectionProvider>().CreateProtector("Identity.Connect.LoginAsked").ToTimeLimitedDataProtector();
 
-    /// <summary>What names a request whose parameters cannot be taken out of it: its request_uri, or its request object's digest.</summary>
-    static string? SealedRequestOf(HttpContext http, OpenIddictRequest request) =>
+    /// <summary>
+    /// What names a request for the note of its login: its request_uri, its request object's digest, or the digest of its
+    /// parameters as they come back (without those the way back leaves out, and the consent page's).
+    /// </summary>
+    static string SealedRequestOf(HttpContext http, OpenIddictRequest request) =>
         !string.IsNullOrEmpty(request.RequestUri) ? request.RequestUri
         : http.Items[RequestObjects.Item] is string requestObject ? Hosting.OneTimeTokens.Digest(requestObject)
-        : null;
+        : Hosting.OneTimeTokens.Digest(string.Join('&', RequestParameters(http, Parameters.Prompt, Parameters.MaxAge, Parameters.AcrValues, LoginAskedField, ConsentField)
+            .Select(p => Uri.EscapeDataString(p.Key) + "=" + Uri.EscapeDataString(p.Value ?? "")).Order(StringComparer.Ordinal)));
 
     /// <summary>
     /// Whether the user signed in after this pushed request or request object sent them to the login page: the note
@@ -277,8 +288,9 @@ public static class ConnectEndpoints
     static bool LoggedInForThisRequest(HttpContext http, AuthenticateResult session, OpenIddictRequest request)
     {
         var note = (http.Request.HasFormContentType ? http.Request.Form[LoginAskedField] : http.Request.Query[LoginAskedField]).ToString();
-        if (note.Length == 0 || SealedRequestOf(http, request) is not { } sealedRequest)
+        if (note.Length == 0)
             return false;
+        var sealedRequest = SealedRequestOf(http, request);
         string[] parts;
         try
         {

@@ -121,6 +121,7 @@ public static class ConnectSetup
                 server.AddEventHandler(Clients.RemoteKeys.BeforeAssertion.Descriptor);
                 server.AddEventHandler(RequestObjects.Authorization.Descriptor);
                 server.AddEventHandler(RequestObjects.Pushed.Descriptor);
+                server.AddEventHandler(AuthenticationContext.TokenRequests.Descriptor);
                 server.AddEventHandler(ClientAssertionReplay.Descriptor);
                 server.AddEventHandler(ClientAssertionFailure.Descriptor);
                 server.AddEventHandler(SelfContainedAccessTokens.Descriptor);

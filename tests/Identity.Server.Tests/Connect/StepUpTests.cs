@@ -18,14 +18,14 @@ public sealed class StepUpTests(SqliteServer factory) : ServerTests<SqliteServer
     const string PhishingResistant = "http://schemas.openid.net/pape/policies/2007/06/phishing-resistant";
     const string OneFactor = "http://schemas.openid.net/pape/policies/2007/06/none";
 
-    async Task<OidcClient> ClientAsync()
+    async Task<OidcClient> ClientAsync(string? minimumAcr = null, string consent = "implicit")
     {
         var clientId = $"stepup-{Guid.NewGuid():N}";
         var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
         var created = await ApiAsync(HttpMethod.Post, "/api/v1/clients", admin, new
         {
-            client_id = clientId, @public = true, consent_type = "implicit", grant_types = new[] { "authorization_code", "refresh_token" },
-            redirect_uris = new[] { Redirect }, scopes = new[] { "openid", "email", "offline_access" },
+            client_id = clientId, @public = true, consent_type = consent, grant_types = new[] { "authorization_code", "refresh_token" },
+            redirect_uris = new[] { Redirect }, scopes = new[] { "openid", "email", "offline_access" }, minimum_acr = minimumAcr,
         });
         Assert.True(created.Status == HttpStatusCode.Created, created.Body.ToString());
         return OidcClientFor(clientId, Redirect, "openid email offline_access");
@@ -118,5 +118,92 @@ public sealed class StepUpTests(SqliteServer factory) : ServerTests<SqliteServer
         var result = await client.ProcessResponseAsync(page.LeftTo!.ToString(), state);
 
         Assert.Equal("login_required", result.Error);
+    }
+
+    /// <summary>
+    /// A client's minimum_acr is not voluntary: a session without a second factor steps up at the login page (then
+    /// the consent page) with no acr_values asked, and an account with none to give goes back to the app with
+    /// unmet_authentication_requirements.
+    /// </summary>
+    [Fact]
+    public async Task MinimumAcr_StepsUpWhatItCan_AndRefusesWhatItCannot()
+    {
+        var plainApp = await ClientAsync();
+        var strictApp = await ClientAsync(minimumAcr: MultiFactor, consent: "explicit");
+        var withFactor = await CreateUserAsync();
+        var withoutFactor = await CreateUserAsync();
+        var browser = new Browser(Factory);
+        await SignInThroughAsync(browser, plainApp, withFactor);
+        var key = await EnrollTotpAsync(withFactor);
+
+        var state = await strictApp.PrepareLoginAsync();
+        var codePage = await browser.LoginAsync(await browser.OpenAsync(state.StartUrl), withFactor, Password);
+        var consent = await browser.SubmitAsync(codePage, new Dictionary<string, string> { ["Code"] = Otp.Totp(key, DateTimeOffset.UtcNow.AddSeconds(30)) });
+        var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
+        var stepped = await strictApp.ProcessResponseAsync(back.LeftTo!.ToString(), state);
+        var otherBrowser = new Browser(Factory);
+        var refusedState = await strictApp.PrepareLoginAsync();
+        var refusedPage = await otherBrowser.LoginAsync(await otherBrowser.OpenAsync(refusedState.StartUrl), withoutFactor, Password);
+        var refused = await strictApp.ProcessResponseAsync(refusedPage.LeftTo!.ToString(), refusedState);
+
+        Assert.Equal("/Account/Consent", consent.Url.AbsolutePath);
+        Assert.False(stepped.IsError, stepped.Error);
+        Assert.Equal(MultiFactor, stepped.User.FindFirst("acr")?.Value);
+        Assert.Equal(Redirect, refusedPage.LeftTo!.GetLeftPart(UriPartial.Path));
+        Assert.Equal("unmet_authentication_requirements", refused.Error);
+        Assert.Contains("second factor", refused.ErrorDescription);
+    }
+
+    /// <summary>The clients API keeps minimum_acr, shows it, clears it with "", and refuses a level it does not know.</summary>
+    [Fact]
+    public async Task MinimumAcr_ThroughTheClientsApi()
+    {
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var clientId = (await ClientAsync(minimumAcr: PhishingResistant)).Options.ClientId;
+
+        var shown = await ApiAsync(HttpMethod.Get, $"/api/v1/clients/{clientId}", admin);
+        var bad = await ApiAsync(HttpMethod.Put, $"/api/v1/clients/{clientId}", admin, new { minimum_acr = "gold" });
+        var cleared = await ApiAsync(HttpMethod.Put, $"/api/v1/clients/{clientId}", admin, new { minimum_acr = "" });
+
+        Assert.Equal(PhishingResistant, shown.Body.GetProperty("client").GetProperty("minimum_acr").GetString());
+        Assert.Equal(HttpStatusCode.BadRequest, bad.Status);
+        Assert.Equal("minimum_acr", bad.Body.GetProperty("error").GetProperty("details").GetProperty("field").GetString());
+        Assert.Equal(HttpStatusCode.OK, cleared.Status);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, cleared.Body.GetProperty("client").GetProperty("minimum_acr").ValueKind);
+    }
+}
+
+/// <summary>A first-party client from configuration with the password grant and a multi-factor minimum.</summary>
+public sealed class MinimumAcrServer() : ServerFactory(DatabaseSettings.Sqlite(), overrides:
+[
+    new("Identity:Clients:5:ClientId", ClientId),
+    new("Identity:Clients:5:ClientSecret", Secret),
+    new("Identity:Clients:5:GrantTypes:0", "password"),
+    new("Identity:Clients:5:Scopes:0", "openid"),
+    new("Identity:Clients:5:MinimumAcr", "http://schemas.openid.net/pape/policies/2007/06/multi-factor"),
+])
+{
+    public const string ClientId = "back-office";
+    public const string Secret = "back-office-secret-0123456789abcdef0123456789";
+}
+
+public sealed class MinimumAcrTokenTests(MinimumAcrServer server) : ServerTests<MinimumAcrServer>(server)
+{
+    /// <summary>The password grant of a client with a minimum refuses one factor; the same password works for another client.</summary>
+    [Fact]
+    public async Task MinimumAcr_PasswordGrantWithOneFactor_IsInvalidGrant()
+    {
+        var email = await CreateUserAsync();
+
+        var refused = await Http.RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
+            Address = "/connect/token", ClientId = MinimumAcrServer.ClientId, ClientSecret = MinimumAcrServer.Secret, UserName = email, Password = Password,
+            Scope = "openid",
+        });
+        var elsewhere = await PasswordGrantAsync(email);
+
+        Assert.Equal("invalid_grant", refused.Error);
+        Assert.Contains("second factor", refused.ErrorDescription);
+        Assert.False(elsewhere.IsError, elsewhere.Error);
     }
 }
