@@ -38,7 +38,7 @@ public static class ConnectEndpoints
 
     static async Task<IResult> Authorize(HttpContext http, UserManager<User> users, IOpenIddictApplicationManager applications,
         IOpenIddictAuthorizationManager authorizations, PrincipalFactory factory, IAntiforgery antiforgery, SecurityEvents events, TokenOptions tokens,
-        MultiFactor factors)
+        MultiFactor factors, Federation.ExternalProviders providers)
     {
         var request = http.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenID Connect request.");
         var session = await http.AuthenticateAsync(IdentityConstants.ApplicationScheme);
@@ -69,7 +69,7 @@ public static class ConnectEndpoints
             var back = http.Request.PathBase + http.Request.Path + QueryString.Create(RequestParameters(http, Parameters.Prompt, Parameters.MaxAge, Parameters.AcrValues, LoginAskedField)
                 .Append(new(LoginAskedField, LoginAskedProtector(http).Protect(SealedRequestOf(http, request) + "\n" + DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
                     TimeSpan.FromHours(1)))));
-            return Results.Challenge(new AuthenticationProperties { RedirectUri = back }, [IdentityConstants.ApplicationScheme]);
+            return ToLogin(request, back, providers);
         }
 
         // The client's minimum is not voluntary: a login just made that still falls short (no second factor or passkey
@@ -262,10 +262,23 @@ public static class ConnectEndpoints
         await http.SignOutAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme, new AuthenticationProperties { RedirectUri = "/" });
     }
 
+    // The provider an app asks for (idp_hint), and Keycloak's name for it, taken too so its apps need no change.
+    const string IdentityProviderHint = "idp_hint", KeycloakIdentityProviderHint = "kc_idp_hint";
+
     /// <summary>
-    /// The browser session's login is older than the client's max_age, or than a sign-in may last at all
-    /// (<see cref="SessionMaxLifetime"/>): the user logs in again, rather than the app getting a sign-in already over.
+    /// Where a login is asked for: the provider the app names in idp_hint (Keycloak's kc_idp_hint, Auth0's connection)
+    /// when it is one of the server's, skipping the login page; else the login page, with the email of login_hint
+    /// (OIDC Core §3.1.2.1) filled in.
     /// </summary>
+    static IResult ToLogin(OpenIddictRequest request, string back, Federation.ExternalProviders providers)
+    {
+        var hint = (string?)request[IdentityProviderHint] ?? (string?)request[KeycloakIdentityProviderHint];
+        if (providers.Find(hint) is { } provider)
+            return Results.Redirect($"/Account/External/{Uri.EscapeDataString(provider.Name)}?returnUrl={Uri.EscapeDataString(back)}");
+        return Results.Redirect("/Account/Login" + QueryString.Create([new("ReturnUrl", back),
+            .. request.LoginHint is { Length: > 0 and <= 256 } loginHint ? [new KeyValuePair<string, string?>("login_hint", loginHint)] : Array.Empty<KeyValuePair<string, string?>>()]));
+    }
+
     internal const string LoginAskedField = "login_asked";
 
     static ITimeLimitedDataProtector LoginAskedProtector(HttpContext http) =>
@@ -304,6 +317,10 @@ public static class ConnectEndpoints
             AuthenticatedAt(session) is { } authenticated && authenticated.ToUnixTimeSeconds() >= seconds;
     }
 
+    /// <summary>
+    /// The browser session's login is older than the client's max_age, or than a sign-in may last at all
+    /// (<see cref="SessionMaxLifetime"/>): the user logs in again, rather than the app getting a sign-in already over.
+    /// </summary>
     static bool IsTooOld(AuthenticateResult session, OpenIddictRequest request, TokenOptions tokens) =>
         AuthenticatedAt(session) is { } authenticated &&
         (DateTimeOffset.UtcNow - authenticated >= tokens.RefreshTokenAbsoluteLifetime ||

@@ -86,7 +86,9 @@ public static class FederationApi
             return;
         }
         // The login page accepts only a local return URL when it finally redirects, as for password sign-ins.
-        await ChallengeAsync(http, found, LoginPageHandler + "&ReturnUrl=" + Uri.EscapeDataString(returnUrl ?? "/"), "/Account/Login?error=external", logs);
+        // A provider that cannot be reached leaves the user on the login page, still on the way back to the app.
+        var back = Uri.EscapeDataString(returnUrl ?? "/");
+        await ChallengeAsync(http, found, LoginPageHandler + "&ReturnUrl=" + back, "/Account/Login?error=external&ReturnUrl=" + back, logs);
     }
 
     /// <summary>

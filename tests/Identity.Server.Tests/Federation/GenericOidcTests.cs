@@ -131,6 +131,31 @@ public sealed class GenericOidcTests(FederatedServer server) : ServerTests<Feder
         Assert.Equal(FederatedServer.Provider, jwt.GetClaim("idp").Value);
     }
 
+    /// <summary>
+    /// An app that names the provider (idp_hint, or Keycloak's kc_idp_hint) sends the user straight there, past the
+    /// login page, and gets the sign-in back; a name the server does not have shows the login page as usual.
+    /// </summary>
+    [Theory]
+    [InlineData("idp_hint")]
+    [InlineData("kc_idp_hint")]
+    public async Task Authorize_WithAProviderHint_GoesStraightToTheProvider(string parameter)
+    {
+        var email = await CreateUserAsync();
+        await UpstreamUserAsync(email, verified: true, exactEmail: true);
+        var browser = NewBrowser();
+        var (start, verifier) = AuthorizeUrl();
+
+        var providerLogin = await browser.OpenAsync(QueryHelpers.AddQueryString(start, parameter, FederatedServer.Provider));
+        var back = await browser.LoginAsync(providerLogin, email, Password);
+        var jwt = await ValidateJwtAsync((await RedeemAsync(back, verifier)).AccessToken!, "identity");
+        var unknown = await NewBrowser().OpenAsync(QueryHelpers.AddQueryString(AuthorizeUrl().Url, parameter, "no-such-provider"));
+
+        Assert.Equal(Factory.UpstreamAddress.Authority, providerLogin.Url.Authority);
+        Assert.Equal(FederatedServer.Provider, jwt.GetClaim("idp").Value);
+        Assert.Equal((await LocalUserAsync(email)).Id, jwt.Subject);
+        Assert.Equal("/Account/Login", unknown.Url.AbsolutePath);
+    }
+
     [Fact]
     public async Task LoginPage_ShowsOneButtonPerConfiguredProvider()
     {

@@ -60,10 +60,12 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     static string TooManyFailures(TimeSpan wait) =>
         $"Too many failed sign-ins from your network. Try again in {Math.Max(1, (int)Math.Ceiling(wait.TotalMinutes))} minutes.";
 
-    public void OnGet([FromQuery] string? error)
+    public void OnGet([FromQuery] string? error, [FromQuery(Name = "login_hint")] string? loginHint)
     {
         if (error == "external")
             Error = ExternalIncomplete;
+        // The app's guess at who signs in (OIDC Core's login_hint): only filled in, never trusted.
+        Email = loginHint;
     }
 
     public async Task<IActionResult> OnPostAsync()
