@@ -122,7 +122,7 @@ public static class AccountEmails
     {
         var token = await users.GeneratePasswordResetTokenAsync(user);
         var link = Link(http, "/Account/ResetPassword", user.Id, token);
-        await SendAsync(sender, counters, logger, user, "Reset your password",
+        await SendAsync(http, sender, counters, logger, user, "Reset your password",
             $"Someone asked to reset the password of your account. If it was you, open this link within an hour:\n\n{link}\n\n" +
             "If it was not you, ignore this email: your password stays as it is.");
     }
@@ -143,7 +143,7 @@ public static class AccountEmails
     {
         if (await users.FindByEmailAsync(email) is not { } owner || http.RequestServices.GetService<IEmailSender>() is not { } sender)
             return;
-        await SendAsync(sender, http.RequestServices.GetRequiredService<RateLimitCounters>(), http.RequestServices.GetRequiredService<ILogger<IEmailSender>>(),
+        await SendAsync(http, sender, http.RequestServices.GetRequiredService<RateLimitCounters>(), http.RequestServices.GetRequiredService<ILogger<IEmailSender>>(),
             owner, "Someone tried to create an account with your address",
             $"Someone tried to create an account with this email address, which already has one. If it was you, sign in:\n\n{PageAddress(http, "/Account/Login")}\n\n" +
             $"or, if you forgot your password, reset it:\n\n{PageAddress(http, "/Account/ForgotPassword")}\n\nIf it was not you, ignore this email: nothing changed.");
@@ -154,7 +154,7 @@ public static class AccountEmails
     {
         var token = await users.GenerateUserTokenAsync(user, VerificationTokens.ProviderName, VerificationPurpose(user));
         var link = Link(http, "/Account/VerifyEmail", user.Id, token);
-        await SendAsync(sender, counters, logger, user, "Verify your email address",
+        await SendAsync(http, sender, counters, logger, user, "Verify your email address",
             $"Open this link within two days to confirm that this address is yours:\n\n{link}\n");
     }
 
@@ -217,9 +217,13 @@ public static class AccountEmails
     static string PageAddress(HttpContext http, string page, QueryString query = default) =>
         Microsoft.AspNetCore.Http.Extensions.UriHelper.BuildAbsolute(http.Request.Scheme, http.Request.Host, http.Request.PathBase, page, query);
 
-    /// <summary>Sends unless the account had its share of emails lately; a failing sender is logged, never shown to the caller.</summary>
-    static async Task SendAsync(IEmailSender sender, RateLimitCounters counters, ILogger logger, User user, string subject, string body)
+    /// <summary>
+    /// Sends, its subject naming the service (Identity:Branding:Name), unless the account had its share of emails lately;
+    /// a failing sender is logged, never shown to the caller.
+    /// </summary>
+    static async Task SendAsync(HttpContext http, IEmailSender sender, RateLimitCounters counters, ILogger logger, User user, string subject, string body)
     {
+        subject = $"{http.RequestServices.GetRequiredService<Branding>().Name}: {subject}";
         if (!counters.Take("account-email|" + user.Id, PerAccount).Allowed)
         {
             logger.LogWarning("Not emailing account {UserId}: it was sent {Limit} emails in the last {Window}.", user.Id, PerAccount.PermitLimit, PerAccount.Window);

@@ -67,11 +67,13 @@ public static class AccountSetup
         });
 
         builder.Services.AddSingleton<FailedSignIns>();
+        var branding = Branding.Load(builder.Configuration);
+        builder.Services.AddSingleton(branding);
         // Each page names its route (@page "/Account/Login"), so the folder layout does not leak into URLs.
         builder.Services.AddRazorPages(pages =>
         {
             pages.RootDirectory = "/Account/Pages";
-            pages.Conventions.ConfigureFilter(new PageSecurityHeaders());
+            pages.Conventions.ConfigureFilter(new PageSecurityHeaders(branding));
         });
         return builder;
     }

@@ -14,7 +14,7 @@ namespace Identity.Server.Account;
 /// check needs the real origin); nothing is sniffed as another type. Not form-action: a login or consent form ends
 /// in a redirect to the app, which the browser would check against it.
 /// </summary>
-public sealed class PageSecurityHeaders : IAsyncPageFilter
+public sealed class PageSecurityHeaders(Branding branding) : IAsyncPageFilter
 {
     const string NonceKey = "identity.csp-nonce";
 
@@ -40,7 +40,7 @@ public sealed class PageSecurityHeaders : IAsyncPageFilter
         var nonce = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16));
         http.Items[NonceKey] = nonce;
         var headers = http.Response.Headers;
-        headers.ContentSecurityPolicy = $"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; " +
+        headers.ContentSecurityPolicy = $"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:{(branding.LogoOrigin is { } logo ? " " + logo : "")}; " +
             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
         headers["Referrer-Policy"] = "same-origin";
         headers.XContentTypeOptions = "nosniff";

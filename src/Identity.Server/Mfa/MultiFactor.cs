@@ -16,7 +16,7 @@ namespace Identity.Server.Mfa;
 /// the challenge they were sent to.
 /// </summary>
 public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider protection, TimeProvider time, IConfiguration configuration,
-    SecurityEvents events, IEnumerable<ISmsSender> senders)
+    SecurityEvents events, IEnumerable<ISmsSender> senders, Account.Branding branding)
 {
     public const string Totp = "totp";
     public const string BackupCode = "backup_code";
@@ -32,7 +32,7 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     readonly ISmsSender? sms = senders.FirstOrDefault();
 
     public bool SmsAvailable => sms is not null;
-    string Issuer => configuration["Identity:Mfa:Issuer"] ?? "Identity";
+    string Issuer => configuration["Identity:Mfa:Issuer"] ?? branding.Name;
 
     public sealed record Setup(string Secret, string SetupUri, string QrCode, IReadOnlyList<string> BackupCodes);
     public sealed record PhoneSetup(string Phone, IReadOnlyList<string> BackupCodes, long ExpiresIn);

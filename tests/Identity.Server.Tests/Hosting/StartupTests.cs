@@ -420,6 +420,9 @@ public sealed class StartupTests : IDisposable
     [InlineData("Identity:ExternalProviders:Oidc:0:Name", "Not A Name", "Identity:ExternalProviders:Oidc:0:Name is required")]
     [InlineData("Identity:ExternalProviders:RedirectUris:0", "/relative", "'/relative' must be an absolute URL")]
     [InlineData("Identity:Clients:0:AccessTokenLifetime", "00:00:10", "10 seconds is not between 60 and 86400")]
+    [InlineData("Identity:Branding:LogoUrl", "http://cdn.example.test/logo.png", "Identity:Branding:LogoUrl must be an https URL")]
+    [InlineData("Identity:Branding:LogoUrl", "javascript:alert(1)", "Identity:Branding:LogoUrl must be an https URL")]
+    [InlineData("Identity:Branding:AccentColor", "red;}body{display:none", "Identity:Branding:AccentColor must be a colour")]
     public void Misconfiguration_FailsAtStartWithAClearMessage(string key, string value, string message)
     {
         using var server = new ServerFactory(database, keys, [Set(key, value)]);
