@@ -64,6 +64,7 @@ public static class ScimApi
         }).WithSummary("A schema");
         ScimUsers.Map(scim.MapGroup("/Users"));
         ScimGroups.Map(scim.MapGroup("/Groups"));
+        ScimBulk.Map(scim);
         return app;
     }
 
@@ -84,7 +85,7 @@ public static class ScimApi
     {
         ["schemas"] = new JsonArray(ScimSchemas.ServiceProviderConfig),
         ["patch"] = new JsonObject { ["supported"] = true },
-        ["bulk"] = new JsonObject { ["supported"] = false, ["maxOperations"] = 0, ["maxPayloadSize"] = 0 },
+        ["bulk"] = new JsonObject { ["supported"] = true, ["maxOperations"] = ScimBulk.MaxOperations, ["maxPayloadSize"] = ScimErrors.MaxBodyBytes },
         ["filter"] = new JsonObject { ["supported"] = true, ["maxResults"] = MaxResults },
         ["changePassword"] = new JsonObject { ["supported"] = true },
         ["sort"] = new JsonObject { ["supported"] = true },
