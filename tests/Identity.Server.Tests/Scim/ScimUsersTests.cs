@@ -53,7 +53,7 @@ public abstract class ScimUsersTests<TFactory>(TFactory factory) : ScimTestsBase
         Assert.True(config.GetProperty("patch").GetProperty("supported").GetBoolean());
         Assert.True(config.GetProperty("filter").GetProperty("supported").GetBoolean());
         Assert.Equal(200, config.GetProperty("filter").GetProperty("maxResults").GetInt32());
-        Assert.False(config.GetProperty("bulk").GetProperty("supported").GetBoolean());
+        Assert.True(config.GetProperty("bulk").GetProperty("supported").GetBoolean());
         Assert.True(config.GetProperty("sort").GetProperty("supported").GetBoolean());
         Assert.Contains(config.GetProperty("authenticationSchemes").EnumerateArray(),
             s => string.Equals(s.GetProperty("type").GetString(), "oauthbearertoken", StringComparison.OrdinalIgnoreCase));
