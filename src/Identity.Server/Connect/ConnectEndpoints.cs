@@ -295,8 +295,9 @@ public static class ConnectEndpoints
             .Select(p => Uri.EscapeDataString(p.Key) + "=" + Uri.EscapeDataString(p.Value ?? "")).Order(StringComparer.Ordinal)));
 
     /// <summary>
-    /// Whether the user signed in after this pushed request or request object sent them to the login page: the note
-    /// sealed then names it, and the session's auth_time is no earlier. Its prompt=login and max_age are met then.
+    /// Whether the user signed in after this request sent them to the login page: the note sealed then names it, and
+    /// the session's auth_time is no earlier. Its prompt=login, max_age and step-up are met then (or, for a client's
+    /// minimum_acr the account could not give, answered with an error instead of another login).
     /// </summary>
     static bool LoggedInForThisRequest(HttpContext http, AuthenticateResult session, OpenIddictRequest request)
     {
