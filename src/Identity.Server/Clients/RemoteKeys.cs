@@ -109,6 +109,16 @@ public sealed class RemoteKeys(IHttpClientFactory clients, TimeProvider time, IL
             await inflight.GetOrAdd(uri, _ => new Lazy<Task>(() => RefreshOnceAsync(uri))).Value;
     }
 
+    /// <summary>
+    /// Before a JWT the client signed is checked against its keys (a client assertion, a request object): for a client
+    /// with a jwks_uri, its set refreshed when needed (<see cref="RefreshAsync"/>); nothing for one with its own keys.
+    /// </summary>
+    public async ValueTask RefreshForAsync(IOpenIddictApplicationManager applications, object application, string? kid, CancellationToken cancellationToken)
+    {
+        if (await UriOfAsync(applications, application, cancellationToken) is { } uri)
+            await RefreshAsync(uri, await applications.GetJsonWebKeySetAsync(application, cancellationToken), string.IsNullOrEmpty(kid) ? null : kid);
+    }
+
     async Task RefreshOnceAsync(string uri)
     {
         try
@@ -157,11 +167,8 @@ public sealed class RemoteKeys(IHttpClientFactory clients, TimeProvider time, IL
                 return; // OpenIddict refuses it next, with the OAuth error.
             }
             // Its issuer is the client (RFC 7523 §3); OpenIddict checks that, and finds the client's keys the same way.
-            if (string.IsNullOrEmpty(assertion.Issuer) || await applications.FindByClientIdAsync(assertion.Issuer, context.CancellationToken) is not { } application ||
-                await UriOfAsync(applications, application, context.CancellationToken) is not { } uri)
-                return;
-            var stored = await applications.GetJsonWebKeySetAsync(application, context.CancellationToken);
-            await remote.RefreshAsync(uri, stored, string.IsNullOrEmpty(assertion.Kid) ? null : assertion.Kid);
+            if (!string.IsNullOrEmpty(assertion.Issuer) && await applications.FindByClientIdAsync(assertion.Issuer, context.CancellationToken) is { } application)
+                await remote.RefreshForAsync(applications, application, assertion.Kid, context.CancellationToken);
         }
     }
 }

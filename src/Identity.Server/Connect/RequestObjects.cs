@@ -149,8 +149,7 @@ public static class RequestObjects
         if (!Types.Contains(token.Typ, StringComparer.OrdinalIgnoreCase))
             return (null, "The request object's typ must be oauth-authz-req+jwt.");
 
-        if (await RemoteKeys.UriOfAsync(applications, application, cancellationToken) is { } uri)
-            await remote.RefreshAsync(uri, await applications.GetJsonWebKeySetAsync(application, cancellationToken), string.IsNullOrEmpty(token.Kid) ? null : token.Kid);
+        await remote.RefreshForAsync(applications, application, token.Kid, cancellationToken);
         if (await applications.GetJsonWebKeySetAsync(application, cancellationToken) is not { } keys)
             return (null, "The client has no registered keys (jwks or jwks_uri) to check a request object with.");
 
