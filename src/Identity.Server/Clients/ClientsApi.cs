@@ -367,7 +367,7 @@ public static partial class ClientsApi
             frontchannel?.Uri, frontchannel?.SessionRequired ?? true, (long?)lifetimes.Access?.TotalSeconds, (long?)lifetimes.Refresh?.TotalSeconds,
             (await PreviousSecret.OfAsync(applications, application))?.ExpiresAt,
             await applications.HasRequirementAsync(application, Connect.RequestObjects.Requirement),
-            (await applications.GetPropertiesAsync(application)).TryGetValue(Connect.AuthenticationContext.Property, out var minimumAcr) ? minimumAcr.GetString() : null);
+            await Connect.AuthenticationContext.MinimumAcrOfAsync(applications, application));
     }
 
     static string? Cleared(string? given, string? current) => given is null ? current : given.Length == 0 ? null : given;

@@ -53,9 +53,13 @@ public static class AuthenticationContext
 
     /// <summary>The level of the client's minimum_acr; null without one.</summary>
     public static async ValueTask<int?> MinimumOfAsync(IOpenIddictApplicationManager applications, object application, CancellationToken cancellationToken = default) =>
+        await MinimumAcrOfAsync(applications, application, cancellationToken) is { } acr && LevelOf(acr) is var level and > 0 ? level : null;
+
+    /// <summary>The client's minimum_acr as stored; null without one.</summary>
+    public static async ValueTask<string?> MinimumAcrOfAsync(IOpenIddictApplicationManager applications, object application, CancellationToken cancellationToken = default) =>
         (await applications.GetPropertiesAsync(application, cancellationToken)).TryGetValue(Property, out var value) &&
-        value.ValueKind == System.Text.Json.JsonValueKind.String && LevelOf(value.GetString()!) is var level and > 0
-            ? level
+        value.ValueKind == System.Text.Json.JsonValueKind.String
+            ? value.GetString()
             : null;
 
     /// <summary>What a user is told to set up for a sign-in at <paramref name="level"/>.</summary>
