@@ -1,5 +1,6 @@
 using System.Net.Mail;
 using System.Security.Claims;
+using System.Text.Json.Serialization;
 using Identity.Server.Account;
 using Identity.Server.Connect;
 using Identity.Server.Data;
@@ -80,7 +81,34 @@ public static class AuthApi
             "If the address can be registered, a link to finish is on its way: follow it, then sign in."), statusCode: StatusCodes.Status202Accepted);
     }
 
-    public sealed record MfaRequiredResponse(bool MfaRequired, string MfaToken, IReadOnlyList<string> Methods, long ExpiresIn);
+    /// <summary>
+    /// A login held for its second factor; when the account must first set one up, also that setup (the authenticator
+    /// app's secret, shown once) and enrollment_required: the app's first code, sent with the mfa_token to
+    /// /api/v1/auth/mfa/verify, turns it on and finishes the login.
+    /// </summary>
+    public sealed record MfaRequiredResponse(bool MfaRequired, string MfaToken, IReadOnlyList<string> Methods, long ExpiresIn,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? EnrollmentRequired = null,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] MfaApi.SetupResponse? Enrollment = null)
+    {
+        /// <summary>The answer that holds this login for its second factor or its setup; null when it needs neither.</summary>
+        public static async Task<IResult?> ForAsync(MultiFactor mfa, User user, string? clientId, bool appRequiresIt = false, string? identityProvider = null,
+            bool rememberMe = false)
+        {
+            var expiresIn = (long)MultiFactor.ChallengeLifetime.TotalSeconds;
+            switch (await mfa.NextStepAsync(user, appRequiresIt))
+            {
+                case MultiFactor.Step.Code:
+                    return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, clientId, identityProvider: identityProvider, rememberMe: rememberMe),
+                        await mfa.LoginMethodsAsync(user.Id), expiresIn));
+                case MultiFactor.Step.Enrollment:
+                    var (token, setup) = await mfa.EnrollAsync(user, clientId, identityProvider, rememberMe);
+                    return Results.Ok(new MfaRequiredResponse(true, token, [MultiFactor.Totp], expiresIn, true,
+                        new MfaApi.SetupResponse(setup.Secret, setup.SetupUri, setup.QrCode, setup.BackupCodes)));
+                default:
+                    return null;
+            }
+        }
+    }
 
     static async Task<IResult> Login(HttpContext http, UserManager<User> users, SignInManager<User> signIn, PrincipalFactory factory, MultiFactor mfa,
         SecurityEvents events, IdentityDbContext db, FailedSignIns failures, Connect.TokenOptions tokens)
@@ -90,9 +118,8 @@ public static class AuthApi
         var (user, lockedUntil, retryAfter, awaitsVerification, mustChangePassword) = await PasswordCheck.SignInAsync(users, signIn, events, db, failures, request.Username, request.Password);
         if (retryAfter is { } wait)
             return TooManyFailures(http, wait);
-        if (user is not null && await mfa.IsEnabledAsync(user.Id))
-            return Results.Ok(new MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId, rememberMe: rememberMe), await mfa.LoginMethodsAsync(user.Id),
-                (long)MultiFactor.ChallengeLifetime.TotalSeconds));
+        if (user is not null && await MfaRequiredResponse.ForAsync(mfa, user, request.ClientId, rememberMe: rememberMe) is { } held)
+            return held;
         if (user is not null)
         {
             await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, client = request.ClientId });

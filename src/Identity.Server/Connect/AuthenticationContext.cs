@@ -19,8 +19,10 @@ namespace Identity.Server.Connect;
 /// authorization request whose acr_values the browser session does not meet sends the user to log in again when their
 /// account can meet it (a second factor or a passkey set up); otherwise the sign-in goes on, and acr says what it was
 /// (acr_values are voluntary, §5.5.1.1: the app decides what to do with a weaker sign-in). A client's minimum_acr
-/// (Keycloak's "minimum ACR value") is not voluntary: a sign-in into that client below it steps up the same way, and
-/// is refused (unmet_authentication_requirements) when the account cannot give it.
+/// (Keycloak's "minimum ACR value") is not voluntary: a sign-in into that client below it steps up the same way, a
+/// multi-factor minimum sets up an authenticator app at the login when the account has no second factor, and a
+/// sign-in is refused (unmet_authentication_requirements) when the account cannot give it (phishing resistance
+/// without a passkey).
 /// </summary>
 public static class AuthenticationContext
 {
@@ -62,6 +64,14 @@ public static class AuthenticationContext
             ? value.GetString()
             : null;
 
+    /// <summary>
+    /// The client's minimum_acr is multi-factor: a login into it without a second factor sets one up (an authenticator
+    /// app) rather than fail. Phishing resistance takes a passkey, which is not set up in a login.
+    /// </summary>
+    public static async Task<bool> RequiresSecondFactorAsync(IOpenIddictApplicationManager applications, string? clientId) =>
+        !string.IsNullOrEmpty(clientId) && await applications.FindByClientIdAsync(clientId) is { } application &&
+        await MinimumOfAsync(applications, application) == LevelOf(MultiFactor);
+
     /// <summary>What a user is told to set up for a sign-in at <paramref name="level"/>.</summary>
     public static string WhatItTakes(int level) => level >= 2 ? "a passkey" : "a second factor (an authenticator app or a passkey)";
 
@@ -74,17 +84,22 @@ public static class AuthenticationContext
 
     /// <summary>
     /// Whether a sign-in with <paramref name="amr"/> falls short of the request's acr_values or the client's
-    /// <paramref name="minimum"/> though the user could meet them by logging in again: a second factor or a passkey for
-    /// multi-factor, a passkey for phishing-resistant.
+    /// <paramref name="minimum"/> though the user could meet them by logging in again: a passkey meets any level; a
+    /// second factor meets multi-factor, and where the client's minimum is multi-factor the login sets one up when the
+    /// account has none (<see cref="RequiresSecondFactorAsync"/>).
     /// </summary>
     public static async Task<bool> StepUpNeededAsync(OpenIddictRequest request, int? minimum, IEnumerable<string> amr, User user, UserManager<User> users,
         Mfa.MultiFactor factors)
     {
-        var wanted = Math.Max(RequestedLevel(request) ?? 0, minimum ?? 0);
+        var floor = minimum ?? 0;
+        var wanted = Math.Max(RequestedLevel(request) ?? 0, floor);
         if (wanted == 0 || Meets(amr, wanted))
             return false;
-        var passkeys = (await users.GetPasskeysAsync(user)).Count > 0;
-        return wanted >= 2 ? passkeys : passkeys || await factors.IsEnabledAsync(user.Id);
+        if ((await users.GetPasskeysAsync(user)).Count > 0)
+            return true;
+        // Without a passkey, multi-factor is as far as a login can go.
+        var multiFactorHelps = !Meets(amr, 1) && (wanted == 1 || floor == 1);
+        return multiFactorHelps && (floor == 1 || await factors.IsEnabledAsync(user.Id));
     }
 
     /// <summary>

@@ -72,8 +72,8 @@ public static class ConnectEndpoints
             return ToLogin(request, back, providers);
         }
 
-        // The client's minimum is not voluntary: a login just made that still falls short (no second factor or passkey
-        // to give) goes back to the app as an error, telling the user what to set up.
+        // The client's minimum is not voluntary: a login just made that still falls short (phishing resistance asked
+        // of an account without a passkey) goes back to the app as an error, telling the user what to set up.
         if (minimum is { } floor && !AuthenticationContext.Meets(amr, floor))
             return Forbid(Errors.UnmetAuthenticationRequirements,
                 $"This app asks for a sign-in with {AuthenticationContext.WhatItTakes(floor)}: set it up in your account, then sign in again.");
@@ -177,8 +177,14 @@ public static class ConnectEndpoints
             if (user is null)
                 return Forbid(Errors.InvalidGrant, lockedUntil is null ? "The username or password is invalid."
                     : Users.Accounts.IsDeactivation(lockedUntil) ? "The account is disabled." : "The account is locked.");
-            if (await mfa.IsEnabledAsync(user.Id))
-                return MfaRequired(await mfa.ChallengeAsync(user, request.ClientId), await mfa.LoginMethodsAsync(user.Id));
+            switch (await mfa.NextStepAsync(user, await AuthenticationContext.RequiresSecondFactorAsync(services.GetRequiredService<IOpenIddictApplicationManager>(), request.ClientId)))
+            {
+                case MultiFactor.Step.Code:
+                    return MfaRequired(await mfa.ChallengeAsync(user, request.ClientId), await mfa.LoginMethodsAsync(user.Id));
+                case MultiFactor.Step.Enrollment:
+                    var (token, setup) = await mfa.EnrollAsync(user, request.ClientId);
+                    return MfaRequired(token, [MultiFactor.Totp], setup);
+            }
             await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Password }, client = request.ClientId });
             return SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Password]));
         }
@@ -357,13 +363,25 @@ public static class ConnectEndpoints
         return Results.Forbid(properties, [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
     }
 
-    /// <summary>The password was right but the account has MFA: no tokens, a challenge to finish with the MFA grant.</summary>
-    static IResult MfaRequired(string mfaToken, string[] methods)
+    /// <summary>
+    /// The password was right but the account has MFA: no tokens, a challenge to finish with the MFA grant. An account
+    /// that must first set up an authenticator app also gets its <paramref name="setup"/> (shown once), as the auth API's
+    /// login answers; the app's first code, redeemed with the MFA grant, turns it on.
+    /// </summary>
+    static IResult MfaRequired(string mfaToken, string[] methods, MultiFactor.Setup? setup = null)
     {
-        var properties = ErrorProperties(MfaGrant.MfaRequired, "A second factor is required: redeem the mfa_token with the MFA grant.");
+        var properties = ErrorProperties(MfaGrant.MfaRequired, setup is null
+            ? "A second factor is required: redeem the mfa_token with the MFA grant."
+            : "A second factor is required and must be set up first: add the enrollment's secret to an authenticator app, then redeem the mfa_token with its code.");
         properties.Parameters[MfaGrant.MfaToken] = mfaToken;
         properties.Parameters["methods"] = methods;
         properties.Parameters["expires_in"] = (long)MultiFactor.ChallengeLifetime.TotalSeconds;
+        if (setup is not null)
+        {
+            properties.Parameters["enrollment_required"] = true;
+            properties.Parameters["enrollment"] = JsonSerializer.SerializeToElement(
+                new { secret = setup.Secret, setup_uri = setup.SetupUri, qr_code = setup.QrCode, backup_codes = setup.BackupCodes });
+        }
         return Results.Forbid(properties, [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
     }
 

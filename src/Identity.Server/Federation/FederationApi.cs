@@ -258,9 +258,8 @@ public static class FederationApi
         }
 
         var user = resolution.User!;
-        if (await mfa.IsEnabledAsync(user.Id))
-            return Results.Ok(new AuthApi.MfaRequiredResponse(true, await mfa.ChallengeAsync(user, request.ClientId, identityProvider: provider.Name),
-                await mfa.LoginMethodsAsync(user.Id), (long)MultiFactor.ChallengeLifetime.TotalSeconds));
+        if (await AuthApi.MfaRequiredResponse.ForAsync(mfa, user, request.ClientId, identityProvider: provider.Name) is { } held)
+            return held;
 
         await events.RaiseNowAsync(EventTypes.AuthLogin, SecurityEvents.Subject.Of(user), new { amr = new[] { AuthenticationMethods.Federated }, provider = provider.Name, source = "auth_api" });
         return Results.SignIn(await factory.ForUserAsync(user, request.GetScopes(), [AuthenticationMethods.Federated], provider.Name),

@@ -30,6 +30,7 @@ public static class MfaApi
     public static WebApplicationBuilder AddMfa(this WebApplicationBuilder builder)
     {
         builder.Services.AddScoped<MultiFactor>();
+        builder.Services.AddSingleton(builder.Configuration.GetSection(MfaPolicy.Section).Get<MfaPolicy>() ?? new MfaPolicy());
         if (builder.Configuration.GetSection(SmsOptions.Section).Get<SmsOptions>()?.DevelopmentFolder is { Length: > 0 } folder)
             builder.Services.AddSingleton<ISmsSender>(new FolderSmsSender(Path.GetFullPath(folder, builder.Environment.ContentRootPath)));
         return builder;
@@ -123,6 +124,8 @@ public static class MfaApi
         MultiFactor.Outcome.Accepted => null,
         MultiFactor.Outcome.NotSetUp => ApiErrors.Result(http, 400, "INVALID_REQUEST", "MFA is not set up for this account.", new { reason = "mfa_not_set_up" }),
         MultiFactor.Outcome.Locked => ApiErrors.Result(http, 403, "FORBIDDEN", "Too many wrong codes: MFA is locked for a while.", new { reason = "mfa_locked" }),
+        MultiFactor.Outcome.RequiredByPolicy => ApiErrors.Result(http, 403, "FORBIDDEN",
+            "This server requires a second factor of this account: it cannot be turned off (an administrator can reset it).", new { reason = "mfa_required_by_policy" }),
         _ => ApiErrors.Result(http, 400, "INVALID_REQUEST", "The code is not valid.", new { field = "token", reason = "invalid_code" }),
     };
 }

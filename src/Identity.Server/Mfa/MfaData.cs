@@ -54,6 +54,9 @@ public sealed class MfaChallenge
     /// <summary>The external provider of the sign-in held here, null for a password sign-in: it decides the amr and idp.</summary>
     public string? IdentityProvider { get; set; }
 
+    /// <summary>The login waits for an authenticator app to be set up: the app's first right code turns it on.</summary>
+    public bool Enrollment { get; set; }
+
     /// <summary>For a phone factor: the SHA-256 of the code sent by SMS for this challenge.</summary>
     public string? CodeHash { get; set; }
 }

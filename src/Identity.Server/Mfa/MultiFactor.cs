@@ -13,10 +13,12 @@ namespace Identity.Server.Mfa;
 /// <summary>
 /// TOTP (RFC 6238, SHA-1, 6 digits, 30 s, one step of drift each way) and backup codes, and the challenge that
 /// holds a password login until its second factor. Five wrong codes in a row lock the factor for a while and kill
-/// the challenge they were sent to.
+/// the challenge they were sent to. Where a second factor is required (<see cref="MfaPolicy"/>, or an app's minimum_acr),
+/// a login without one is held the same way while the user sets up an authenticator app (Keycloak's "Configure OTP"
+/// required action, Auth0's enrolment at login): the challenge's first right code turns the app on and finishes it.
 /// </summary>
 public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider protection, TimeProvider time, IConfiguration configuration,
-    SecurityEvents events, IEnumerable<ISmsSender> senders, Account.Branding branding)
+    SecurityEvents events, IEnumerable<ISmsSender> senders, Account.Branding branding, MfaPolicy policy)
 {
     public const string Totp = "totp";
     public const string BackupCode = "backup_code";
@@ -43,9 +45,31 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
             ? [Sms, BackupCode]
             : [Totp, BackupCode];
 
-    public enum Outcome { Accepted, Rejected, Locked, NotSetUp, ChallengeInvalid }
+    public enum Outcome { Accepted, Rejected, Locked, NotSetUp, ChallengeInvalid, RequiredByPolicy }
 
     public async Task<bool> IsEnabledAsync(string userId) => await db.MfaFactors.AnyAsync(f => f.UserId == userId && f.Enabled);
+
+    /// <summary>What a login by password or external provider needs after its first factor.</summary>
+    public enum Step { None, Code, Enrollment }
+
+    /// <summary>
+    /// A code when the account has a second factor; else its setup when the policy requires one of this account or
+    /// the app being signed into does (<paramref name="appRequiresIt"/>: its minimum_acr is multi-factor).
+    /// </summary>
+    public async Task<Step> NextStepAsync(User user, bool appRequiresIt = false) =>
+        await IsEnabledAsync(user.Id) ? Step.Code
+        : appRequiresIt || await policy.AppliesToAsync(db, user.Id) ? Step.Enrollment
+        : Step.None;
+
+    /// <summary>
+    /// Holds a login until an authenticator app is set up: a new secret and backup codes (shown once, nothing active),
+    /// and an mfa_token whose first right code from the app turns it on and finishes the login.
+    /// </summary>
+    public async Task<(string MfaToken, Setup Setup)> EnrollAsync(User user, string? clientId, string? identityProvider = null, bool rememberMe = false)
+    {
+        var setup = await BeginAsync(user) ?? throw new InvalidOperationException("The account already has a second factor.");
+        return (await ChallengeAsync(user, clientId, send: false, identityProvider, rememberMe, enrollment: true), setup);
+    }
 
     /// <summary>A new secret and backup codes, shown once; nothing is active until <see cref="ConfirmAsync"/>.</summary>
     public async Task<Setup?> BeginAsync(User user)
@@ -126,21 +150,29 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         if (outcome == Outcome.Accepted && setup is not null)
             setup.ConsumedAt = time.GetUtcNow();
         if (outcome == Outcome.Accepted && !factor.Enabled)
-        {
-            factor.Enabled = true;
-            user.TwoFactorEnabled = true;
-            await events.RaiseAsync(EventTypes.MfaEnabled, SecurityEvents.Subject.Of(user), new { method = factor.Method });
-        }
+            await TurnOnAsync(user, factor);
         await db.SaveChangesAsync();
         return (outcome, await RemainingBackupCodesAsync(user.Id));
     }
 
-    /// <summary>Turns MFA off after a current code (TOTP or backup code).</summary>
+    async Task TurnOnAsync(User user, MfaFactor factor)
+    {
+        factor.Enabled = true;
+        user.TwoFactorEnabled = true;
+        await events.RaiseAsync(EventTypes.MfaEnabled, SecurityEvents.Subject.Of(user), new { method = factor.Method });
+    }
+
+    /// <summary>
+    /// Turns MFA off after a current code (TOTP or backup code), unless the policy requires it of the account: then only
+    /// an administrator's reset removes it, and the next login sets up a new one.
+    /// </summary>
     public async Task<Outcome> DisableAsync(User user, string? code)
     {
         var factor = await db.MfaFactors.FindAsync(user.Id);
         if (factor is not { Enabled: true })
             return Outcome.NotSetUp;
+        if (await policy.AppliesToAsync(db, user.Id))
+            return Outcome.RequiredByPolicy;
         // Turning a phone factor off takes a backup code: no fresh SMS code is pending outside a login.
         var outcome = await CheckAsync(factor, code?.Length == 6 && code.All(char.IsAsciiDigit) ? Totp : BackupCode, code);
         await db.SaveChangesAsync();
@@ -167,13 +199,14 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
     /// Holds a login (by password, or through <paramref name="identityProvider"/>): the returned mfa_token is the only
     /// way to finish it. A phone gets its code now.
     /// </summary>
-    public async Task<string> ChallengeAsync(User user, string? clientId, bool send = true, string? identityProvider = null, bool rememberMe = false)
+    public async Task<string> ChallengeAsync(User user, string? clientId, bool send = true, string? identityProvider = null, bool rememberMe = false,
+        bool enrollment = false)
     {
         var token = OneTimeTokens.New();
         db.MfaChallenges.Add(new MfaChallenge
         {
             Id = OneTimeTokens.Digest(token), UserId = user.Id, ClientId = clientId, IdentityProvider = identityProvider, RememberMe = rememberMe,
-            ExpiresAt = time.GetUtcNow() + ChallengeLifetime,
+            ExpiresAt = time.GetUtcNow() + ChallengeLifetime, Enrollment = enrollment,
         });
         await db.MfaChallenges.Where(c => c.ExpiresAt < time.GetUtcNow() || c.ConsumedAt != null).ExecuteDeleteAsync();
         await db.SaveChangesAsync();
@@ -205,13 +238,17 @@ public sealed class MultiFactor(IdentityDbContext db, IDataProtectionProvider pr
         var challenge = await db.MfaChallenges.AsNoTracking().SingleAsync(c => c.Id == id);
 
         var factor = await db.MfaFactors.FindAsync(challenge.UserId);
-        if (factor is not { Enabled: true })
+        // A login held for a setup is finished by the new app's code (not a backup code: that would prove no app).
+        var enrolling = challenge.Enrollment && factor is { Enabled: false, Method: Totp };
+        if (factor is null || !(factor.Enabled || enrolling))
             return (Outcome.ChallengeInvalid, null, null, false);
-        var outcome = await CheckAsync(factor, method ?? Totp, code, challenge);
+        var outcome = enrolling && (method ?? Totp) != Totp ? Outcome.Rejected : await CheckAsync(factor, method ?? Totp, code, challenge);
         // Spent by the first request that got it right, in one conditional update: one mfa_token, one set of tokens.
         if (outcome == Outcome.Accepted && await db.MfaChallenges.Where(c => c.Id == id && c.ConsumedAt == null)
                 .ExecuteUpdateAsync(s => s.SetProperty(c => c.ConsumedAt, now)) == 0)
             outcome = Outcome.ChallengeInvalid;
+        if (outcome == Outcome.Accepted && enrolling)
+            await TurnOnAsync((await db.Users.FindAsync(challenge.UserId))!, factor);
         await db.SaveChangesAsync();
         return outcome == Outcome.Accepted ? (outcome, await db.Users.FindAsync(challenge.UserId), challenge.IdentityProvider, challenge.RememberMe) : (outcome, null, null, false);
     }

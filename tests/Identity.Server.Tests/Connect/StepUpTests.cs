@@ -122,14 +122,16 @@ public sealed class StepUpTests(SqliteServer factory) : ServerTests<SqliteServer
 
     /// <summary>
     /// A client's minimum_acr is not voluntary: a session without a second factor steps up at the login page (then
-    /// the consent page) with no acr_values asked, and an account with none to give goes back to the app with
-    /// unmet_authentication_requirements.
+    /// the consent page) with no acr_values asked; an account with no second factor sets up an authenticator app at
+    /// that login (Keycloak's Configure OTP); an account without a passkey, which a login cannot set up, goes back to a
+    /// phishing-resistant app with unmet_authentication_requirements.
     /// </summary>
     [Fact]
-    public async Task MinimumAcr_StepsUpWhatItCan_AndRefusesWhatItCannot()
+    public async Task MinimumAcr_StepsUpWhatItCan_SetsUpAnApp_AndRefusesWhatItCannot()
     {
         var plainApp = await ClientAsync();
         var strictApp = await ClientAsync(minimumAcr: MultiFactor, consent: "explicit");
+        var passkeyApp = await ClientAsync(minimumAcr: PhishingResistant);
         var withFactor = await CreateUserAsync();
         var withoutFactor = await CreateUserAsync();
         var browser = new Browser(Factory);
@@ -141,17 +143,33 @@ public sealed class StepUpTests(SqliteServer factory) : ServerTests<SqliteServer
         var consent = await browser.SubmitAsync(codePage, new Dictionary<string, string> { ["Code"] = Otp.Totp(key, DateTimeOffset.UtcNow.AddSeconds(30)) });
         var back = await browser.SubmitAsync(consent, button: "consent", value: "accept");
         var stepped = await strictApp.ProcessResponseAsync(back.LeftTo!.ToString(), state);
+
         var otherBrowser = new Browser(Factory);
-        var refusedState = await strictApp.PrepareLoginAsync();
-        var refusedPage = await otherBrowser.LoginAsync(await otherBrowser.OpenAsync(refusedState.StartUrl), withoutFactor, Password);
-        var refused = await strictApp.ProcessResponseAsync(refusedPage.LeftTo!.ToString(), refusedState);
+        await SignInThroughAsync(otherBrowser, plainApp, withoutFactor);
+        var setupState = await strictApp.PrepareLoginAsync();
+        var setupPage = await otherBrowser.LoginAsync(await otherBrowser.OpenAsync(setupState.StartUrl), withoutFactor, Password);
+        var secret = setupPage.Document!.QuerySelector("#secret")?.TextContent;
+        var setupConsent = await otherBrowser.SubmitAsync(setupPage, new Dictionary<string, string> { ["Code"] = Otp.Totp(Otp.Base32Decode(secret!), DateTimeOffset.UtcNow) });
+        var setupBack = await otherBrowser.SubmitAsync(setupConsent, button: "consent", value: "accept");
+        var setUp = await strictApp.ProcessResponseAsync(setupBack.LeftTo!.ToString(), setupState);
+
+        var refusedState = await passkeyApp.PrepareLoginAsync();
+        var thirdBrowser = new Browser(Factory);
+        var refusedPage = await thirdBrowser.LoginAsync(await thirdBrowser.OpenAsync(refusedState.StartUrl), await CreateUserAsync(), Password);
+        var refused = await passkeyApp.ProcessResponseAsync(refusedPage.LeftTo!.ToString(), refusedState);
 
         Assert.Equal("/Account/Consent", consent.Url.AbsolutePath);
         Assert.False(stepped.IsError, stepped.Error);
         Assert.Equal(MultiFactor, stepped.User.FindFirst("acr")?.Value);
+        // The session of one factor is sent to log in again, and the login sets up the app the client requires.
+        Assert.Equal("/Account/Login", setupPage.Url.AbsolutePath);
+        Assert.NotNull(setupPage.Document.QuerySelector("#enrollment"));
+        Assert.Equal("/Account/Consent", setupConsent.Url.AbsolutePath);
+        Assert.False(setUp.IsError, setUp.Error);
+        Assert.Equal(MultiFactor, setUp.User.FindFirst("acr")?.Value);
         Assert.Equal(Redirect, refusedPage.LeftTo!.GetLeftPart(UriPartial.Path));
         Assert.Equal("unmet_authentication_requirements", refused.Error);
-        Assert.Contains("second factor", refused.ErrorDescription);
+        Assert.Contains("passkey", refused.ErrorDescription);
     }
 
     /// <summary>The clients API keeps minimum_acr, shows it, clears it with "", and refuses a level it does not know.</summary>
@@ -173,7 +191,7 @@ public sealed class StepUpTests(SqliteServer factory) : ServerTests<SqliteServer
     }
 }
 
-/// <summary>A first-party client from configuration with the password grant and a multi-factor minimum.</summary>
+/// <summary>First-party clients from configuration with the password grant and a minimum: multi-factor, and phishing-resistant.</summary>
 public sealed class MinimumAcrServer() : ServerFactory(DatabaseSettings.Sqlite(), overrides:
 [
     new("Identity:Clients:5:ClientId", ClientId),
@@ -181,29 +199,55 @@ public sealed class MinimumAcrServer() : ServerFactory(DatabaseSettings.Sqlite()
     new("Identity:Clients:5:GrantTypes:0", "password"),
     new("Identity:Clients:5:Scopes:0", "openid"),
     new("Identity:Clients:5:MinimumAcr", "http://schemas.openid.net/pape/policies/2007/06/multi-factor"),
+    new("Identity:Clients:6:ClientId", PasskeyClientId),
+    new("Identity:Clients:6:ClientSecret", Secret),
+    new("Identity:Clients:6:GrantTypes:0", "password"),
+    new("Identity:Clients:6:Scopes:0", "openid"),
+    new("Identity:Clients:6:MinimumAcr", "http://schemas.openid.net/pape/policies/2007/06/phishing-resistant"),
 ])
 {
     public const string ClientId = "back-office";
+    public const string PasskeyClientId = "vault";
     public const string Secret = "back-office-secret-0123456789abcdef0123456789";
 }
 
 public sealed class MinimumAcrTokenTests(MinimumAcrServer server) : ServerTests<MinimumAcrServer>(server)
 {
-    /// <summary>The password grant of a client with a minimum refuses one factor; the same password works for another client.</summary>
+    /// <summary>
+    /// The password grant of a client with a multi-factor minimum holds a login of one factor until the account sets up
+    /// an authenticator app (the MFA grant finishes it); a phishing-resistant minimum, which a password never meets, is
+    /// invalid_grant; the same password works for a client without a minimum.
+    /// </summary>
     [Fact]
-    public async Task MinimumAcr_PasswordGrantWithOneFactor_IsInvalidGrant()
+    public async Task MinimumAcr_PasswordGrantWithOneFactor_SetsUpAnApp_OrIsInvalidGrant()
     {
         var email = await CreateUserAsync();
 
         var refused = await Http.RequestPasswordTokenAsync(new PasswordTokenRequest
         {
+            Address = "/connect/token", ClientId = MinimumAcrServer.PasskeyClientId, ClientSecret = MinimumAcrServer.Secret, UserName = email,
+            Password = Password, Scope = "openid",
+        });
+        var held = await Http.RequestPasswordTokenAsync(new PasswordTokenRequest
+        {
             Address = "/connect/token", ClientId = MinimumAcrServer.ClientId, ClientSecret = MinimumAcrServer.Secret, UserName = email, Password = Password,
             Scope = "openid",
         });
+        var secret = held.Json?.GetProperty("enrollment").GetProperty("secret").GetString();
+        var finished = await Http.RequestTokenAsync(new TokenRequest
+        {
+            Address = "/connect/token", ClientId = MinimumAcrServer.ClientId, ClientSecret = MinimumAcrServer.Secret,
+            GrantType = "urn:identity:params:oauth:grant-type:mfa-otp",
+            Parameters = { { "mfa_token", held.Json!.Value.GetProperty("mfa_token").GetString()! }, { "otp", Otp.Totp(Otp.Base32Decode(secret!), DateTimeOffset.UtcNow) }, { "scope", "openid" } },
+        });
         var elsewhere = await PasswordGrantAsync(email);
 
+        Assert.Equal("mfa_required", held.Error);
+        Assert.False(finished.IsError, finished.Raw);
+        Assert.Equal("http://schemas.openid.net/pape/policies/2007/06/multi-factor", new JsonWebToken(finished.IdentityToken).GetPayloadValue<string>("acr"));
         Assert.Equal("invalid_grant", refused.Error);
-        Assert.Contains("second factor", refused.ErrorDescription);
-        Assert.False(elsewhere.IsError, elsewhere.Error);
+        Assert.Contains("passkey", refused.ErrorDescription);
+        // The account has a second factor now: the same password alone is held for a code (no setup) wherever MFA is asked.
+        Assert.Equal("mfa_required", elsewhere.Error);
     }
 }

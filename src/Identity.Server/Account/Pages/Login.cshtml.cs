@@ -18,7 +18,8 @@ namespace Identity.Server.Account.Pages;
 /// </summary>
 public sealed class LoginModel(UserManager<User> users, SignInManager<User> signIn, MultiFactor mfa, SecurityEvents events, IdentityDbContext db,
     ExternalProviders providers, ExternalAccounts accounts, FailedSignIns failures, TimeProvider time, Connect.TokenOptions tokens,
-    Microsoft.AspNetCore.DataProtection.IDataProtectionProvider protection, Sessions.SessionStore sessions) : PageModel
+    Microsoft.AspNetCore.DataProtection.IDataProtectionProvider protection, Sessions.SessionStore sessions,
+    OpenIddict.Abstractions.IOpenIddictApplicationManager applications) : PageModel
 {
     const string Client = "login-page";
     const string ExternalIncomplete = "The sign-in with the external provider did not complete. Try again.";
@@ -27,6 +28,12 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
     [BindProperty] public string? Password { get; set; }
     [BindProperty] public string? Code { get; set; }
     [BindProperty] public string? MfaToken { get; set; }
+
+    /// <summary>The login waits for an authenticator app to be set up (<see cref="MultiFactor.EnrollAsync"/>); its code finishes it.</summary>
+    [BindProperty] public bool Enrolling { get; set; }
+
+    /// <summary>The app to set up, shown once: its QR code, key and backup codes.</summary>
+    public MultiFactor.Setup? Enrollment { get; private set; }
 
     /// <summary>Set while a temporary password waits to be replaced (<see cref="TemporaryPassword"/>): the form asks for the new one.</summary>
     [BindProperty] public string? PasswordChangePass { get; set; }
@@ -178,7 +185,7 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
 
     public async Task<IActionResult> OnPostCodeAsync()
     {
-        var method = Code?.Trim() is { Length: 6 } digits && digits.All(char.IsAsciiDigit) ? MultiFactor.Totp : MultiFactor.BackupCode;
+        var method = Enrolling || Code?.Trim() is { Length: 6 } digits && digits.All(char.IsAsciiDigit) ? MultiFactor.Totp : MultiFactor.BackupCode;
         var (outcome, user, identityProvider, _) = await mfa.CompleteAsync(MfaToken, Client, method, Code?.Trim());
         if (user is not null)
             return await SignInAsync(user, AuthenticationMethods.WithSecondFactor(identityProvider), identityProvider);
@@ -194,7 +201,6 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
         return Page();
     }
 
-    /// <summary>The first factor is done: the second one when the account has it, else the session.</summary>
     /// <summary>The new password in place of a temporary one; then the sign-in goes on as after any password.</summary>
     public async Task<IActionResult> OnPostChangePasswordAsync()
     {
@@ -221,14 +227,37 @@ public sealed class LoginModel(UserManager<User> users, SignInManager<User> sign
         return Page();
     }
 
+    /// <summary>
+    /// The first factor is done: the second one when the account has it, its setup when the account must have one,
+    /// else the session.
+    /// </summary>
     async Task<IActionResult> FinishAsync(User user, string? identityProvider)
     {
-        if (await mfa.IsEnabledAsync(user.Id))
+        switch (await mfa.NextStepAsync(user, await AppRequiresSecondFactorAsync()))
         {
-            MfaToken = await mfa.ChallengeAsync(user, Client, identityProvider: identityProvider);
-            return Page();
+            case MultiFactor.Step.Code:
+                MfaToken = await mfa.ChallengeAsync(user, Client, identityProvider: identityProvider);
+                return Page();
+            case MultiFactor.Step.Enrollment:
+                (MfaToken, Enrollment) = await mfa.EnrollAsync(user, Client, identityProvider);
+                Enrolling = true;
+                return Page();
         }
         return await SignInAsync(user, [AuthenticationMethods.First(identityProvider)], identityProvider);
+    }
+
+    /// <summary>
+    /// The login is on its way to an app whose minimum_acr is multi-factor (its client_id is in the authorization
+    /// request, as RFC 9126 and 9101 require even of pushed requests and request objects). The return address is the
+    /// browser's to change, but changing it can only ask for more of its own sign-in, never less: the authorization
+    /// endpoint checks the minimum again.
+    /// </summary>
+    async Task<bool> AppRequiresSecondFactorAsync()
+    {
+        if (!Url.IsLocalUrl(ReturnUrl) || !Uri.TryCreate(new Uri("http://local"), ReturnUrl, out var back) || back.AbsolutePath != "/connect/authorize")
+            return false;
+        var clientId = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(back.Query).TryGetValue("client_id", out var values) ? values.ToString() : null;
+        return await AuthenticationContext.RequiresSecondFactorAsync(applications, clientId);
     }
 
     async Task<IActionResult> SignInAsync(User user, string[] methods, string? identityProvider)

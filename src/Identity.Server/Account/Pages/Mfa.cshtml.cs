@@ -73,6 +73,7 @@ public sealed class MfaModel(UserManager<User> users, MultiFactor mfa, TimeProvi
     {
         MultiFactor.Outcome.Locked => "Too many wrong codes: try again in a few minutes.",
         MultiFactor.Outcome.NotSetUp => "There is nothing to confirm: start the setup again.",
+        MultiFactor.Outcome.RequiredByPolicy => "Your account must have two-step verification, so it cannot be turned off. An administrator can reset it if you lose your phone.",
         _ => "That code is not right. Enter the one your app shows now.",
     };
 

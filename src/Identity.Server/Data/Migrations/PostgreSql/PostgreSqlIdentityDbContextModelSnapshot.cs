@@ -411,6 +411,9 @@ namespace Identity.Server.Data.Migrations.PostgreSql
                     b.Property<DateTimeOffset?>("ConsumedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<bool>("Enrollment")
+                        .HasColumnType("boolean");
+
                     b.Property<DateTimeOffset>("ExpiresAt")
                         .HasColumnType("timestamp with time zone");
 

@@ -414,6 +414,9 @@ namespace Identity.Server.Data.Migrations.SqlServer
                     b.Property<DateTimeOffset?>("ConsumedAt")
                         .HasColumnType("datetimeoffset");
 
+                    b.Property<bool>("Enrollment")
+                        .HasColumnType("bit");
+
                     b.Property<DateTimeOffset>("ExpiresAt")
                         .HasColumnType("datetimeoffset");
 

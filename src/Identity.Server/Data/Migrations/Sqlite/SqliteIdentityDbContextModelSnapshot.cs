@@ -402,6 +402,9 @@ namespace Identity.Server.Data.Migrations.Sqlite
                     b.Property<long?>("ConsumedAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<bool>("Enrollment")
+                        .HasColumnType("INTEGER");
+
                     b.Property<long>("ExpiresAt")
                         .HasColumnType("INTEGER");
 
