@@ -172,6 +172,55 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         Assert.Contains("is off", await page.GetByRole(AriaRole.Status).TextContentAsync());
     }
 
+    /// <summary>
+    /// An app whose minimum_acr is multi-factor, and an account without a second factor: the login page shows the
+    /// authenticator app to set up, the user types its code, and the app gets a multi-factor sign-in.
+    /// </summary>
+    [Fact]
+    public async Task MinimumAcr_AnAccountWithoutASecondFactor_SetsUpAnAppAtTheLogin()
+    {
+        const string redirect = "https://strict.example.test/callback";
+        var clientId = $"strict-{Guid.NewGuid():N}";
+        var admin = await LoginAsync(ServerFactory.AdminEmail, ServerFactory.AdminPassword);
+        var created = await ApiAsync(HttpMethod.Post, "/api/v1/clients", admin, new
+        {
+            client_id = clientId, @public = true, consent_type = "implicit", grant_types = new[] { "authorization_code" }, redirect_uris = new[] { redirect },
+            scopes = new[] { "openid", "identity" }, minimum_acr = "http://schemas.openid.net/pape/policies/2007/06/multi-factor",
+        });
+        Assert.Equal(System.Net.HttpStatusCode.Created, created.Status);
+        var email = await CreateUserAsync();
+        var (verifier, challenge) = Pkce.New();
+        await using var context = await chromium.Browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        var arrived = await AppRedirectAsync(page, redirect);
+
+        await page.GotoAsync(QueryHelpers.AddQueryString(new Uri(Factory.Address, "connect/authorize").ToString(), new Dictionary<string, string?>
+        {
+            ["client_id"] = clientId, ["redirect_uri"] = redirect, ["response_type"] = "code", ["scope"] = "openid identity", ["state"] = "strict",
+            ["code_challenge"] = challenge, ["code_challenge_method"] = "S256",
+        }));
+        await page.GetByLabel("Email").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync(Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
+        var told = await page.Locator("#enrollment").TextContentAsync();
+        var secret = await page.Locator("#secret").TextContentAsync();
+        var qr = await page.GetByRole(AriaRole.Img, new() { Name = "QR code for your authenticator app" }).GetAttributeAsync("src");
+        await page.GetByLabel("Code from your authenticator app").FillAsync(Otp.Totp(Otp.Base32Decode(secret!), DateTimeOffset.UtcNow));
+        await page.GetByRole(AriaRole.Button, new() { Name = "Verify" }).ClickAsync();
+        var back = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var tokens = await Http.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
+        {
+            Address = "/connect/token", ClientId = clientId, Code = QueryHelpers.ParseQuery(back.Query)["code"].ToString(), RedirectUri = redirect,
+            CodeVerifier = verifier,
+        });
+
+        Assert.Contains("two-step verification", told);
+        // The image the browser rendered is the code of the key shown beside it.
+        Assert.Contains($"secret={secret}", Otp.DecodeQr(qr!["data:image/png;base64,".Length..]));
+        Assert.False(tokens.IsError, tokens.Error);
+        Assert.Equal(["pwd", "otp", "mfa"], (await ValidateJwtAsync(tokens.AccessToken!, "identity")).GetPayloadValue<string[]>("amr"));
+    }
+
     /// <summary>An app asks for a sign-up (prompt=create): the new user registers, consents, and the app gets its tokens.</summary>
     [Fact]
     public async Task PromptCreate_SignsUpANewUser_WhoseAppGetsTokens()
@@ -399,10 +448,6 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
     });
 
     /// <summary>
-    /// The app itself is not running: its redirect URI is answered here, and the address the browser was sent to is
-    /// what the returned task completes with.
-    /// </summary>
-    /// <summary>
     /// Waits until the page is at <paramref name="address"/> (or where <c>arrived</c> says). By the page's address, not
     /// WaitForURLAsync: on the busy machine of a full run that timed out now and then waiting for navigation or load
     /// events, with the page already there.
@@ -418,6 +463,10 @@ public sealed class BrowserTests(FederatedServer server, Chromium chromium) : Se
         }
     }
 
+    /// <summary>
+    /// The app itself is not running: its redirect URI is answered here, and the address the browser was sent to is
+    /// what the returned task completes with.
+    /// </summary>
     static async Task<TaskCompletionSource<Uri>> AppRedirectAsync(IPage page, string redirectUri)
     {
         var arrived = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
