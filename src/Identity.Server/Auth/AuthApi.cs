@@ -212,12 +212,12 @@ public static class AuthApi
         return Results.NoContent();
     }
 
-    static async Task<IResult> Me(ClaimsPrincipal principal, UserManager<User> users, IdentityDbContext db, HttpContext http)
+    static async Task<IResult> Me(ClaimsPrincipal principal, UserManager<User> users, IdentityDbContext db, UserAttributes attributes, HttpContext http)
     {
         var user = await users.GetUserAsync(principal);
         if (user is null)
             return ApiErrors.Result(http, StatusCodes.Status404NotFound, "NOT_FOUND", "The token does not belong to a user.");
-        return Results.Ok(new MeResponse(await UserView.OfAsync(db, user)));
+        return Results.Ok(new MeResponse(await UserView.OfAsync(db, attributes, user)));
     }
 
     static IResult SignIn(ClaimsPrincipal principal) =>

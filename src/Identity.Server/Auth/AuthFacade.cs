@@ -230,7 +230,7 @@ public static class AuthFacade
     }
 
     /// <summary>The seed's token response (with the user), or the seed's error envelope.</summary>
-    public sealed class WriteTokenResponse(IdentityDbContext db) : IOpenIddictServerHandler<ApplyTokenResponseContext>
+    public sealed class WriteTokenResponse(IdentityDbContext db, UserAttributes attributes) : IOpenIddictServerHandler<ApplyTokenResponseContext>
     {
         public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ApplyTokenResponseContext>()
             .AddFilter<RequireFacadeRequest>()
@@ -257,7 +257,7 @@ public static class AuthFacade
             await http.Response.WriteAsJsonAsync(new FacadeTokenResponse(
                 // DPoP when the login came with a proof (DPoP.AnnounceTokenType has set it).
                 response.AccessToken!, response.TokenType ?? "Bearer", response.ExpiresIn ?? 0, response.RefreshToken, response.IdToken,
-                user is null ? null : await UserView.OfAsync(db, user)));
+                user is null ? null : await UserView.OfAsync(db, attributes, user)));
             context.HandleRequest();
         }
     }

@@ -36,6 +36,9 @@ public static class ClaimDestinations
         Claims.Email or Claims.EmailVerified when Has(claim, Scopes.Email) => [Destinations.AccessToken, Destinations.IdentityToken],
         Roles or Groups when Has(claim, Scopes.Roles) => [Destinations.AccessToken, Destinations.IdentityToken],
         Claims.Name or Claims.Email or Claims.EmailVerified or Roles or Groups => [Destinations.AccessToken],
+        // A declared user attribute (Users/UserAttributes), marked with its scope when PrincipalFactory set it.
+        _ when claim.Properties.TryGetValue(Users.UserAttributes.ScopeProperty, out var scope) =>
+            scope.Length > 0 && Has(claim, scope) ? [Destinations.AccessToken, Destinations.IdentityToken] : [Destinations.AccessToken],
         _ => [],
     };
 

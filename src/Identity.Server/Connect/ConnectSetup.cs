@@ -19,6 +19,8 @@ public static class ConnectSetup
         var issuer = builder.Configuration["Identity:Issuer"];
         var scopes = new ScopeResources(builder.Configuration.GetSection(Clients.SeedOptions.Section).Get<Clients.SeedOptions>()?.Scopes ?? []);
         builder.Services.AddSingleton(scopes);
+        var attributes = Users.UserAttributes.Load(builder.Configuration, [Scopes.Profile, Scopes.Email, Scopes.Roles, .. scopes.Names]);
+        builder.Services.AddSingleton(attributes);
         builder.Services.AddSingleton(keys);
         builder.Services.AddSingleton(tokens);
         builder.Services.AddSingleton<DPoPNonces>();
@@ -83,6 +85,7 @@ public static class ConnectSetup
                 server.RegisterClaims(Claims.Subject, Claims.AuthenticationTime, Claims.AuthenticationContextReference, Claims.Name, Claims.Email, Claims.EmailVerified,
                     ClaimDestinations.Roles, ClaimDestinations.Groups, ClaimDestinations.SessionId, Claims.AuthenticationMethodReference, ClaimDestinations.IdentityProvider,
                     ClaimDestinations.OrganizationId, ClaimDestinations.OrganizationDomain, ClaimDestinations.Actor);
+                server.RegisterClaims([.. attributes.Declared.Select(a => a.Name)]);
 
                 server.SetAccessTokenLifetime(tokens.AccessTokenLifetime)
                     .SetRefreshTokenLifetime(tokens.RefreshTokenLifetime)

@@ -14,7 +14,7 @@ namespace Identity.Server.Connect;
 /// The one place that builds the principal behind every token: authorization code, refresh, password and client
 /// credentials all come through here, so every flow issues the same claims.
 /// </summary>
-public sealed class PrincipalFactory(IdentityDbContext db, ScopeResources scopeResources, TimeProvider time)
+public sealed class PrincipalFactory(IdentityDbContext db, ScopeResources scopeResources, TimeProvider time, Users.UserAttributes attributes)
 {
     /// <summary>
     /// A new sign-in of <paramref name="user"/> with the given scopes and authentication methods (RFC 8176), through
@@ -74,27 +74,35 @@ public sealed class PrincipalFactory(IdentityDbContext db, ScopeResources scopeR
     // A compiled query holds its first context's SQL, so each database provider (the tests run two in one process)
     // gets its own.
     static readonly ConcurrentDictionary<Type, Func<IdentityDbContext, string, Task<User?>>> UserById = new();
-    static readonly ConcurrentDictionary<Type, Func<IdentityDbContext, string, string?, IAsyncEnumerable<Membership>>> MembershipsById = new();
+    static readonly ConcurrentDictionary<Type, Func<IdentityDbContext, string, string?, bool, IAsyncEnumerable<Membership>>> MembershipsById = new();
 
     TQuery Compiled<TQuery>(ConcurrentDictionary<Type, TQuery> queries, Func<TQuery> compile) where TQuery : class =>
         queries.TryGetValue(db.GetType(), out var query) ? query : queries.GetOrAdd(db.GetType(), _ => compile());
 
-    const int RoleKind = 0, GroupKind = 1, OrganizationKind = 2;
+    const int RoleKind = 0, GroupKind = 1, OrganizationKind = 2, AttributeKind = 3;
 
     sealed class Membership
     {
         public int Kind { get; init; }
         public string Name { get; init; } = "";
+
+        /// <summary>An attribute's value (its name is the Name), and its row's id, which keeps a multivalued one's values in order.</summary>
+        public string? Value { get; init; }
+        public int Order { get; init; }
     }
 
-    // Roles, groups and organization in one round trip, compiled once: every token (a refresh above all) pays for this.
-    // Membership needs a verified email (User.OrganizationId): an unproven address carries no org claims.
+    // Roles, groups, organization and the declared attributes' values in one round trip, compiled once: every token (a
+    // refresh above all) pays for this. Membership needs a verified email (User.OrganizationId): an unproven address
+    // carries no org claims. Without declared attributes the last part matches nothing.
     IAsyncEnumerable<Membership> MembershipsOf(string userId, string? organizationId) => Compiled(MembershipsById, () =>
-        EF.CompileAsyncQuery((IdentityDbContext db, string userId, string? organizationId) =>
+        EF.CompileAsyncQuery((IdentityDbContext db, string userId, string? organizationId, bool withAttributes) =>
             db.UserRoles.Where(ur => ur.UserId == userId)
-                .Join(db.Roles, ur => ur.RoleId, r => r.Id, (_, r) => new Membership { Kind = RoleKind, Name = r.Name! })
-                .Concat(db.GroupMembers.Where(m => m.UserId == userId).Join(db.Groups, m => m.GroupId, g => g.Id, (_, g) => new Membership { Kind = GroupKind, Name = g.DisplayName }))
-                .Concat(db.Organizations.Where(o => o.Id == organizationId).Select(o => new Membership { Kind = OrganizationKind, Name = o.Domain }))))(db, userId, organizationId);
+                .Join(db.Roles, ur => ur.RoleId, r => r.Id, (_, r) => new Membership { Kind = RoleKind, Name = r.Name!, Value = null, Order = 0 })
+                .Concat(db.GroupMembers.Where(m => m.UserId == userId).Join(db.Groups, m => m.GroupId, g => g.Id,
+                    (_, g) => new Membership { Kind = GroupKind, Name = g.DisplayName, Value = null, Order = 0 }))
+                .Concat(db.Organizations.Where(o => o.Id == organizationId).Select(o => new Membership { Kind = OrganizationKind, Name = o.Domain, Value = null, Order = 0 }))
+                .Concat(db.UserClaims.Where(c => withAttributes && c.UserId == userId)
+                    .Select(c => new Membership { Kind = AttributeKind, Name = c.ClaimType!, Value = c.ClaimValue, Order = c.Id }))))(db, userId, organizationId, attributes.Any);
 
     /// <summary>
     /// The claims read from the account at every sign-in and renewal (<see cref="WithUserClaimsAsync"/>): a renewal
@@ -123,6 +131,7 @@ public sealed class PrincipalFactory(IdentityDbContext db, ScopeResources scopeR
         // Only a member of some group gets the claim: most accounts are in none, and every token would carry an empty list.
         SetArray(identity, ClaimDestinations.Groups, [.. memberships.Where(m => m.Kind == GroupKind).Select(m => m.Name).Order(StringComparer.Ordinal)],
             omitIfEmpty: true);
+        attributes.SetClaims(identity, memberships.Where(m => m.Kind == AttributeKind).OrderBy(m => m.Order).Select(m => (m.Name, m.Value ?? "")));
         var methods = amr.Distinct(StringComparer.Ordinal).ToList();
         SetArray(identity, Claims.AuthenticationMethodReference, methods);
         identity.SetClaim(Claims.AuthenticationContextReference, AuthenticationContext.Of(methods));

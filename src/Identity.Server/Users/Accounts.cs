@@ -112,14 +112,15 @@ public static class Accounts
     /// Stores an administrator's or a directory's changes to the tracked <paramref name="user"/>. Only what actually
     /// changed is audited (user.updated), and a request that changes nothing stores and audits nothing. A new password
     /// or a deactivation ends every session of the account: whoever held the old password may hold one.
+    /// <paramref name="alsoChanged"/> names changes staged outside the account's row (its attributes), saved and audited with it.
     /// </summary>
     public static async Task<IdentityResult> SaveChangesAsync(UserManager<User> users, IdentityDbContext db, SecurityEvents events,
-        Sessions.SessionStore sessions, User user)
+        Sessions.SessionStore sessions, User user, IReadOnlyList<string>? alsoChanged = null)
     {
         var entry = db.Entry(user);
         var changed = AuditedFields
             .Where(f => entry.Property(f.Property).IsModified && !Equals(entry.Property(f.Property).OriginalValue, entry.Property(f.Property).CurrentValue))
-            .Select(f => f.Field).ToList();
+            .Select(f => f.Field).Concat(alsoChanged ?? []).ToList();
         if (changed.Count == 0)
             return IdentityResult.Success;
         await events.RaiseAsync(EventTypes.UserUpdated, SecurityEvents.Subject.Of(user), new { changed, active = IsActive(user) });

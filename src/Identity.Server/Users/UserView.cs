@@ -4,15 +4,19 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Identity.Server.Users;
 
-/// <summary>How the API shows an account: the seed's user object, the same on every endpoint.</summary>
+/// <summary>
+/// How the API shows an account: the seed's user object, the same on every endpoint, with the declared user attributes
+/// (<see cref="UserAttributes"/>) it has.
+/// </summary>
 public sealed record UserView(
     string Id, string? Email, string? Name, IReadOnlyList<string> Roles, IReadOnlyList<string> Permissions,
-    OrganizationView? Organization, bool EmailVerified, bool Active, DateTimeOffset? LastLogin, DateTimeOffset CreatedAt, bool PasswordChangeRequired)
+    OrganizationView? Organization, bool EmailVerified, bool Active, DateTimeOffset? LastLogin, DateTimeOffset CreatedAt, bool PasswordChangeRequired,
+    IReadOnlyDictionary<string, object> Attributes)
 {
-    public static async Task<UserView> OfAsync(IdentityDbContext db, User user) => (await OfAsync(db, [user]))[0];
+    public static async Task<UserView> OfAsync(IdentityDbContext db, UserAttributes attributes, User user) => (await OfAsync(db, attributes, [user]))[0];
 
-    /// <summary>Several accounts in three queries, whatever their number.</summary>
-    public static async Task<IReadOnlyList<UserView>> OfAsync(IdentityDbContext db, IReadOnlyList<User> users)
+    /// <summary>Several accounts in four queries, whatever their number.</summary>
+    public static async Task<IReadOnlyList<UserView>> OfAsync(IdentityDbContext db, UserAttributes attributes, IReadOnlyList<User> users)
     {
         var ids = users.Select(u => u.Id).ToList();
         var roles = await (
@@ -26,6 +30,7 @@ public sealed record UserView(
             .Select(c => new { c.RoleId, c.ClaimValue }).ToListAsync();
         var organizationIds = users.Select(u => u.OrganizationId).OfType<string>().Distinct().ToList();
         var organizations = await db.Organizations.Where(o => organizationIds.Contains(o.Id)).ToDictionaryAsync(o => o.Id);
+        var stored = await attributes.OfAsync(db, ids);
 
         return users.Select(user =>
         {
@@ -35,7 +40,8 @@ public sealed record UserView(
             return new UserView(user.Id, user.Email, user.Name,
                 mine.Select(r => r.Name!).Order(StringComparer.Ordinal).ToList(),
                 granted.Distinct().Order(StringComparer.Ordinal).ToList(),
-                organization, user.EmailConfirmed, Accounts.IsActive(user), user.LastLoginAt, user.CreatedAt, user.PasswordChangeRequired);
+                organization, user.EmailConfirmed, Accounts.IsActive(user), user.LastLoginAt, user.CreatedAt, user.PasswordChangeRequired,
+                attributes.View(stored[user.Id]));
         }).ToList();
     }
 }

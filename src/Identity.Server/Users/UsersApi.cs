@@ -17,9 +17,15 @@ namespace Identity.Server.Users;
 /// </summary>
 public static class UsersApi
 {
-    /// <summary>temporary_password: the password must be changed at the next password sign-in (Keycloak's "Temporary").</summary>
-    public sealed record CreateUserRequest(string? Email, string? Password, string? Name, List<string>? Roles, bool? EmailVerified, bool? TemporaryPassword = null);
-    public sealed record UpdateUserRequest(string? Email, string? Name, bool? EmailVerified, string? Password, bool? Active, bool? TemporaryPassword = null);
+    /// <summary>
+    /// temporary_password: the password must be changed at the next password sign-in (Keycloak's "Temporary").
+    /// attributes: declared user attributes (<see cref="UserAttributes"/>), each a string or an array of strings; on
+    /// update, the ones named are replaced (null removes one) and the others stay.
+    /// </summary>
+    public sealed record CreateUserRequest(string? Email, string? Password, string? Name, List<string>? Roles, bool? EmailVerified, bool? TemporaryPassword = null,
+        Dictionary<string, System.Text.Json.JsonElement>? Attributes = null);
+    public sealed record UpdateUserRequest(string? Email, string? Name, bool? EmailVerified, string? Password, bool? Active, bool? TemporaryPassword = null,
+        Dictionary<string, System.Text.Json.JsonElement>? Attributes = null);
     public sealed record AssignRoleRequest(string? RoleId);
     public sealed record UserResponse(UserView User);
     public sealed record UserPage(IReadOnlyList<UserView> Users, int Total, int Page, int Limit);
@@ -43,7 +49,7 @@ public static class UsersApi
         return app;
     }
 
-    static async Task<IResult> List(HttpContext http, Caller caller, IdentityDbContext db, string? page, string? limit, string? search, string? role)
+    static async Task<IResult> List(HttpContext http, Caller caller, IdentityDbContext db, UserAttributes attributes, string? page, string? limit, string? search, string? role)
     {
         if (!Paging.TryRead(page, limit, out var pageNumber, out var pageSize, out var problem))
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem!.Value.Message, new { field = problem.Value.Field });
@@ -61,16 +67,16 @@ public static class UsersApi
 
         var total = await query.CountAsync();
         var items = await query.OrderBy(u => u.CreatedAt).ThenBy(u => u.Id).Skip((pageNumber - 1) * pageSize).Take(pageSize).ToListAsync();
-        return Results.Ok(new UserPage(await UserView.OfAsync(db, items), total, pageNumber, pageSize));
+        return Results.Ok(new UserPage(await UserView.OfAsync(db, attributes, items), total, pageNumber, pageSize));
     }
 
-    static async Task<IResult> Get(HttpContext http, string id, Caller caller, IdentityDbContext db)
+    static async Task<IResult> Get(HttpContext http, string id, Caller caller, IdentityDbContext db, UserAttributes attributes)
     {
         var user = await FindReachableAsync(db, caller, Permissions.UsersRead, id);
-        return user is null ? ApiErrors.NotFound(http) : Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
+        return user is null ? ApiErrors.NotFound(http) : Results.Ok(new UserResponse(await UserView.OfAsync(db, attributes, user)));
     }
 
-    static async Task<IResult> Create(HttpContext http, CreateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users,
+    static async Task<IResult> Create(HttpContext http, CreateUserRequest body, Caller caller, IdentityDbContext db, UserAttributes attributes, UserManager<User> users,
         SecurityEvents events)
     {
         var email = body.Email?.Trim();
@@ -80,6 +86,11 @@ public static class UsersApi
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", "A password is required.", new { field = "password" });
         if (FreeText.Problem(body.Name, "name", 256) is { } problem)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem, new { field = "name" });
+        var (attributeChanges, attributeProblem, attributeField) = attributes.Read(body.Attributes);
+        if (attributeProblem is not null)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", attributeProblem, new { field = attributeField });
+        if (attributeChanges.Count > 0 && !caller.Global.Contains(Permissions.UsersWrite))
+            return AttributesAreForAdministrators(http);
 
         // An organization admin creates accounts in their own organization only.
         var organizationDomain = Membership.OrganizationDomain(email);
@@ -102,10 +113,12 @@ public static class UsersApi
         var created = await Accounts.CreateAsync(users, db, events, user, body.Password, roles.Select(r => r.Name!));
         if (!created.Succeeded)
             return Accounts.Problem(http, created);
-        return Results.Created($"/api/v1/users/{user.Id}", new UserResponse(await UserView.OfAsync(db, user)));
+        await UserAttributes.StageAsync(db, user.Id, attributeChanges);
+        await db.SaveChangesAsync();
+        return Results.Created($"/api/v1/users/{user.Id}", new UserResponse(await UserView.OfAsync(db, attributes, user)));
     }
 
-    static async Task<IResult> Update(HttpContext http, string id, UpdateUserRequest body, Caller caller, IdentityDbContext db, UserManager<User> users,
+    static async Task<IResult> Update(HttpContext http, string id, UpdateUserRequest body, Caller caller, IdentityDbContext db, UserAttributes attributes, UserManager<User> users,
         SecurityEvents events, Sessions.SessionStore sessions)
     {
         var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
@@ -113,6 +126,11 @@ public static class UsersApi
             return refusal!;
         if (FreeText.Problem(body.Name, "name", 256) is { } problem)
             return ApiErrors.Result(http, 400, "INVALID_REQUEST", problem, new { field = "name" });
+        var (attributeChanges, attributeProblem, attributeField) = attributes.Read(body.Attributes);
+        if (attributeProblem is not null)
+            return ApiErrors.Result(http, 400, "INVALID_REQUEST", attributeProblem, new { field = attributeField });
+        if (attributeChanges.Count > 0 && !caller.Global.Contains(Permissions.UsersWrite))
+            return AttributesAreForAdministrators(http);
 
         if (body.Email is { } newEmail && !string.Equals(newEmail.Trim(), user.Email, StringComparison.OrdinalIgnoreCase))
         {
@@ -149,8 +167,8 @@ public static class UsersApi
             user.PasswordChangeRequired = temporary;
         }
 
-        var saved = await Accounts.SaveChangesAsync(users, db, events, sessions, user);
-        return saved.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, saved);
+        var saved = await Accounts.SaveChangesAsync(users, db, events, sessions, user, await UserAttributes.StageAsync(db, user.Id, attributeChanges));
+        return saved.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, attributes, user))) : Accounts.Problem(http, saved);
     }
 
     static async Task<IResult> Delete(HttpContext http, string id, Caller caller, IdentityDbContext db, UserManager<User> users,
@@ -163,7 +181,7 @@ public static class UsersApi
         return Results.NoContent();
     }
 
-    static async Task<IResult> AssignRole(HttpContext http, string id, AssignRoleRequest body, Caller caller, IdentityDbContext db, UserManager<User> users,
+    static async Task<IResult> AssignRole(HttpContext http, string id, AssignRoleRequest body, Caller caller, IdentityDbContext db, UserAttributes attributes, UserManager<User> users,
         SecurityEvents events)
     {
         var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
@@ -183,10 +201,10 @@ public static class UsersApi
             if (!added.Succeeded)
                 return Accounts.Problem(http, added);
         }
-        return Results.Ok(new UserResponse(await UserView.OfAsync(db, user)));
+        return Results.Ok(new UserResponse(await UserView.OfAsync(db, attributes, user)));
     }
 
-    static async Task<IResult> RemoveRole(HttpContext http, string id, string roleId, Caller caller, IdentityDbContext db, UserManager<User> users,
+    static async Task<IResult> RemoveRole(HttpContext http, string id, string roleId, Caller caller, IdentityDbContext db, UserAttributes attributes, UserManager<User> users,
         SecurityEvents events)
     {
         var (user, refusal) = await FindChangeableAsync(http, db, caller, id);
@@ -201,7 +219,7 @@ public static class UsersApi
         await events.RaiseAsync(EventTypes.RoleRemoved, SecurityEvents.Subject.Of(user) with { Roles = [.. (await users.GetRolesAsync(user)).Where(r => r != role.Name)] },
             new { role = role.Name });
         var removed = await users.RemoveFromRoleAsync(user, role.Name!);
-        return removed.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, user))) : Accounts.Problem(http, removed);
+        return removed.Succeeded ? Results.Ok(new UserResponse(await UserView.OfAsync(db, attributes, user))) : Accounts.Problem(http, removed);
     }
 
     static async Task<IResult> ResetMfa(HttpContext http, string id, Caller caller, IdentityDbContext db, Mfa.MultiFactor mfa)
@@ -237,6 +255,11 @@ public static class UsersApi
     }
 
     /// <summary>The user, if it exists and the caller's permission reaches its organization; else null (a 404).</summary>
+    // Apps may grant access on an attribute (Keycloak's admin-only attributes): an organization admin, who may change
+    // their own account, must not be able to give themselves one.
+    static IResult AttributesAreForAdministrators(HttpContext http) =>
+        ApiErrors.Result(http, 403, "FORBIDDEN", "Only server administrators set user attributes.", new { field = "attributes" });
+
     static async Task<User?> FindReachableAsync(IdentityDbContext db, Caller caller, string permission, string id)
     {
         var user = await db.Users.FindAsync(id);

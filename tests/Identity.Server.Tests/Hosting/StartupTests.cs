@@ -423,6 +423,8 @@ public sealed class StartupTests : IDisposable
     [InlineData("Identity:Branding:LogoUrl", "http://cdn.example.test/logo.png", "Identity:Branding:LogoUrl must be an https URL")]
     [InlineData("Identity:Branding:LogoUrl", "javascript:alert(1)", "Identity:Branding:LogoUrl must be an https URL")]
     [InlineData("Identity:Branding:AccentColor", "red;}body{display:none", "Identity:Branding:AccentColor must be a colour")]
+    [InlineData("Identity:UserAttributes:0:Name", "Department", "Identity:UserAttributes:0:Name must be 1 to 64 lower-case letters")]
+    [InlineData("Identity:UserAttributes:0:Name", "email", "Identity:UserAttributes:0:Name 'email' is a claim this server already issues")]
     public void Misconfiguration_FailsAtStartWithAClearMessage(string key, string value, string message)
     {
         using var server = new ServerFactory(database, keys, [Set(key, value)]);
@@ -430,6 +432,16 @@ public sealed class StartupTests : IDisposable
         var error = Assert.ThrowsAny<Exception>(() => server.CreateClient());
 
         Assert.Contains(message, error.ToString());
+    }
+
+    [Fact]
+    public void AUserAttribute_UnderAnUnknownScope_FailsAtStart()
+    {
+        using var server = new ServerFactory(database, keys, [Set("Identity:UserAttributes:0:Name", "department"), Set("Identity:UserAttributes:0:Scope", "hr")]);
+
+        var error = Assert.ThrowsAny<Exception>(() => server.CreateClient());
+
+        Assert.Contains("Identity:UserAttributes:0:Scope 'hr' is not a scope of this server", error.ToString());
     }
 
     [Fact]
