@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Identity.Server.Connect;
+using Identity.Server.Users;
 using OpenIddict.Abstractions;
 using OpenIddict.Validation.AspNetCore;
 
@@ -46,20 +47,26 @@ public static class ScimApi
                 }
             });
         scim.MapGet("/ServiceProviderConfig", ServiceProviderConfig).WithSummary("What this SCIM service supports");
-        scim.MapGet("/ResourceTypes", (HttpContext http) => ScimJson.Resource(ScimJson.ListResponse(2, 1, [UserType(http), GroupType(http)])))
+        scim.MapGet("/ResourceTypes", (HttpContext http, UserAttributes attributes) =>
+                ScimJson.Resource(ScimJson.ListResponse(2, 1, [UserType(http, attributes), GroupType(http)])))
             .WithSummary("The resource types: User and Group");
-        scim.MapGet("/ResourceTypes/{name}", (HttpContext http, string name) => name switch
+        scim.MapGet("/ResourceTypes/{name}", (HttpContext http, string name, UserAttributes attributes) => name switch
         {
-            "User" => ScimJson.Resource(UserType(http)),
+            "User" => ScimJson.Resource(UserType(http, attributes)),
             "Group" => ScimJson.Resource(GroupType(http)),
             _ => ScimErrors.NotFound(name),
         }).WithSummary("A resource type");
-        scim.MapGet("/Schemas", () => ScimJson.Resource(ScimJson.ListResponse(2, 1, [UserSchema(), GroupSchema()])))
-            .WithSummary("The schemas of User and Group, as far as this server stores them");
-        scim.MapGet("/Schemas/{id}", (string id) => id switch
+        scim.MapGet("/Schemas", (UserAttributes attributes) =>
+            {
+                List<JsonObject> schemas = [UserSchema(attributes), GroupSchema(), .. EnterpriseSchema(attributes) is { } enterprise ? [enterprise] : Array.Empty<JsonObject>()];
+                return ScimJson.Resource(ScimJson.ListResponse(schemas.Count, 1, schemas));
+            })
+            .WithSummary("The schemas of User, Group and the enterprise extension, as far as this server stores them");
+        scim.MapGet("/Schemas/{id}", (string id, UserAttributes attributes) => id switch
         {
-            ScimSchemas.User => ScimJson.Resource(UserSchema()),
+            ScimSchemas.User => ScimJson.Resource(UserSchema(attributes)),
             ScimSchemas.Group => ScimJson.Resource(GroupSchema()),
+            ScimSchemas.EnterpriseUser when EnterpriseSchema(attributes) is { } enterprise => ScimJson.Resource(enterprise),
             _ => ScimErrors.NotFound(id),
         }).WithSummary("A schema");
         ScimUsers.Map(scim.MapGroup("/Users"));
@@ -101,7 +108,14 @@ public static class ScimApi
         ["meta"] = new JsonObject { ["resourceType"] = "ServiceProviderConfig", ["location"] = Absolute(http, Prefix.Add("/ServiceProviderConfig")) },
     });
 
-    static JsonObject UserType(HttpContext http) => ResourceType(http, "User", "/Users", ScimSchemas.User, "User accounts");
+    static JsonObject UserType(HttpContext http, UserAttributes attributes)
+    {
+        var type = ResourceType(http, "User", "/Users", ScimSchemas.User, "User accounts");
+        if (EnterpriseSchema(attributes) is not null)
+            type["schemaExtensions"] = new JsonArray(new JsonObject { ["schema"] = ScimSchemas.EnterpriseUser, ["required"] = false });
+        return type;
+    }
+
     static JsonObject GroupType(HttpContext http) => ResourceType(http, "Group", "/Groups", ScimSchemas.Group, "Groups of users");
 
     static JsonObject ResourceType(HttpContext http, string name, string endpoint, string schema, string description) => new()
@@ -137,8 +151,18 @@ public static class ScimApi
     };
 
     // Only what this server stores: a directory's other attributes (title, phoneNumbers, the enterprise extension)
-    // are accepted and not kept.
-    static JsonObject UserSchema() => Schema(ScimSchemas.User, "User",
+    // are accepted and not kept, but for those declared as user attributes (Identity:UserAttributes:N:Scim).
+    static JsonObject UserSchema(UserAttributes attributes) => Schema(ScimSchemas.User, "User", [
+        .. UserSchemaAttributes(),
+        .. attributes.ScimMappings.Where(m => m.Extension is null).Select(m => Attribute(m.Attribute))]);
+
+    static JsonObject? EnterpriseSchema(UserAttributes attributes) =>
+        attributes.ScimMappings.Where(m => m.Extension is not null).Select(m => Attribute(m.Attribute)).ToArray() is { Length: > 0 } kept
+            ? Schema(ScimSchemas.EnterpriseUser, "EnterpriseUser", kept)
+            : null;
+
+    static JsonObject[] UserSchemaAttributes() =>
+    [
         Attribute("userName", required: true, uniqueness: "server"),
         Attribute("externalId", caseExact: true),
         Attribute("name", "complex", subAttributes: [Attribute("formatted"), Attribute("givenName"), Attribute("familyName")]),
@@ -147,7 +171,8 @@ public static class ScimApi
         Attribute("password", mutability: "writeOnly"),
         Attribute("emails", "complex", multiValued: true, subAttributes: [Attribute("value"), Attribute("type"), Attribute("primary", "boolean")]),
         Attribute("groups", "complex", multiValued: true, mutability: "readOnly",
-            subAttributes: [Attribute("value", mutability: "readOnly"), Attribute("display", mutability: "readOnly"), Attribute("$ref", "reference", mutability: "readOnly")]));
+            subAttributes: [Attribute("value", mutability: "readOnly"), Attribute("display", mutability: "readOnly"), Attribute("$ref", "reference", mutability: "readOnly")]),
+    ];
 
     static JsonObject GroupSchema() => Schema(ScimSchemas.Group, "Group",
         Attribute("displayName", required: true, uniqueness: "server"),

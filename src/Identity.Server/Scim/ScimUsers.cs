@@ -76,9 +76,9 @@ public static class ScimUsers
     static Task<IResult?> StaleAsync(HttpContext http, IdentityDbContext db, User user) =>
         ScimJson.PreconditionFailedAsync(http.Request, () => RenderAsync(http, db, user));
 
-    static async Task<IResult> Create(HttpContext http, IdentityDbContext db, UserManager<User> users, SecurityEvents events)
+    static async Task<IResult> Create(HttpContext http, IdentityDbContext db, UserManager<User> users, SecurityEvents events, UserAttributes attributes)
     {
-        var draft = Draft.Of(await ScimJson.ReadObjectAsync(http.Request));
+        var draft = Draft.Of(await ScimJson.ReadObjectAsync(http.Request), attributes);
         var email = draft.CheckedEmail();
         (await ScimTenant.OfAsync(http)).CheckAddress(email);
         draft.CheckNames();
@@ -92,31 +92,33 @@ public static class ScimUsers
         var created = await Accounts.CreateAsync(users, db, events, user, draft.Password, [], claimsOrganization: false);
         if (!created.Succeeded)
             return Refusal(created);
+        await UserAttributes.StageAsync(db, user.Id, draft.AttributeChanges());
+        await db.SaveChangesAsync();
         var resource = await RenderAsync(http, db, user);
         http.Response.Headers.Location = ScimApi.Location(http, "Users", user.Id);
         return ScimJson.Resource(resource, StatusCodes.Status201Created);
     }
 
     static async Task<IResult> Replace(HttpContext http, string id, IdentityDbContext db, UserManager<User> users, SecurityEvents events,
-        Sessions.SessionStore sessions)
+        Sessions.SessionStore sessions, UserAttributes attributes)
     {
         var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
         if (await StaleAsync(http, db, user) is { } failed)
             return failed;
-        return await SaveAsync(http, db, users, events, sessions, user, Draft.Of(await ScimJson.ReadObjectAsync(http.Request)));
+        return await SaveAsync(http, db, users, events, sessions, user, Draft.Of(await ScimJson.ReadObjectAsync(http.Request), attributes));
     }
 
     static async Task<IResult> Patch(HttpContext http, string id, IdentityDbContext db, UserManager<User> users, SecurityEvents events,
-        Sessions.SessionStore sessions)
+        Sessions.SessionStore sessions, UserAttributes attributes)
     {
         var user = await FindAsync(http, db, id);
         if (user is null)
             return ScimErrors.NotFound(id);
         if (await StaleAsync(http, db, user) is { } failed)
             return failed;
-        var draft = Draft.From(user);
+        var draft = Draft.From(user, attributes, (await attributes.OfAsync(db, [user.Id]))[user.Id]);
         foreach (var operation in ScimPatch.Operations(await ScimJson.ReadObjectAsync(http.Request)))
             draft.Apply(operation);
         draft.Finish();
@@ -161,7 +163,7 @@ public static class ScimUsers
         if (draft.Password is not null && await Accounts.ReplacePasswordAsync(users, user, draft.Password) is { Succeeded: false } refused)
             return Refusal(refused);
 
-        var saved = await Accounts.SaveChangesAsync(users, db, events, sessions, user);
+        var saved = await Accounts.SaveChangesAsync(users, db, events, sessions, user, await UserAttributes.StageAsync(db, user.Id, draft.AttributeChanges()));
         return saved.Succeeded ? ScimJson.Resource(await RenderAsync(http, db, user)) : Refusal(saved);
     }
 
@@ -177,10 +179,12 @@ public static class ScimUsers
 
     static async Task<JsonObject> RenderAsync(HttpContext http, IdentityDbContext db, User user) => (await RenderAsync(http, db, [user]))[0];
 
-    /// <summary>Several users with their groups, in one query for the groups whatever their number.</summary>
+    /// <summary>Several users with their groups and provisioned attributes, in one query for each whatever their number.</summary>
     static async Task<List<JsonObject>> RenderAsync(HttpContext http, IdentityDbContext db, IReadOnlyList<User> users)
     {
         var ids = users.Select(u => u.Id).ToList();
+        var attributes = http.RequestServices.GetRequiredService<UserAttributes>();
+        var stored = await attributes.OfAsync(db, ids);
         var memberships = await (
             from member in db.GroupMembers
             join grp in db.Groups on member.GroupId equals grp.Id
@@ -208,6 +212,22 @@ public static class ScimUsers
                 resource["name"] = name;
             if (user.Name is not null)
                 resource["displayName"] = user.Name;
+            foreach (var mapping in attributes.ScimMappings)
+            {
+                if (!stored[user.Id].TryGetValue(mapping.Declaration.Name, out var values))
+                    continue;
+                if (mapping.Extension is null)
+                    resource[mapping.Attribute] = values[0];
+                else
+                {
+                    if (resource[mapping.Extension] is not JsonObject extension)
+                    {
+                        resource[mapping.Extension] = extension = [];
+                        resource["schemas"]!.AsArray().Add(mapping.Extension);
+                    }
+                    extension[mapping.Attribute] = values[0];
+                }
+            }
             resource["active"] = Accounts.IsActive(user);
             resource["emails"] = new JsonArray(new JsonObject { ["value"] = user.Email, ["type"] = "work", ["primary"] = true });
             resource["groups"] = new JsonArray([.. memberships.Where(m => m.UserId == user.Id).Select(m => new JsonObject
@@ -225,10 +245,13 @@ public static class ScimUsers
     /// <summary>
     /// A user as a request describes it: the whole resource for POST and PUT (what is absent is cleared), or the
     /// stored user changed by PATCH operations. Attributes this server does not keep are ignored, so a directory's
-    /// full profile (title, phone numbers, the enterprise extension) is accepted.
+    /// full profile (title, phone numbers, the enterprise extension) is accepted; those mapped to declared user
+    /// attributes (Identity:UserAttributes:N:Scim) are kept as them.
     /// </summary>
-    sealed class Draft
+    sealed class Draft(UserAttributes mapped)
     {
+        static readonly string EnterprisePath = ScimSchemas.EnterpriseUser.ToLowerInvariant();
+
         public string? UserName;
         public string? Name;
         public string? GivenName;
@@ -240,9 +263,14 @@ public static class ScimUsers
         bool displayNameGiven;
         string? formatted;
 
-        public static Draft Of(JsonObject body)
+        /// <summary>The value of each mapped user attribute, by its name; null for none.</summary>
+        readonly Dictionary<string, string?> attributes = new(StringComparer.Ordinal);
+
+        public static Draft Of(JsonObject body, UserAttributes mapped)
         {
-            var draft = new Draft();
+            var draft = new Draft(mapped);
+            foreach (var mapping in mapped.ScimMappings)
+                draft.attributes[mapping.Declaration.Name] = null;
             foreach (var (key, value) in body)
                 draft.Set(ScimPaths.Normalize(key), value);
             draft.Finish();
@@ -260,11 +288,32 @@ public static class ScimUsers
             Name ??= Join(GivenName, FamilyName);
         }
 
-        public static Draft From(User user) => new()
+        public static Draft From(User user, UserAttributes mapped, Dictionary<string, List<string>> stored)
         {
-            UserName = user.Email, Name = user.Name, GivenName = user.GivenName, FamilyName = user.FamilyName, ExternalId = user.ExternalId,
-            Active = Accounts.IsActive(user),
-        };
+            var draft = new Draft(mapped)
+            {
+                UserName = user.Email, Name = user.Name, GivenName = user.GivenName, FamilyName = user.FamilyName, ExternalId = user.ExternalId,
+                Active = Accounts.IsActive(user),
+            };
+            foreach (var mapping in mapped.ScimMappings)
+                draft.attributes[mapping.Declaration.Name] = stored.TryGetValue(mapping.Declaration.Name, out var values) ? values[0] : null;
+            return draft;
+        }
+
+        /// <summary>The mapped attributes as <see cref="UserAttributes.StageAsync"/> takes them: each replaced, or removed when null.</summary>
+        public Dictionary<string, List<string>> AttributeChanges() =>
+            attributes.ToDictionary(a => a.Key, a => a.Value is null ? new List<string>() : [a.Value], StringComparer.Ordinal);
+
+        /// <summary>A directory clears a value with null or an empty string.</summary>
+        static string? AttributeValue(JsonNode? value, UserAttributes.ScimMapping mapping)
+        {
+            var text = ScimJson.String(value, mapping.Attribute);
+            if (string.IsNullOrEmpty(text))
+                return null;
+            return UserAttributes.IsValue(text) ? text
+                : throw new ScimException(400, ScimErrors.InvalidValue,
+                    $"'{mapping.Attribute}' must be at most {UserAttributes.MaxValueLength} characters, without control characters.");
+        }
 
         public string CheckedEmail()
         {
@@ -337,6 +386,13 @@ public static class ScimUsers
                 case "password":
                     Password = ScimJson.String(value, "password");
                     break;
+                case var extension when extension == EnterprisePath && value is JsonObject values:
+                    foreach (var (key, part) in values)
+                        Set($"{EnterprisePath}:{key.ToLowerInvariant()}", part, patch);
+                    break;
+                case var other when mapped.ScimMappings.FirstOrDefault(m => m.Path == other) is { } mapping:
+                    attributes[mapping.Declaration.Name] = AttributeValue(value, mapping);
+                    break;
                 case "emails" or "emails.value":
                     // The primary (else the first) address; it is the account's, so it is also the userName. In a
                     // whole resource, userName wins.
@@ -369,6 +425,13 @@ public static class ScimUsers
                     break;
                 case "externalid":
                     ExternalId = null;
+                    break;
+                case var extension when extension == EnterprisePath:
+                    foreach (var mapping in mapped.ScimMappings.Where(m => m.Extension is not null))
+                        attributes[mapping.Declaration.Name] = null;
+                    break;
+                case var other when mapped.ScimMappings.FirstOrDefault(m => m.Path == other) is { } mapping:
+                    attributes[mapping.Declaration.Name] = null;
                     break;
             }
         }

@@ -10,10 +10,10 @@ namespace Identity.Server.Users;
 /// <summary>
 /// Custom user attributes that become token claims: Keycloak's user profile attributes with their protocol mappers,
 /// Auth0's app_metadata with a custom-claims Action, Duende's profile service. Each is declared in configuration
-/// (Identity:UserAttributes:N: Name, Scope, Multivalued), set by administrators on /api/v1/users, and read afresh with
-/// the account at every sign-in and renewal, so a change shows in the next token. Access tokens always carry them, as
-/// they carry name and email; the identity token and userinfo carry one when its Scope is granted. An attribute that
-/// is no longer declared stays stored but goes into no token.
+/// (Identity:UserAttributes:N: Name, Scope, Multivalued, Scim), set by administrators on /api/v1/users or by a SCIM
+/// directory (ScimUsers), and read afresh with the account at every sign-in and renewal, so a change shows in the next
+/// token. Access tokens always carry them, as they carry name and email; the identity token and userinfo carry one
+/// when its Scope is granted. An attribute that is no longer declared stays stored but goes into no token.
 /// Stored in ASP.NET Core Identity's user claims table, one row per value (nothing else uses that table).
 /// </summary>
 public sealed partial class UserAttributes
@@ -32,7 +32,25 @@ public sealed partial class UserAttributes
 
         /// <summary>Several values, written as a JSON array in tokens; otherwise one value, written as a string.</summary>
         public bool Multivalued { get; set; }
+
+        /// <summary>
+        /// The SCIM attribute a directory provisions it as (a single-valued one): one of the User schema's
+        /// (<c>title</c>) or of the enterprise extension's (<c>urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department</c>).
+        /// </summary>
+        public string? Scim { get; set; }
     }
+
+    /// <summary>A declared attribute a directory provisions: <see cref="Extension"/> is null for the User schema's own attributes.</summary>
+    public sealed record ScimMapping(string? Extension, string Attribute, Declaration Declaration)
+    {
+        /// <summary>As SCIM paths are compared: lower case, the extension's URN before the attribute.</summary>
+        public string Path { get; } = (Extension is null ? Attribute : $"{Extension}:{Attribute}").ToLowerInvariant();
+    }
+
+    // The single-valued string attributes of RFC 7643 (§4.1.1 and §4.3) a directory sends and this server keeps no
+    // column for; manager (complex) and the multivalued ones are not offered.
+    static readonly string[] ScimUserAttributes = ["title", "userType", "preferredLanguage", "locale", "timezone", "nickName", "profileUrl"];
+    static readonly string[] ScimEnterpriseAttributes = ["employeeNumber", "costCenter", "organization", "division", "department"];
 
     /// <summary>The claim property marking an attribute's claim, holding its scope ("" for none): ClaimDestinations reads it.</summary>
     public const string ScopeProperty = ".identity_attribute_scope";
@@ -48,10 +66,25 @@ public sealed partial class UserAttributes
 
     readonly Dictionary<string, Declaration> declared;
 
-    UserAttributes(Dictionary<string, Declaration> declared) => this.declared = declared;
+    UserAttributes(Dictionary<string, Declaration> declared)
+    {
+        this.declared = declared;
+        ScimMappings = [.. declared.Values.Where(d => d.Scim is not null).Select(d => ScimMappingOf(d.Scim!, d)!)];
+    }
 
     public IReadOnlyCollection<Declaration> Declared => declared.Values;
     public bool Any => declared.Count > 0;
+
+    /// <summary>The attributes a SCIM directory provisions, in declaration order.</summary>
+    public IReadOnlyList<ScimMapping> ScimMappings { get; }
+
+    static ScimMapping? ScimMappingOf(string path, Declaration declaration)
+    {
+        var extension = path.StartsWith(Scim.ScimSchemas.EnterpriseUser + ":", StringComparison.OrdinalIgnoreCase) ? Scim.ScimSchemas.EnterpriseUser : null;
+        var name = extension is null ? path : path[(extension.Length + 1)..];
+        var known = (extension is null ? ScimUserAttributes : ScimEnterpriseAttributes).FirstOrDefault(a => a.Equals(name, StringComparison.OrdinalIgnoreCase));
+        return known is null ? null : new ScimMapping(extension, known, declaration);
+    }
 
     /// <summary>The declarations, checked: a name that would clash or a scope the server does not know stops the start with the reason.</summary>
     public static UserAttributes Load(IConfiguration configuration, IEnumerable<string> knownScopes)
@@ -67,6 +100,16 @@ public sealed partial class UserAttributes
                 throw new InvalidOperationException($"{at}:Name '{declaration.Name}' is a claim this server already issues under its own rules.");
             if (declaration.Scope is { } scope && !scopes.Contains(scope))
                 throw new InvalidOperationException($"{at}:Scope '{scope}' is not a scope of this server ({string.Join(", ", scopes.Order(StringComparer.Ordinal))}).");
+            if (declaration.Scim is { } path)
+            {
+                if (ScimMappingOf(path, declaration) is not { } mapping)
+                    throw new InvalidOperationException($"{at}:Scim '{path}' is not a single-valued SCIM attribute this server can keep: one of " +
+                        $"{string.Join(", ", ScimUserAttributes)}, or {Scim.ScimSchemas.EnterpriseUser}: followed by one of {string.Join(", ", ScimEnterpriseAttributes)}.");
+                if (declaration.Multivalued)
+                    throw new InvalidOperationException($"{at}: a multivalued attribute cannot come from SCIM, whose attribute '{path}' holds one value.");
+                if (declared.Values.FirstOrDefault(d => d.Scim is not null && ScimMappingOf(d.Scim, d)!.Path == mapping.Path) is { } other)
+                    throw new InvalidOperationException($"{at}:Scim '{path}' is already the SCIM attribute of '{other.Name}'.");
+            }
             if (!declared.TryAdd(declaration.Name, declaration))
                 throw new InvalidOperationException($"{at}:Name '{declaration.Name}' is declared twice.");
         }
@@ -115,12 +158,15 @@ public sealed partial class UserAttributes
                 return (changes, $"{name} takes one value.", field);
             if (values.Count > MaxValues)
                 return (changes, $"{name} takes at most {MaxValues} values.", field);
-            if (values.Any(v => v.Length is 0 or > MaxValueLength || v.Any(char.IsControl)))
+            if (values.Any(v => !IsValue(v)))
                 return (changes, $"Each value of {name} must be 1 to {MaxValueLength} characters, without control characters (null removes it).", field);
             changes[name] = values;
         }
         return (changes, null, null);
     }
+
+    /// <summary>What a stored value may be: 1 to <see cref="MaxValueLength"/> characters, no control characters.</summary>
+    public static bool IsValue(string value) => value.Length is > 0 and <= MaxValueLength && !value.Any(char.IsControl);
 
     /// <summary>
     /// Stages <paramref name="changes"/> (from <see cref="Read"/>) on the tracked context for the caller to save with

@@ -434,14 +434,17 @@ public sealed class StartupTests : IDisposable
         Assert.Contains(message, error.ToString());
     }
 
-    [Fact]
-    public void AUserAttribute_UnderAnUnknownScope_FailsAtStart()
+    [Theory]
+    [InlineData("Scope", "hr", "Identity:UserAttributes:0:Scope 'hr' is not a scope of this server")]
+    [InlineData("Scim", "manager", "Identity:UserAttributes:0:Scim 'manager' is not a single-valued SCIM attribute")]
+    [InlineData("Scim", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:title", "is not a single-valued SCIM attribute")]
+    public void AUserAttribute_WithAnUnknownScopeOrScimAttribute_FailsAtStart(string setting, string value, string message)
     {
-        using var server = new ServerFactory(database, keys, [Set("Identity:UserAttributes:0:Name", "department"), Set("Identity:UserAttributes:0:Scope", "hr")]);
+        using var server = new ServerFactory(database, keys, [Set("Identity:UserAttributes:0:Name", "department"), Set($"Identity:UserAttributes:0:{setting}", value)]);
 
         var error = Assert.ThrowsAny<Exception>(() => server.CreateClient());
 
-        Assert.Contains("Identity:UserAttributes:0:Scope 'hr' is not a scope of this server", error.ToString());
+        Assert.Contains(message, error.ToString());
     }
 
     [Fact]

@@ -6,13 +6,16 @@ using Identity.Server.Tests.Infrastructure;
 namespace Identity.Server.Tests.Users;
 
 /// <summary>
-/// Two declared attributes: department, for identity tokens under the profile scope, and cost_centers, several values,
-/// for access tokens only.
+/// Three declared attributes: department, for identity tokens under the profile scope, which a directory provisions as
+/// the SCIM enterprise extension's department; cost_centers, several values, for access tokens only; and job_title,
+/// SCIM's title.
 /// </summary>
 public sealed class AttributesServer() : ServerFactory(DatabaseSettings.Sqlite(), overrides:
 [
     new("Identity:UserAttributes:0:Name", "department"), new("Identity:UserAttributes:0:Scope", "profile"),
+    new("Identity:UserAttributes:0:Scim", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"),
     new("Identity:UserAttributes:1:Name", "cost_centers"), new("Identity:UserAttributes:1:Multivalued", "true"),
+    new("Identity:UserAttributes:2:Name", "job_title"), new("Identity:UserAttributes:2:Scim", "title"),
 ]);
 
 /// <summary>
